@@ -1,0 +1,27 @@
+//! Command-line front end: one file per subcommand, dispatched here.
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod atr;
+
+/// ferroccid: USB CCID smart-card reader driver and bring-up tool.
+#[derive(Parser)]
+#[command(name = "ferroccid", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Decode an Answer-to-Reset (ISO/IEC 7816-3 §8).
+    Atr(atr::Args),
+}
+
+/// Parse the command line and run the chosen subcommand.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Atr(args) => atr::run(args),
+    }
+}

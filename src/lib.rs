@@ -1,0 +1,21 @@
+//! ferroccid: a userspace USB CCID smart-card reader driver.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`ccid`] | CCID wire format: message views and reprs, class descriptor, status codes |
+//! | [`transport`] | the transport trait and its backends (USB, USB/IP, in-process simulator) |
+//! | [`reader`] | reader and slot logic: power, parameters, exchange levels, events, quirks |
+//! | [`sim`] | the simulated reader and virtual card (independent of `protocols/`) |
+//! | [`card`] | ISO/IEC 7816-4 service layer |
+//!
+//! The ISO/IEC 7816-3 engines live in the `ferroccid-protocols` crate,
+//! re-exported here as [`protocols`].
+#![forbid(unsafe_code)]
+
+pub use ferroccid_protocols as protocols;
+
+pub mod card;
+pub mod ccid;
+pub mod reader;
+pub mod sim;
+pub mod transport;

@@ -1,0 +1,6 @@
+//! The `ferroccid` command-line tool.
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

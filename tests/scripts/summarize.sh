@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Adds up cargo's "test result:" lines into one closing line, N passed, N failed.
+set -euo pipefail
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "%d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$1"
