@@ -35,7 +35,6 @@ fn exchange(
     }
     let len = last.expect("script ended while the helper still wanted to send");
     assert_eq!(apdu.next_tpdu(&mut tx), Ok(None));
-    drop(apdu);
     Ok(response[..len].to_vec())
 }
 
