@@ -1,0 +1,322 @@
+//! The bulk message header (CCID §6.1, §6.2) and a zero-copy view over a frame.
+use bytes::Bytes;
+
+use super::error::{CcidError, FrameBytes};
+use super::status::{SlotError, Status};
+
+/// Size of the header shared by every bulk message.
+pub const HEADER_LEN: usize = 10;
+
+/// `bMessageType` of every bulk-OUT command and bulk-IN response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum MessageType {
+    /// 0x62 PC_to_RDR_IccPowerOn.
+    IccPowerOn = 0x62,
+    /// 0x63 PC_to_RDR_IccPowerOff.
+    IccPowerOff = 0x63,
+    /// 0x65 PC_to_RDR_GetSlotStatus.
+    GetSlotStatus = 0x65,
+    /// 0x6F PC_to_RDR_XfrBlock.
+    XfrBlock = 0x6F,
+    /// 0x6C PC_to_RDR_GetParameters.
+    GetParameters = 0x6C,
+    /// 0x6D PC_to_RDR_ResetParameters.
+    ResetParameters = 0x6D,
+    /// 0x61 PC_to_RDR_SetParameters.
+    SetParameters = 0x61,
+    /// 0x6B PC_to_RDR_Escape.
+    Escape = 0x6B,
+    /// 0x6E PC_to_RDR_IccClock.
+    IccClock = 0x6E,
+    /// 0x6A PC_to_RDR_T0APDU.
+    T0Apdu = 0x6A,
+    /// 0x69 PC_to_RDR_Secure.
+    Secure = 0x69,
+    /// 0x71 PC_to_RDR_Mechanical.
+    Mechanical = 0x71,
+    /// 0x72 PC_to_RDR_Abort.
+    Abort = 0x72,
+    /// 0x73 PC_to_RDR_SetDataRateAndClockFrequency.
+    SetDataRateAndClockFrequency = 0x73,
+    /// 0x80 RDR_to_PC_DataBlock.
+    DataBlock = 0x80,
+    /// 0x81 RDR_to_PC_SlotStatus.
+    SlotStatus = 0x81,
+    /// 0x82 RDR_to_PC_Parameters.
+    Parameters = 0x82,
+    /// 0x83 RDR_to_PC_Escape.
+    EscapeResponse = 0x83,
+    /// 0x84 RDR_to_PC_DataRateAndClockFrequency.
+    DataRateAndClockFrequency = 0x84,
+}
+
+impl MessageType {
+    /// Decode `bMessageType`; `None` for a value that is no bulk CCID message.
+    pub fn from_byte(b: u8) -> Option<MessageType> {
+        use MessageType::*;
+        Some(match b {
+            0x62 => IccPowerOn,
+            0x63 => IccPowerOff,
+            0x65 => GetSlotStatus,
+            0x6F => XfrBlock,
+            0x6C => GetParameters,
+            0x6D => ResetParameters,
+            0x61 => SetParameters,
+            0x6B => Escape,
+            0x6E => IccClock,
+            0x6A => T0Apdu,
+            0x69 => Secure,
+            0x71 => Mechanical,
+            0x72 => Abort,
+            0x73 => SetDataRateAndClockFrequency,
+            0x80 => DataBlock,
+            0x81 => SlotStatus,
+            0x82 => Parameters,
+            0x83 => EscapeResponse,
+            0x84 => DataRateAndClockFrequency,
+            _ => return None,
+        })
+    }
+
+    /// The `bMessageType` byte.
+    pub fn to_byte(self) -> u8 {
+        self as u8
+    }
+
+    /// True for host→reader (bulk-OUT) messages.
+    pub fn is_command(self) -> bool {
+        self.to_byte() < 0x80
+    }
+
+    /// The response type the reader must answer a command with (CCID §6.1,
+    /// table 6.1-1); `None` for responses.
+    pub fn response_type(self) -> Option<MessageType> {
+        use MessageType::*;
+        Some(match self {
+            IccPowerOn | XfrBlock | Secure => DataBlock,
+            IccPowerOff | GetSlotStatus | IccClock | T0Apdu | Mechanical | Abort => SlotStatus,
+            GetParameters | ResetParameters | SetParameters => Parameters,
+            Escape => EscapeResponse,
+            SetDataRateAndClockFrequency => DataRateAndClockFrequency,
+            DataBlock | SlotStatus | Parameters | EscapeResponse | DataRateAndClockFrequency => {
+                return None
+            }
+        })
+    }
+
+    /// The name used by the specification, e.g. `PC_to_RDR_XfrBlock`.
+    pub fn name(self) -> &'static str {
+        use MessageType::*;
+        match self {
+            IccPowerOn => "PC_to_RDR_IccPowerOn",
+            IccPowerOff => "PC_to_RDR_IccPowerOff",
+            GetSlotStatus => "PC_to_RDR_GetSlotStatus",
+            XfrBlock => "PC_to_RDR_XfrBlock",
+            GetParameters => "PC_to_RDR_GetParameters",
+            ResetParameters => "PC_to_RDR_ResetParameters",
+            SetParameters => "PC_to_RDR_SetParameters",
+            Escape => "PC_to_RDR_Escape",
+            IccClock => "PC_to_RDR_IccClock",
+            T0Apdu => "PC_to_RDR_T0APDU",
+            Secure => "PC_to_RDR_Secure",
+            Mechanical => "PC_to_RDR_Mechanical",
+            Abort => "PC_to_RDR_Abort",
+            SetDataRateAndClockFrequency => "PC_to_RDR_SetDataRateAndClockFrequency",
+            DataBlock => "RDR_to_PC_DataBlock",
+            SlotStatus => "RDR_to_PC_SlotStatus",
+            Parameters => "RDR_to_PC_Parameters",
+            EscapeResponse => "RDR_to_PC_Escape",
+            DataRateAndClockFrequency => "RDR_to_PC_DataRateAndClockFrequency",
+        }
+    }
+}
+
+/// `bChainParameter` of `RDR_to_PC_DataBlock` (CCID §6.2.1), used at the
+/// APDU exchange levels to split long responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChainParameter {
+    /// 0x00: the response is complete.
+    Complete,
+    /// 0x01: first part, more follows.
+    Begins,
+    /// 0x02: last part.
+    Ends,
+    /// 0x03: middle part, more follows.
+    Continues,
+    /// 0x10: empty; the reader expects an XfrBlock with `wLevelParameter` 0x10 to continue.
+    ExpectsMore,
+    /// Anything else.
+    Other(u8),
+}
+
+impl ChainParameter {
+    /// Decode `bChainParameter`.
+    pub fn from_byte(b: u8) -> ChainParameter {
+        match b {
+            0x00 => ChainParameter::Complete,
+            0x01 => ChainParameter::Begins,
+            0x02 => ChainParameter::Ends,
+            0x03 => ChainParameter::Continues,
+            0x10 => ChainParameter::ExpectsMore,
+            other => ChainParameter::Other(other),
+        }
+    }
+}
+
+/// A checked, zero-copy view of one CCID bulk message.
+///
+/// Construction checks that the header is present, `bMessageType` is a CCID
+/// message and the buffer holds at least `dwLength` payload bytes; after
+/// that, no accessor can index out of bounds. Bytes beyond `10 + dwLength`
+/// are ignored by the view (see [`super::validate_response`] to reject them).
+#[derive(Debug, Clone)]
+pub struct Message<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+/// Read a little-endian `u32` at `at` (caller guarantees 4 bytes).
+pub(crate) fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+impl<T: AsRef<[u8]>> Message<T> {
+    /// Wrap `buffer` after checking the header and the payload length.
+    pub fn new_checked(buffer: T) -> Result<Message<T>, CcidError> {
+        let b = buffer.as_ref();
+        if b.len() < HEADER_LEN {
+            return Err(CcidError::TruncatedHeader {
+                frame: FrameBytes::new(b),
+            });
+        }
+        if MessageType::from_byte(b[0]).is_none() {
+            return Err(CcidError::UnknownMessageType {
+                value: b[0],
+                frame: FrameBytes::new(b),
+            });
+        }
+        let declared = le32(b, 1);
+        let received = b.len() - HEADER_LEN;
+        if u64::from(declared) > received as u64 {
+            return Err(CcidError::Truncated {
+                declared,
+                received,
+                frame: FrameBytes::new(b),
+            });
+        }
+        Ok(Message { buffer })
+    }
+
+    /// The whole underlying buffer (including any bytes after the payload).
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buffer.as_ref()
+    }
+
+    /// The header and payload: `10 + dwLength` bytes.
+    pub fn frame(&self) -> &[u8] {
+        &self.buffer.as_ref()[..HEADER_LEN + self.payload_len()]
+    }
+
+    /// Give the buffer back.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    /// `bMessageType`.
+    pub fn message_type(&self) -> MessageType {
+        // Checked in `new_checked`.
+        MessageType::from_byte(self.buffer.as_ref()[0]).unwrap_or(MessageType::DataBlock)
+    }
+
+    /// `dwLength`: payload bytes after the header.
+    pub fn length(&self) -> u32 {
+        le32(self.buffer.as_ref(), 1)
+    }
+
+    fn payload_len(&self) -> usize {
+        // Fits: `new_checked` proved dwLength <= buffer length.
+        self.length() as usize
+    }
+
+    /// `bSlot`.
+    pub fn slot(&self) -> u8 {
+        self.buffer.as_ref()[5]
+    }
+
+    /// `bSeq`.
+    pub fn seq(&self) -> u8 {
+        self.buffer.as_ref()[6]
+    }
+
+    /// The three message-specific header bytes (offsets 7, 8, 9).
+    pub fn specific(&self) -> [u8; 3] {
+        let b = self.buffer.as_ref();
+        [b[7], b[8], b[9]]
+    }
+
+    /// `bStatus` (responses).
+    pub fn status(&self) -> Status {
+        Status(self.buffer.as_ref()[7])
+    }
+
+    /// `bError` (responses), decoded.
+    pub fn error(&self) -> SlotError {
+        SlotError::from_byte(self.buffer.as_ref()[8])
+    }
+
+    /// `bError` as sent (the time-extension multiplier when `bmCommandStatus` is 2).
+    pub fn error_byte(&self) -> u8 {
+        self.buffer.as_ref()[8]
+    }
+
+    /// `bChainParameter` (DataBlock), or the byte at offset 9 of any message
+    /// (`bClockStatus`, `bProtocolNum`).
+    pub fn chain_parameter(&self) -> u8 {
+        self.buffer.as_ref()[9]
+    }
+
+    /// The `dwLength` payload bytes.
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_ref()[HEADER_LEN..HEADER_LEN + self.payload_len()]
+    }
+}
+
+impl Message<Bytes> {
+    /// The payload as a `Bytes` slice sharing the receive buffer (no copy).
+    pub fn payload_bytes(&self) -> Bytes {
+        self.buffer
+            .slice(HEADER_LEN..HEADER_LEN + self.payload_len())
+    }
+}
+
+/// Write the 10-byte header into `buf` (caller checked the size).
+pub(crate) fn write_header(
+    buf: &mut [u8],
+    ty: MessageType,
+    payload_len: u32,
+    slot: u8,
+    seq: u8,
+    specific: [u8; 3],
+) {
+    buf[0] = ty.to_byte();
+    buf[1..5].copy_from_slice(&payload_len.to_le_bytes());
+    buf[5] = slot;
+    buf[6] = seq;
+    buf[7..10].copy_from_slice(&specific);
+}
+
+/// Check `buf` can hold `HEADER_LEN + payload_len`, and `payload_len` fits `dwLength`.
+pub(crate) fn check_room(buf: &[u8], payload_len: usize) -> Result<(u32, usize), CcidError> {
+    let dw =
+        u32::try_from(payload_len).map_err(|_| CcidError::ValueTooLarge { field: "dwLength" })?;
+    let needed = HEADER_LEN
+        .checked_add(payload_len)
+        .ok_or(CcidError::ValueTooLarge { field: "dwLength" })?;
+    if buf.len() < needed {
+        return Err(CcidError::BufferTooSmall {
+            needed,
+            available: buf.len(),
+        });
+    }
+    Ok((dw, needed))
+}
