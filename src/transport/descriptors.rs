@@ -1,0 +1,269 @@
+//! Finding CCID interfaces and their endpoints in USB descriptors.
+//!
+//! Pure functions over raw bytes or plain structs, so both USB backends
+//! share them and they are tested without hardware. The CCID class
+//! descriptor itself is only located and handed out raw; parsing its
+//! fields is `crate::ccid`'s job.
+
+use super::TransportError;
+
+/// bInterfaceClass of a standard CCID interface (CCID rev 1.1 §4.1).
+pub const CLASS_CCID: u8 = 0x0B;
+/// bInterfaceClass of vendor-specific interfaces; some pre-standard
+/// readers put a CCID interface behind it.
+pub const CLASS_VENDOR_SPECIFIC: u8 = 0xFF;
+/// bDescriptorType of the CCID class descriptor (§5.1).
+pub const CCID_DESCRIPTOR_TYPE: u8 = 0x21;
+/// bLength of the CCID class descriptor (§5.1).
+pub const CCID_DESCRIPTOR_LEN: u8 = 0x36;
+
+const DESCRIPTOR_TYPE_CONFIGURATION: u8 = 0x02;
+const DESCRIPTOR_TYPE_INTERFACE: u8 = 0x04;
+const DESCRIPTOR_TYPE_ENDPOINT: u8 = 0x05;
+const TRANSFER_TYPE_BULK: u8 = 0x02;
+const TRANSFER_TYPE_INTERRUPT: u8 = 0x03;
+const DIRECTION_IN: u8 = 0x80;
+
+/// One endpoint the transport uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointInfo {
+    /// bEndpointAddress, direction bit included.
+    pub address: u8,
+    /// wMaxPacketSize, bits 0-10 (the packet size proper).
+    pub max_packet_size: u16,
+}
+
+/// The endpoints of a CCID interface (CCID rev 1.1 §3: bulk-OUT and
+/// bulk-IN are mandatory, interrupt-IN is optional).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CcidEndpoints {
+    /// Bulk-OUT: PC_to_RDR messages.
+    pub bulk_out: EndpointInfo,
+    /// Bulk-IN: RDR_to_PC messages.
+    pub bulk_in: EndpointInfo,
+    /// Interrupt-IN: slot change and hardware error notifications.
+    pub interrupt_in: Option<EndpointInfo>,
+}
+
+/// An endpoint descriptor reduced to what endpoint selection needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointDescription {
+    /// bEndpointAddress.
+    pub address: u8,
+    /// bmAttributes (transfer type in bits 0-1).
+    pub attributes: u8,
+    /// wMaxPacketSize as found in the descriptor.
+    pub max_packet_size: u16,
+}
+
+/// One alternate setting of one interface, with its endpoints and the
+/// class-specific descriptors that follow it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InterfaceDescription {
+    /// bInterfaceNumber.
+    pub number: u8,
+    /// bAlternateSetting.
+    pub alt_setting: u8,
+    /// bInterfaceClass.
+    pub class: u8,
+    /// bInterfaceSubClass.
+    pub subclass: u8,
+    /// bInterfaceProtocol.
+    pub protocol: u8,
+    /// Endpoint descriptors, in descriptor order.
+    pub endpoints: Vec<EndpointDescription>,
+    /// Every other descriptor between this interface descriptor and the
+    /// next one, concatenated. Includes descriptors placed after the
+    /// endpoints, where some pre-standard readers put the CCID descriptor.
+    pub extra: Vec<u8>,
+}
+
+/// Why raw configuration-descriptor bytes could not be walked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DescriptorError {
+    /// The bytes do not start with a configuration descriptor.
+    NotConfiguration,
+    /// A descriptor's bLength is below 2 or runs past the end.
+    BadLength {
+        /// Byte offset of the bad descriptor.
+        offset: usize,
+    },
+}
+
+impl std::fmt::Display for DescriptorError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DescriptorError::NotConfiguration => write!(f, "not a configuration descriptor"),
+            DescriptorError::BadLength { offset } => {
+                write!(f, "bad descriptor length at offset {offset}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DescriptorError {}
+
+/// Splits a raw configuration descriptor (as returned by GET_DESCRIPTOR,
+/// wTotalLength bytes) into interface alternate settings.
+///
+/// Bytes beyond wTotalLength are ignored; a truncated buffer is walked as
+/// far as it goes, but a descriptor whose bLength overruns it is an error.
+pub fn parse_configuration(raw: &[u8]) -> Result<Vec<InterfaceDescription>, DescriptorError> {
+    if raw.len() < 4 || raw[1] != DESCRIPTOR_TYPE_CONFIGURATION || raw[0] < 4 {
+        return Err(DescriptorError::NotConfiguration);
+    }
+    let total = usize::from(u16::from_le_bytes([raw[2], raw[3]])).min(raw.len());
+    let raw = &raw[..total];
+    let mut interfaces: Vec<InterfaceDescription> = Vec::new();
+    let mut offset = usize::from(raw[0]);
+    while offset < raw.len() {
+        let len = usize::from(raw[offset]);
+        if len < 2 || offset + len > raw.len() {
+            return Err(DescriptorError::BadLength { offset });
+        }
+        let desc = &raw[offset..offset + len];
+        match desc[1] {
+            DESCRIPTOR_TYPE_INTERFACE if len >= 9 => interfaces.push(InterfaceDescription {
+                number: desc[2],
+                alt_setting: desc[3],
+                class: desc[5],
+                subclass: desc[6],
+                protocol: desc[7],
+                ..Default::default()
+            }),
+            DESCRIPTOR_TYPE_ENDPOINT if len >= 7 => {
+                if let Some(current) = interfaces.last_mut() {
+                    current.endpoints.push(EndpointDescription {
+                        address: desc[2],
+                        attributes: desc[3],
+                        max_packet_size: u16::from_le_bytes([desc[4], desc[5]]),
+                    });
+                }
+            }
+            _ => {
+                if let Some(current) = interfaces.last_mut() {
+                    current.extra.extend_from_slice(desc);
+                }
+            }
+        }
+        offset += len;
+    }
+    Ok(interfaces)
+}
+
+/// Finds the CCID class descriptor (type 0x21, length 0x36) in an
+/// interface's extra descriptors and returns its 54 raw bytes.
+///
+/// HOOK for `crate::ccid`: once it exports its own finder over raw
+/// descriptor bytes, this should delegate to it; the walk is kept here
+/// only because discovery must recognise vendor-specific CCID interfaces.
+pub fn find_class_descriptor(extra: &[u8]) -> Option<&[u8]> {
+    let mut rest = extra;
+    while rest.len() >= 2 {
+        let len = usize::from(rest[0]);
+        if len < 2 || len > rest.len() {
+            return None;
+        }
+        if rest[1] == CCID_DESCRIPTOR_TYPE && rest[0] == CCID_DESCRIPTOR_LEN {
+            return Some(&rest[..len]);
+        }
+        rest = &rest[len..];
+    }
+    None
+}
+
+/// Whether discovery should offer this interface as a CCID reader: class
+/// 0x0B always (its descriptor may be unreadable yet), class 0xFF only with
+/// a valid CCID class descriptor.
+pub fn is_ccid_interface(class: u8, extra: &[u8]) -> bool {
+    match class {
+        CLASS_CCID => true,
+        CLASS_VENDOR_SPECIFIC => find_class_descriptor(extra).is_some(),
+        _ => false,
+    }
+}
+
+/// Picks the first bulk-OUT, first bulk-IN and first interrupt-IN endpoint.
+pub fn select_endpoints(
+    endpoints: &[EndpointDescription],
+) -> Result<CcidEndpoints, TransportError> {
+    let find = |transfer_type: u8, direction_in: bool| {
+        endpoints
+            .iter()
+            .find(|ep| {
+                ep.attributes & 0x03 == transfer_type
+                    && (ep.address & DIRECTION_IN != 0) == direction_in
+            })
+            .map(|ep| EndpointInfo {
+                address: ep.address,
+                max_packet_size: ep.max_packet_size & 0x07FF,
+            })
+    };
+    Ok(CcidEndpoints {
+        bulk_out: find(TRANSFER_TYPE_BULK, false)
+            .ok_or(TransportError::MissingEndpoint("bulk-OUT"))?,
+        bulk_in: find(TRANSFER_TYPE_BULK, true)
+            .ok_or(TransportError::MissingEndpoint("bulk-IN"))?,
+        interrupt_in: find(TRANSFER_TYPE_INTERRUPT, true),
+    })
+}
+
+/// The interface the name asks for (which must be CCID), or the first CCID
+/// interface; alternate setting 0 in both cases.
+pub fn choose_interface(
+    interfaces: &[InterfaceDescription],
+    wanted: Option<u8>,
+) -> Result<&InterfaceDescription, TransportError> {
+    let mut alt0 = interfaces.iter().filter(|i| i.alt_setting == 0);
+    match wanted {
+        Some(number) => {
+            let intf = alt0
+                .find(|i| i.number == number)
+                .ok_or_else(|| TransportError::NotFound(format!("interface {number}")))?;
+            if is_ccid_interface(intf.class, &intf.extra) {
+                Ok(intf)
+            } else {
+                Err(TransportError::NotCcidInterface {
+                    interface: number,
+                    class: intf.class,
+                })
+            }
+        }
+        None => alt0
+            .find(|i| is_ccid_interface(i.class, &i.extra))
+            .ok_or_else(|| TransportError::NotFound("a CCID interface".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn choosing_a_non_ccid_interface_is_a_distinct_error() {
+        let keyboard = InterfaceDescription {
+            number: 0,
+            class: 0x03,
+            ..Default::default()
+        };
+        let ccid = InterfaceDescription {
+            number: 1,
+            class: 0x0B,
+            ..Default::default()
+        };
+        let interfaces = [keyboard, ccid];
+        assert!(matches!(
+            choose_interface(&interfaces, Some(0)),
+            Err(TransportError::NotCcidInterface {
+                interface: 0,
+                class: 0x03
+            })
+        ));
+        assert_eq!(choose_interface(&interfaces, Some(1)).unwrap().number, 1);
+        assert_eq!(choose_interface(&interfaces, None).unwrap().number, 1);
+        assert!(matches!(
+            choose_interface(&interfaces, Some(7)),
+            Err(TransportError::NotFound(_))
+        ));
+    }
+}
