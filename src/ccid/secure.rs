@@ -160,9 +160,7 @@ impl<'a> SecureData<'a> {
                         reason: "PIN modification structure truncated before bTeoPrologue",
                     });
                 }
-                for i in 1..count {
-                    m.msg_index[i] = r[13 + i];
-                }
+                m.msg_index[1..count].copy_from_slice(&r[14..13 + count]);
                 m.teo_prologue = [r[prologue_at], r[prologue_at + 1], r[prologue_at + 2]];
                 m.apdu = &r[prologue_at + 3..];
                 Ok(SecureData::Modify(m))
