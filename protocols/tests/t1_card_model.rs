@@ -265,3 +265,130 @@ impl Card {
         }
     }
 }
+
+// ---- the wire between the engine and the card model ----
+
+use ferroccid_protocols::t1::{Progress, T1Error, T1};
+
+/// What the wire does to one block.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Fault {
+    /// The block never arrives (the receiver times out).
+    Drop,
+    /// One bit of the block is flipped.
+    Corrupt,
+    /// Bit `n % 8` of byte `n / 8` (modulo the length) is flipped: may hit
+    /// the prologue (wrong LEN, PCB) as well as INF or EDC.
+    FlipBit(usize),
+}
+
+fn flip(block: &mut [u8], n: usize) {
+    let i = (n / 8) % block.len();
+    block[i] ^= 1 << (n % 8);
+}
+
+#[derive(Debug)]
+pub struct Run {
+    pub result: Result<Progress, T1Error>,
+    /// Blocks the host sent, in order.
+    pub host_blocks: Vec<Vec<u8>>,
+    /// WTX multipliers reported to the driver.
+    pub wtx: Vec<u8>,
+    pub steps: usize,
+}
+
+pub const MAX_STEPS: usize = 100_000;
+
+/// Drives an exchange like the driver does: send, receive or time out.
+/// `host_faults`/`card_faults`: (index of the block in that direction, fault).
+pub fn run(
+    t1: &mut T1,
+    card: &mut Card,
+    cmd: &[u8],
+    resp: &mut [u8],
+    host_faults: &[(usize, Fault)],
+    card_faults: &[(usize, Fault)],
+) -> Run {
+    let mut x = t1.exchange(cmd, resp);
+    let mut host_blocks = Vec::new();
+    let mut wtx = Vec::new();
+    let mut card_sent = 0;
+    let mut buf = [0u8; 259];
+    for steps in 1..=MAX_STEPS {
+        let n = x.poll_transmit(&mut buf).expect("buffer is large enough");
+        assert!(n > 0, "engine has nothing to send while waiting");
+        let mut out = buf[..n].to_vec();
+        host_blocks.push(out.clone());
+        let fault = host_faults
+            .iter()
+            .find(|(i, _)| *i == host_blocks.len() - 1)
+            .map(|f| f.1);
+        let answer = match fault {
+            Some(Fault::Drop) => None,
+            Some(Fault::Corrupt) => {
+                out[1] ^= 0x04;
+                card.on_block(&out)
+            }
+            Some(Fault::FlipBit(n)) => {
+                flip(&mut out, n);
+                card.on_block(&out)
+            }
+            None => card.on_block(&out),
+        };
+        let answer = answer.and_then(|mut a| {
+            let fault = card_faults
+                .iter()
+                .find(|(i, _)| *i == card_sent)
+                .map(|f| f.1);
+            card_sent += 1;
+            match fault {
+                Some(Fault::Drop) => None,
+                Some(Fault::Corrupt) => {
+                    let last = a.len() - 1;
+                    a[last] ^= 0x10;
+                    Some(a)
+                }
+                Some(Fault::FlipBit(n)) => {
+                    flip(&mut a, n);
+                    Some(a)
+                }
+                None => Some(a),
+            }
+        });
+        let progress = match answer {
+            Some(a) => x.handle_block(&a),
+            None => x.handle_timeout(),
+        };
+        match progress {
+            Ok(Progress::Transmit) => {}
+            Ok(Progress::WaitingTimeExtension(m)) => wtx.push(m),
+            Ok(done @ Progress::Complete(_)) => {
+                return Run {
+                    result: Ok(done),
+                    host_blocks,
+                    wtx,
+                    steps,
+                }
+            }
+            Ok(Progress::Aborted) => {
+                let n = x.poll_transmit(&mut buf).unwrap();
+                host_blocks.push(buf[..n].to_vec());
+                return Run {
+                    result: Ok(Progress::Aborted),
+                    host_blocks,
+                    wtx,
+                    steps,
+                };
+            }
+            Err(e) => {
+                return Run {
+                    result: Err(e),
+                    host_blocks,
+                    wtx,
+                    steps,
+                }
+            }
+        }
+    }
+    panic!("exchange did not end within {MAX_STEPS} steps");
+}
