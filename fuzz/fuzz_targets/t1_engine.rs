@@ -1,0 +1,87 @@
+//! The T=1 engine fed arbitrary blocks in the middle of an exchange: it
+//! must never panic, never hang, only ever transmit valid blocks, and
+//! never claim a response longer than the buffer.
+//!
+//! Input: `edc_flag ifsc cmd_len resp_cap` then records `op len bytes…`,
+//! where op selects how the record reaches the engine: raw bytes, bytes
+//! with LEN and EDC fixed up (so the fuzzer gets past the checks and into
+//! the protocol logic), a timeout, or a parity error.
+#![no_main]
+
+use ferroccid_protocols::edc::Edc;
+use ferroccid_protocols::t1::{Block, Progress, T1Config, MAX_BLOCK_LEN, MAX_INF_LEN, T1};
+use libfuzzer_sys::fuzz_target;
+
+/// Sends what the engine wants to send and checks it is a valid block.
+fn transmit(x: &mut ferroccid_protocols::t1::Exchange<'_>, edc: Edc) {
+    let mut tx = [0u8; MAX_BLOCK_LEN];
+    let n = x
+        .poll_transmit(&mut tx)
+        .expect("MAX_BLOCK_LEN always suffices");
+    if n > 0 {
+        assert!(n <= MAX_BLOCK_LEN);
+        if let Err(e) = Block::new_checked(&tx[..n], edc) {
+            panic!("engine emitted an invalid block {:02X?}: {e:?}", &tx[..n]);
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&[flags, ifsc, cmd_len, resp_cap], mut rest)) = data.split_first_chunk::<4>() else {
+        return;
+    };
+    let edc = if flags & 1 == 1 { Edc::Crc } else { Edc::Lrc };
+    let config = T1Config {
+        ifsc,
+        edc,
+        max_card_requests_in_a_row: 50,
+        ..T1Config::default()
+    };
+    let mut t1 = T1::new(config);
+    // Several hundred bytes of command so that chaining is exercised.
+    let command: Vec<u8> = (0..usize::from(cmd_len) * 3).map(|i| i as u8).collect();
+    let resp_cap = usize::from(resp_cap) * 4;
+    let mut response = vec![0u8; resp_cap];
+    let mut x = t1.exchange(&command, &mut response);
+    transmit(&mut x, edc);
+
+    while let Some((&[op, len], tail)) = rest.split_first_chunk::<2>() {
+        let take = usize::from(len).min(tail.len());
+        let (bytes, next) = tail.split_at(take);
+        rest = next;
+        let progress = match op & 3 {
+            0 => x.handle_block(bytes),
+            1 => {
+                // NAD PCB then INF; LEN and EDC computed here.
+                let (head, inf) = bytes.split_at(bytes.len().min(2));
+                let inf = &inf[..inf.len().min(MAX_INF_LEN)];
+                let mut block = [0u8; MAX_BLOCK_LEN];
+                block[..head.len()].copy_from_slice(head);
+                block[2] = inf.len() as u8;
+                block[3..3 + inf.len()].copy_from_slice(inf);
+                let covered = 3 + inf.len();
+                let (covered_bytes, epilogue) = block.split_at_mut(covered);
+                let n = edc.write(covered_bytes, epilogue).expect("room for EDC");
+                x.handle_block(&block[..covered + n])
+            }
+            2 => x.handle_timeout(),
+            _ => x.handle_parity_error(),
+        };
+        match progress {
+            Ok(Progress::Transmit) | Ok(Progress::WaitingTimeExtension(_)) => transmit(&mut x, edc),
+            Ok(Progress::Complete(len)) => {
+                assert!(
+                    len <= resp_cap,
+                    "response of {len} in a buffer of {resp_cap}"
+                );
+                assert_eq!(len, x.received());
+                break;
+            }
+            Ok(Progress::Aborted) => {
+                transmit(&mut x, edc);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+});
