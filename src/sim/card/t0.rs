@@ -100,9 +100,14 @@ impl T0Machine {
             Some(Kept::ForReissue {
                 header,
                 p3: wanted,
-                response,
+                mut response,
             }) if header == h && wanted == p3 => {
                 self.received.clear();
+                // Ne now equals the data available: "end reached before Ne
+                // bytes" no longer applies.
+                if response.sw == super::app::sw::END_OF_FILE {
+                    response.sw = super::app::sw::OK;
+                }
                 self.send_data(core, ins, response, out);
                 return;
             }
