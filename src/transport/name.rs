@@ -217,6 +217,9 @@ fn parse_usb(rest: &str) -> Result<DeviceName, NameError> {
         Some((ids, form)) => (ids, Some(form)),
         None => (rest, None),
     };
+    if ids.is_empty() {
+        return Err(NameError::Missing("vendor id"));
+    }
     let (vid, pid) = ids
         .split_once('/')
         .ok_or(NameError::Missing("product id"))?;
@@ -265,20 +268,22 @@ fn parse_libudev(tail: &str) -> Result<UsbLocation, NameError> {
 
 /// `BUS:ADDR:IF`
 fn parse_libusb(tail: &str) -> Result<UsbLocation, NameError> {
+    // libusb numbers are opaque outside Linux, so only the u8 range holds.
     let mut fields = tail.splitn(4, ':');
-    let bus = fields.next().ok_or(NameError::Missing("bus number"))?;
+    let bus = dec(fields.next().unwrap_or(""), "bus number", 0, 255)?;
     let address = fields.next().ok_or(NameError::Missing("device address"))?;
+    let address = dec(address, "device address", 0, 255)?;
     let interface = fields
         .next()
         .ok_or(NameError::Missing("interface number"))?;
+    let interface = dec(interface, "interface number", 0, 255)?;
     if let Some(extra) = fields.next() {
         return Err(NameError::Trailing(quote(extra)));
     }
-    // libusb numbers are opaque outside Linux, so only the u8 range holds.
     Ok(UsbLocation::Libusb {
-        bus: dec(bus, "bus number", 0, 255)?,
-        address: dec(address, "device address", 0, 255)?,
-        interface: dec(interface, "interface number", 0, 255)?,
+        bus,
+        address,
+        interface,
     })
 }
 
