@@ -78,9 +78,8 @@ impl CancelToken {
     /// Calls `poll` on this thread until it is ready, the token is
     /// cancelled, or `timeout` passes, parking in between.
     ///
-    /// `poll` is tried once more after the deadline or cancellation is
-    /// noticed only if it was woken; a value that is ready always wins, so
-    /// data that has arrived is never dropped in favour of `Cancelled`.
+    /// A ready value wins over cancellation and timeout, so data that has
+    /// already arrived is never dropped in favour of `Cancelled`.
     pub fn wait_for<T>(
         &self,
         timeout: Duration,

@@ -154,9 +154,10 @@ pub fn parse_configuration(raw: &[u8]) -> Result<Vec<InterfaceDescription>, Desc
 /// Finds the CCID class descriptor (type 0x21, length 0x36) in an
 /// interface's extra descriptors and returns its 54 raw bytes.
 ///
-/// HOOK for `crate::ccid`: once it exports its own finder over raw
-/// descriptor bytes, this should delegate to it; the walk is kept here
-/// only because discovery must recognise vendor-specific CCID interfaces.
+/// HOOK for `crate::ccid`: `crate::ccid::descriptor::find_class_descriptor`
+/// parses the descriptor from a whole configuration descriptor; discovery
+/// needs only this byte-level check on one interface's extras (rusb hands
+/// out no raw configuration at list time), so the two are not yet merged.
 pub fn find_class_descriptor(extra: &[u8]) -> Option<&[u8]> {
     let mut rest = extra;
     while rest.len() >= 2 {
