@@ -13,16 +13,8 @@
 //! (not the indices). A zero `di` or `f_khz` would be a division by zero; it
 //! is treated as 1 so that the helpers never panic on garbage input.
 
-/// The default waiting time integer WI when the card sends no TC2 (§10.2).
-pub const WI_DEFAULT: u8 = 10;
-
-/// The default block waiting time integer BWI when the card sends no TB3
-/// for T=1 (§11.4.3).
-pub const BWI_DEFAULT: u8 = 4;
-
-/// The default character waiting time integer CWI when the card sends no
-/// TB3 for T=1 (§11.4.3).
-pub const CWI_DEFAULT: u8 = 13;
+// The defaults that apply when the ATR is silent, defined once in `atr`.
+pub use crate::atr::{BWI_DEFAULT, CWI_DEFAULT, WI_DEFAULT};
 
 /// Fd, which BWT uses whatever Fi is in force (§11.4.3: the 2^BWI × 960
 /// term is counted in clock cycles of the *default* factor, not the
