@@ -141,6 +141,7 @@ pub struct TransportInfo {
 /// Rounds a requested IN length up to a whole number of packets, as USB
 /// host controllers require; a zero-length request still asks for one
 /// packet.
+#[cfg_attr(not(feature = "nusb"), allow(dead_code))]
 pub(crate) fn round_up_to_packets(len: usize, max_packet_size: usize) -> usize {
     let mps = max_packet_size.max(1);
     len.max(1).div_ceil(mps) * mps
