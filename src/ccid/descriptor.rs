@@ -305,22 +305,29 @@ fn le32(b: &[u8], at: usize) -> u32 {
 impl ClassDescriptor {
     /// Decode exactly 54 bytes; `bLength` must be 0x36 and `bDescriptorType` 0x21 or 0xFF.
     pub fn parse(b: &[u8]) -> Result<ClassDescriptor, DescriptorError> {
+        // The header bytes are checked first so a wrong input is reported at
+        // its first wrong byte even when its size is also wrong.
+        if let Some(&length) = b.first() {
+            if length != CLASS_DESCRIPTOR_LEN as u8 {
+                return Err(DescriptorError::BadByte {
+                    offset: 0,
+                    value: length,
+                    expected: "0x36",
+                });
+            }
+        }
+        if let Some(&descriptor_type) = b.get(1) {
+            if descriptor_type != CCID_DESCRIPTOR_TYPE && descriptor_type != VENDOR_DESCRIPTOR_TYPE
+            {
+                return Err(DescriptorError::BadByte {
+                    offset: 1,
+                    value: descriptor_type,
+                    expected: "0x21 (or 0xFF on pre-standard readers)",
+                });
+            }
+        }
         if b.len() != CLASS_DESCRIPTOR_LEN {
             return Err(DescriptorError::WrongSize { len: b.len() });
-        }
-        if b[0] != CLASS_DESCRIPTOR_LEN as u8 {
-            return Err(DescriptorError::BadByte {
-                offset: 0,
-                value: b[0],
-                expected: "0x36",
-            });
-        }
-        if b[1] != CCID_DESCRIPTOR_TYPE && b[1] != VENDOR_DESCRIPTOR_TYPE {
-            return Err(DescriptorError::BadByte {
-                offset: 1,
-                value: b[1],
-                expected: "0x21 (or 0xFF on pre-standard readers)",
-            });
         }
         Ok(ClassDescriptor {
             descriptor_type: b[1],

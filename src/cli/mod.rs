@@ -3,6 +3,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod atr;
+mod descriptor;
 
 /// ferroccid: USB CCID smart-card reader driver and bring-up tool.
 #[derive(Parser)]
@@ -16,6 +17,8 @@ struct Cli {
 enum Command {
     /// Decode an Answer-to-Reset (ISO/IEC 7816-3 §8).
     Atr(atr::Args),
+    /// Decode a CCID class descriptor (CCID §5.1).
+    Descriptor(descriptor::Args),
 }
 
 /// Parse the command line and run the chosen subcommand.
@@ -23,5 +26,6 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Atr(args) => atr::run(args),
+        Command::Descriptor(args) => descriptor::run(args),
     }
 }
