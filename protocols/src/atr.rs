@@ -210,6 +210,12 @@ pub enum AnomalyKind {
     RfuBwi,
     /// Bits 2..8 of the first TC for T=1 are not zero (§11.4.4).
     RfuEdc,
+    /// The TCK that §8.2.5 requires (a protocol other than T=0 is
+    /// indicated) is missing; only [`Atr::parse_lenient`] accepts this.
+    MissingTck,
+    /// Bytes follow the end of the ATR (e.g. a T=0-only card sending a
+    /// TCK anyway); only [`Atr::parse_lenient`] accepts this, and drops them.
+    TrailingBytes,
 }
 
 impl AnomalyKind {
@@ -225,6 +231,8 @@ impl AnomalyKind {
             AnomalyKind::RfuIfsc => "IFSC 00 or FF is RFU",
             AnomalyKind::RfuBwi => "BWI above 9 is RFU",
             AnomalyKind::RfuEdc => "RFU bits set in the first TC for T=1",
+            AnomalyKind::MissingTck => "mandatory TCK missing",
+            AnomalyKind::TrailingBytes => "bytes after the end of the ATR ignored",
         }
     }
 }
@@ -394,6 +402,23 @@ impl Atr {
     /// Parse an ATR as delivered by a reader (TS `3B` or `3F`), recording
     /// a bad TCK and RFU values instead of rejecting them.
     pub fn parse(bytes: &[u8]) -> Result<Atr, AtrError> {
+        Atr::parse_with(bytes, false)
+    }
+
+    /// Parse an ATR the way a driver must accept it from a card in the
+    /// field: like [`Atr::parse`], but a missing mandatory TCK and bytes
+    /// after the end of the ATR are flagged ([`AnomalyKind::MissingTck`],
+    /// [`AnomalyKind::TrailingBytes`]) instead of rejected.
+    ///
+    /// Why: real cards do both (34 of the exact ATRs in pcsc-tools' list),
+    /// and pcscd and libccid power them up and use them. Structural faults
+    /// (bad TS, missing interface or historical bytes) are still errors.
+    pub fn parse_lenient(bytes: &[u8]) -> Result<Atr, AtrError> {
+        Atr::parse_with(bytes, true)
+    }
+
+    fn parse_with(bytes: &[u8], lenient: bool) -> Result<Atr, AtrError> {
+        let mut extra: Option<Anomaly> = None;
         if bytes.len() < 2 {
             return Err(AtrError::TooShort {
                 offset: bytes.len(),
@@ -449,18 +474,39 @@ impl Atr {
                 return Err(AtrError::TooLong { offset: MAX_LEN });
             }
             if hist_end >= bytes.len() {
-                return Err(AtrError::Overrun { offset: hist_end });
+                if !lenient {
+                    return Err(AtrError::Overrun { offset: hist_end });
+                }
+                extra = Some(Anomaly {
+                    offset: hist_end as u8,
+                    kind: AnomalyKind::MissingTck,
+                });
+                hist_end
+            } else {
+                let xor = bytes[1..=hist_end].iter().fold(0, |x, b| x ^ b);
+                atr.tck_ok = Some(xor == 0);
+                hist_end + 1
             }
-            let xor = bytes[1..=hist_end].iter().fold(0, |x, b| x ^ b);
-            atr.tck_ok = Some(xor == 0);
-            hist_end + 1
         } else {
             hist_end
         };
         if end < bytes.len() {
-            return Err(AtrError::Trailing { offset: end });
+            if !lenient {
+                return Err(AtrError::Trailing { offset: end });
+            }
+            extra = Some(Anomaly {
+                offset: end as u8,
+                kind: AnomalyKind::TrailingBytes,
+            });
+            atr.raw[end..].fill(0);
+            atr.len = end as u8;
         }
         atr.decode();
+        if let Some(anomaly) = extra {
+            if let Some(free) = atr.anomalies.iter_mut().find(|a| a.is_none()) {
+                *free = Some(anomaly);
+            }
+        }
         Ok(atr)
     }
 

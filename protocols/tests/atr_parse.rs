@@ -363,3 +363,52 @@ fn fi_fmax_for_every_defined_index() {
         assert_eq!(Atr::parse(&[0x3B, 0x10, ta1]).unwrap().di(), di);
     }
 }
+
+#[test]
+fn lenient_parse_accepts_what_cards_in_the_field_send() {
+    // 3B 8C 80 01 + 12 historical bytes, T=1 indicated in TD2 but no TCK
+    // (a real card from pcsc-tools' list): parse refuses it, §8.2.5.
+    let missing_tck = [
+        0x3B, 0x8C, 0x80, 0x01, 0x50, 0x27, 0x52, 0x31, 0x81, 0x00, 0x00, 0x00, 0x00, 0x00, 0x71,
+        0x81,
+    ];
+    assert_eq!(
+        Atr::parse(&missing_tck).unwrap_err(),
+        AtrError::Overrun { offset: 16 }
+    );
+    let atr = Atr::parse_lenient(&missing_tck).unwrap();
+    assert_eq!(atr.as_bytes(), &missing_tck);
+    // TD1 = 80 indicates T=0, TD2 = 01 indicates T=1.
+    assert_eq!(atr.protocols().as_slice(), &[0, 1]);
+    assert_eq!(atr.tck(), None);
+    assert_eq!(atr.tck_ok(), None);
+    assert_eq!(kinds(&atr), vec![AnomalyKind::MissingTck]);
+    assert_eq!(atr.anomalies().next().unwrap().offset, 16);
+
+    // 3B 02 14 50 + 11: T=0 only, two historical bytes, then a stray byte.
+    let trailing = [0x3B, 0x02, 0x14, 0x50, 0x11];
+    assert_eq!(
+        Atr::parse(&trailing).unwrap_err(),
+        AtrError::Trailing { offset: 4 }
+    );
+    let atr = Atr::parse_lenient(&trailing).unwrap();
+    assert_eq!(atr.as_bytes(), &trailing[..4]);
+    assert_eq!(atr.historical(), &[0x14, 0x50]);
+    assert_eq!(kinds(&atr), vec![AnomalyKind::TrailingBytes]);
+
+    // Structural faults stay errors even when lenient.
+    assert_eq!(
+        Atr::parse_lenient(&[0x3B, 0x6D, 0x00, 0x00]).unwrap_err(),
+        AtrError::Overrun { offset: 4 }
+    );
+    assert!(matches!(
+        Atr::parse_lenient(&[0x3C, 0x00]),
+        Err(AtrError::InvalidTs { .. })
+    ));
+    // And a well-formed ATR parses the same either way.
+    let good = with_tck(&[0x3B, 0x80, 0x01]);
+    assert_eq!(
+        Atr::parse_lenient(&good).unwrap().as_bytes(),
+        Atr::parse(&good).unwrap().as_bytes()
+    );
+}

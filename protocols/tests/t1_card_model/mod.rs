@@ -2,7 +2,7 @@
 //! parses blocks by hand from ISO/IEC 7816-3 §11 (Tables 13–15, §11.4.4)
 //! and does not use the engine's block code.
 #![allow(dead_code)]
-//! (Included with `mod t1_card_model;` by t1_scenarios.rs and t1_props.rs.)
+//! (A folder module, so cargo does not build it as a test of its own; included with `mod t1_card_model;` by t1_scenarios.rs and t1_props.rs.)
 
 /// CRC-16 as the engine documents it (reflected 0x1021, init 0xFFFF, no
 /// final XOR, high byte first), bit by bit.
