@@ -3,15 +3,29 @@
 # This is the README's test command; .ci/run calls it and nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mkdir -p target
 
 bash tests/scripts/install-deps.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy"
+echo "== cargo clippy (default features, and with the rusb backend)"
 cargo clippy --workspace --all-targets -- -D warnings
-echo "== no_std build of the protocol core"
-cargo build -p ferroccid-protocols --no-default-features
-echo "== cargo test"
-cargo test --workspace 2>&1 | tee target/test-output.txt
-bash tests/scripts/summarize.sh target/test-output.txt
+cargo clippy --workspace --all-targets --features rusb -- -D warnings
+echo "== the protocol core builds on its own (no_std, no alloc)"
+cargo build -p ferroccid-protocols
+
+status=0
+echo "== cargo test (all features)"
+cargo test --workspace --features rusb --no-fail-fast 2>&1 | tee target/test-output.txt || status=1
+
+echo "== fuzz every target briefly"
+if bash tests/scripts/fuzz.sh; then
+  echo "fuzz: 1 passed, 0 failed" >> target/test-output.txt
+else
+  echo "fuzz: 0 passed, 1 failed" >> target/test-output.txt
+  status=1
+fi
+
+bash tests/scripts/summarize.sh target/test-output.txt || status=1
+exit $status
