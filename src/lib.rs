@@ -19,3 +19,8 @@ pub mod ccid;
 pub mod reader;
 pub mod sim;
 pub mod transport;
+
+/// The README's examples, compiled and run as doctests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
