@@ -12,8 +12,8 @@ cargo fmt --all -- --check
 echo "== cargo clippy (default features, and with the rusb backend)"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy --workspace --all-targets --features rusb -- -D warnings
-echo "== the protocol core builds on its own (no_std, no alloc)"
-cargo build -p ferroccid-protocols
+echo "== the protocol core links into a no_std, allocator-free staticlib"
+cargo build --manifest-path protocols/nostd-check/Cargo.toml
 
 status=0
 echo "== cargo test (all features)"
