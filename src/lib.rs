@@ -7,6 +7,7 @@
 //! | [`reader`] | reader and slot logic: power, parameters, exchange levels, events, quirks |
 //! | [`sim`] | the simulated reader and virtual card (independent of `protocols/`) |
 //! | [`card`] | ISO/IEC 7816-4 service layer |
+//! | [`usbip`] | USB/IP wire format and a server exporting any transport |
 //!
 //! The ISO/IEC 7816-3 engines live in the `ferroccid-protocols` crate,
 //! re-exported here as [`protocols`].
@@ -19,6 +20,7 @@ pub mod ccid;
 pub mod reader;
 pub mod sim;
 pub mod transport;
+pub mod usbip;
 
 /// The README's examples, compiled and run as doctests so they stay true.
 #[doc = include_str!("../README.md")]
