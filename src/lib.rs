@@ -7,16 +7,19 @@
 //! | [`reader`] | reader and slot logic: power, parameters, exchange levels, events, quirks |
 //! | [`sim`] | the simulated reader and virtual card (independent of `protocols/`) |
 //! | [`card`] | ISO/IEC 7816-4 service layer |
+//! | [`ifd`] | pcsc-lite IFD handler (the cdylib's C ABI) |
 //! | [`usbip`] | USB/IP wire format and a server exporting any transport |
 //!
 //! The ISO/IEC 7816-3 engines live in the `ferroccid-protocols` crate,
 //! re-exported here as [`protocols`].
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub use ferroccid_protocols as protocols;
 
 pub mod card;
 pub mod ccid;
+#[allow(unsafe_code)]
+pub mod ifd;
 pub mod reader;
 pub mod sim;
 pub mod transport;
