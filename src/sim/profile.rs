@@ -253,7 +253,8 @@ impl Profile {
         descriptor_hex: &str,
         card: CardConfig,
     ) -> Profile {
-        let mut p = Self::from_descriptor_hex(descriptor_hex).expect("built-in descriptors are valid");
+        let mut p =
+            Self::from_descriptor_hex(descriptor_hex).expect("built-in descriptors are valid");
         p.name = name.into();
         p.modelled_on = modelled_on.into();
         (p.vendor_id, p.product_id) = vid_pid;

@@ -12,6 +12,8 @@
 //! |---|---|
 //! | [`nusb`](self::nusb) | pure-Rust USB (feature `nusb`, default) |
 //! | [`rusb`](self::rusb) | libusb-1.0 (feature `rusb`) |
+//! | [`usbip`](self::usbip) | userspace USB/IP client over TCP |
+//! | [`sim`] | the in-process simulated reader |
 //!
 //! Shared pieces: [`name`] parses pcscd device names, [`descriptors`] finds
 //! CCID interfaces and their endpoints in raw USB descriptors, [`cancel`]
@@ -27,6 +29,8 @@ pub mod name;
 pub mod nusb;
 #[cfg(feature = "rusb")]
 pub mod rusb;
+pub mod usbip;
+pub mod sim;
 
 use std::time::Duration;
 

@@ -25,7 +25,8 @@ impl ResponseFault {
     /// Damage `frame` (a well-formed response) for a reader whose
     /// `dwMaxCCIDMessageLength` is `max_message_length`.
     pub fn apply(self, frame: &mut Vec<u8>, max_message_length: u32) {
-        let set_len = |frame: &mut Vec<u8>, len: u32| frame[1..5].copy_from_slice(&len.to_le_bytes());
+        let set_len =
+            |frame: &mut Vec<u8>, len: u32| frame[1..5].copy_from_slice(&len.to_le_bytes());
         match self {
             ResponseFault::BadLength => {
                 let declared = (frame.len() - HEADER_LEN) as u32 + 5;

@@ -86,7 +86,8 @@ fn emit(slot: u8, seq: u8, status: Status, error: u8, response: Response<'_>) ->
         response,
     };
     let mut buf = vec![0u8; repr.buffer_len()];
-    repr.emit(seq, &mut buf).expect("buffer sized by buffer_len");
+    repr.emit(seq, &mut buf)
+        .expect("buffer sized by buffer_len");
     buf
 }
 
@@ -182,7 +183,15 @@ impl ReaderModel {
             .count()
     }
 
-    fn schedule(&mut self, due: Instant, slot: u8, seq: u8, command: MessageType, last: bool, frame: Vec<u8>) {
+    fn schedule(
+        &mut self,
+        due: Instant,
+        slot: u8,
+        seq: u8,
+        command: MessageType,
+        last: bool,
+        frame: Vec<u8>,
+    ) {
         self.pending.push(Pending {
             due,
             order: self.next_order,
@@ -235,7 +244,8 @@ impl ReaderModel {
             return;
         };
         let declared = u64::from(le32(bytes, 1));
-        let too_long = declared + HEADER_LEN as u64 > u64::from(self.descriptor.max_message_length.max(HEADER_LEN as u32));
+        let too_long = declared + HEADER_LEN as u64
+            > u64::from(self.descriptor.max_message_length.max(HEADER_LEN as u32));
         if declared != (bytes.len() - HEADER_LEN) as u64 || too_long {
             return self.reject(now, ty, slot, seq, SlotError::BadParameter(OFFSET_LENGTH));
         }
@@ -266,7 +276,8 @@ impl ReaderModel {
         let s = &mut self.slots[usize::from(slot)];
         let mut outcome: Outcome = s.execute(&command, &self.descriptor, &pin_entry);
         if matches!(ty, MessageType::XfrBlock | MessageType::Secure) {
-            let extra = self.profile.time_extensions + std::mem::take(&mut s.faults.time_extensions_next);
+            let extra =
+                self.profile.time_extensions + std::mem::take(&mut s.faults.time_extensions_next);
             outcome.time_extensions = outcome.time_extensions.saturating_add(extra);
         }
         self.deliver(now, ty, slot, seq, outcome);
@@ -289,7 +300,12 @@ impl ReaderModel {
             let frame = emit(slot, seq, status, outcome.multiplier, response);
             self.schedule(due, slot, seq, ty, false, frame);
         }
-        if outcome.time_extensions > 0 || matches!(ty, MessageType::XfrBlock | MessageType::Secure | MessageType::IccPowerOn) {
+        if outcome.time_extensions > 0
+            || matches!(
+                ty,
+                MessageType::XfrBlock | MessageType::Secure | MessageType::IccPowerOn
+            )
+        {
             due += step;
         }
         if outcome.waited_for_card {
@@ -308,7 +324,9 @@ impl ReaderModel {
                     data: &data,
                 },
             ),
-            Answer::Status(clock_status) => emit(slot, seq, ok, 0, Response::SlotStatus { clock_status }),
+            Answer::Status(clock_status) => {
+                emit(slot, seq, ok, 0, Response::SlotStatus { clock_status })
+            }
             Answer::Params(p) => emit(
                 slot,
                 seq,
@@ -347,7 +365,13 @@ impl ReaderModel {
 
     fn abort_answer(&mut self, slot: u8, seq: u8, now: Instant) {
         let status = Status::new(self.icc(slot), CommandStatus::Ok);
-        let frame = emit(slot, seq, status, 0, Response::SlotStatus { clock_status: 0 });
+        let frame = emit(
+            slot,
+            seq,
+            status,
+            0,
+            Response::SlotStatus { clock_status: 0 },
+        );
         self.schedule(now, slot, seq, MessageType::Abort, true, frame);
     }
 
@@ -362,7 +386,9 @@ impl ReaderModel {
         let running: Vec<MessageType> = self
             .pending
             .iter()
-            .filter(|p| p.slot == slot && p.seq == seq && p.due > now && p.command != MessageType::Abort)
+            .filter(|p| {
+                p.slot == slot && p.seq == seq && p.due > now && p.command != MessageType::Abort
+            })
             .map(|p| p.command)
             .collect();
         if let Some(&command) = running.first() {
@@ -435,7 +461,9 @@ impl ReaderModel {
     /// running on the slot fails with ICC_MUTE and "no ICC present".
     pub fn remove_card(&mut self, slot: u8, now: Instant) {
         let i = usize::from(slot);
-        let Some(s) = self.slots.get_mut(i) else { return };
+        let Some(s) = self.slots.get_mut(i) else {
+            return;
+        };
         let was_present = s.is_present();
         s.card_removed();
         let running: Vec<(u8, MessageType)> = self
@@ -459,7 +487,9 @@ impl ReaderModel {
     /// Put a card back into `slot` (the one removed, or `card` if given).
     pub fn insert_card(&mut self, slot: u8, card: Option<CardConfig>) {
         let i = usize::from(slot);
-        let Some(s) = self.slots.get_mut(i) else { return };
+        let Some(s) = self.slots.get_mut(i) else {
+            return;
+        };
         let was_present = s.is_present();
         match (card, &mut s.card) {
             (Some(config), _) => s.card = Some(VirtualCard::new(config)),

@@ -265,9 +265,7 @@ impl Slot {
                 Answer::Status(self.clock_status()).into()
             }
             Command::Secure { data, .. } => self.secure(&data, d, pin_entry),
-            Command::Mechanical { .. } if d.mechanical == 0 => {
-                fail(SlotError::CommandNotSupported)
-            }
+            Command::Mechanical { .. } if d.mechanical == 0 => fail(SlotError::CommandNotSupported),
             Command::Mechanical { function } if (1..=5).contains(&function) => {
                 Answer::Status(self.clock_status()).into()
             }
@@ -491,9 +489,10 @@ impl Slot {
             let pps = self.pps_window && (data[0] == 0xFF || !self.to_card.is_empty());
             if pps {
                 self.to_card.extend_from_slice(data);
-                let need = self.to_card.get(1).map(|pps0| {
-                    3 + (4..7).filter(|b| pps0 & (1 << b) != 0).count()
-                });
+                let need = self
+                    .to_card
+                    .get(1)
+                    .map(|pps0| 3 + (4..7).filter(|b| pps0 & (1 << b) != 0).count());
                 if need.is_some_and(|n| self.to_card.len() >= n) {
                     let request = std::mem::take(&mut self.to_card);
                     self.pps_window = false;
@@ -536,7 +535,9 @@ impl Slot {
     /// Time extensions a slow command of the card causes at APDU level,
     /// where the reader hides the card's NULL bytes / S(WTX) from the host.
     fn card_busy_extensions(&self, apdu: &[u8]) -> (u8, u8) {
-        let Some(card) = &self.card else { return (0, 1) };
+        let Some(card) = &self.card else {
+            return (0, 1);
+        };
         let slow = &card.config().slow;
         match apdu.get(1) {
             Some(ins) if slow.ins.contains(ins) => {
