@@ -1,1 +1,494 @@
-//! (in progress)
+//! Reader and slot logic: power, parameters, exchange levels, events,
+//! quirks — everything between a [`Transport`] and an APDU.
+//!
+//! [`Reader::open`] reads the CCID class descriptor, applies the
+//! [quirks](quirks) table and sizes every buffer from
+//! dwMaxCCIDMessageLength; nothing on the APDU path allocates after that.
+//! [`Reader::slot`] hands out cheap [`Slot`] handles (`Clone + Send +
+//! Sync`); slots of one reader work concurrently up to bMaxCCIDBusySlots.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use ferroccid::reader::{ProtocolPreference, Reader};
+//! # fn transport() -> Arc<dyn ferroccid::transport::Transport> { unimplemented!() }
+//!
+//! let reader = Reader::open(transport())?;
+//! let slot = reader.slot(0)?;
+//! let atr = slot.power_on()?;                       // 5 V, 3 V, 1.8 V as needed
+//! println!("ATR {:02X?}", atr.as_bytes());
+//! let protocol = slot.set_protocol(ProtocolPreference::Any)?; // PPS, SetParameters, IFSD
+//! let mut response = [0u8; 258];
+//! let n = slot.transmit(&[0x00, 0xA4, 0x04, 0x00, 0x00], &mut response)?;
+//! println!("T={protocol}: {:02X?}", &response[..n]);
+//! # Ok::<(), ferroccid::reader::ReaderError>(())
+//! ```
+//!
+//! | module | what |
+//! |---|---|
+//! | [`error`] | [`ReaderError`] and its coarse [`ErrorKind`] |
+//! | [`quirks`] | known firmware faults, as a table |
+//! | `link` | bSeq, receive dispatch, time extension, abort |
+//! | `slot` | power, parameter selection, timeouts |
+//! | `exchange` | TPDU (T=0/T=1), short/extended APDU, character level |
+//! | `events` | interrupt endpoint, polling, [`ReaderEvent`] |
+//! | `iccd` | ICCD version A and B tokens (control pipe) |
+//!
+//! # Timeouts
+//!
+//! The host waits `margin + card × m` for each answer: `margin` is
+//! [`ReaderOptions::margin`] (3 s by default, libccid's default read
+//! timeout) plus any quirk allowance; `card` is the card's own waiting time
+//! for the exchange — WWT for T=0, BWT + CWT + one maximal block's
+//! characters (259 × 12 etu) for T=1, the ATR's worst case at power on —
+//! computed from the negotiated Fi, Di and clock; at APDU levels the reader
+//! runs T=1 itself and may retry each block three times and resynchronise
+//! three times, so `card` is multiplied by 9; `m` is 1, or the multiplier of
+//! the reader's last time-extension answer.
+
+pub mod error;
+mod events;
+mod exchange;
+mod iccd;
+mod link;
+pub mod quirks;
+mod slot;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::ccid::descriptor::InterfaceKind;
+use crate::ccid::status::IccStatus;
+use crate::ccid::{find_class_descriptor, ClassDescriptor};
+use crate::protocols::atr::Atr;
+use crate::transport::{Transport, TransportInfo};
+
+pub use error::{ErrorKind, ReaderError};
+pub use events::ReaderEvent;
+
+use link::Link;
+
+/// Settings of a reader; the defaults suit real hardware.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReaderOptions {
+    /// Added to every host-side wait for the reader's own latency.
+    pub margin: Duration,
+    /// How often readers without an interrupt endpoint are polled.
+    pub poll_interval: Duration,
+    /// Time-extension answers accepted for one command.
+    pub max_time_extensions: u32,
+    /// Stale-bSeq frames dropped for one command before giving up.
+    pub max_stale_frames: u8,
+    /// Attempts at a command the reader answers CMD_SLOT_BUSY.
+    pub busy_retries: u32,
+    /// Pause after a CMD_SLOT_BUSY, multiplied by the attempt number.
+    pub busy_delay: Duration,
+    /// Treat the interface as this kind instead of what the descriptors say.
+    pub interface_kind: Option<InterfaceKind>,
+    /// The default [`SlotOptions`] of every slot.
+    pub slot: SlotOptions,
+}
+
+impl Default for ReaderOptions {
+    fn default() -> Self {
+        ReaderOptions {
+            margin: Duration::from_secs(3),
+            poll_interval: Duration::from_millis(400),
+            max_time_extensions: 600,
+            max_stale_frames: 8,
+            busy_retries: 10,
+            busy_delay: Duration::from_millis(10),
+            interface_kind: None,
+            slot: SlotOptions::default(),
+        }
+    }
+}
+
+/// Per-slot T=0 behaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotOptions {
+    /// On 61xx send GET RESPONSE and return the whole answer. Library users
+    /// want this (the default); pcscd expects the driver to leave it to the
+    /// application, so the pcscd bundle turns it off.
+    pub auto_get_response: bool,
+    /// On 6Cxx resend the command with the right Le.
+    pub auto_resend_6c: bool,
+}
+
+impl Default for SlotOptions {
+    fn default() -> Self {
+        SlotOptions {
+            auto_get_response: true,
+            auto_resend_6c: true,
+        }
+    }
+}
+
+/// Which protocol [`Slot::set_protocol`] should select.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProtocolPreference {
+    /// T=0 only.
+    T0,
+    /// T=1 only.
+    T1,
+    /// The card's first offered protocol the reader supports.
+    Any,
+}
+
+/// What GetSlotStatus reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotStatus {
+    /// The raw card state.
+    pub icc: IccStatus,
+    /// A card is in the slot.
+    pub present: bool,
+    /// The card is powered (active).
+    pub powered: bool,
+}
+
+/// The wire flavour of the interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flavour {
+    Ccid,
+    IccdA,
+    IccdB,
+}
+
+/// Everything the handles share.
+pub(crate) struct Shared {
+    pub link: Link,
+    pub info: TransportInfo,
+    pub flavour: Flavour,
+    pub data_rates: Vec<u32>,
+    pub clocks: Vec<u32>,
+    pub slots: Vec<slot::SlotCell>,
+    pub span: tracing::Span,
+    pub events: events::Hub,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.events.stop();
+    }
+}
+
+/// One CCID (or ICCD) reader.
+pub struct Reader {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("name", &self.shared.info.name)
+            .field("slots", &self.shared.slots.len())
+            .finish()
+    }
+}
+
+/// Size of the smallest buffers, whatever the descriptor says: a short
+/// APDU exchange (261-byte command, 258-byte answer) plus the header.
+const MIN_BUFFER: usize = 10 + 261 + 10;
+
+impl Reader {
+    /// Opens a reader on `transport` with default options.
+    pub fn open(transport: Arc<dyn Transport>) -> Result<Reader, ReaderError> {
+        Reader::open_with(transport, ReaderOptions::default())
+    }
+
+    /// Opens a reader: finds and parses the class descriptor (from
+    /// `info().class_descriptor`, else from the configuration descriptor),
+    /// applies quirks, reads the data-rate and clock lists the descriptor
+    /// announces, and allocates every buffer.
+    pub fn open_with(
+        transport: Arc<dyn Transport>,
+        options: ReaderOptions,
+    ) -> Result<Reader, ReaderError> {
+        let info = transport.info().clone();
+        let from_config = if info.configuration_descriptor.is_empty() {
+            None
+        } else {
+            find_class_descriptor(&info.configuration_descriptor, info.interface_number).ok()
+        };
+        let mut descriptor = match (&info.class_descriptor, &from_config) {
+            (Some(raw), _) => ClassDescriptor::parse(raw).map_err(ReaderError::Descriptor)?,
+            (None, Some((_, d))) => d.clone(),
+            (None, None) => {
+                return Err(
+                    match find_class_descriptor(
+                        &info.configuration_descriptor,
+                        info.interface_number,
+                    ) {
+                        Err(e) if !info.configuration_descriptor.is_empty() => {
+                            ReaderError::Descriptor(e)
+                        }
+                        _ => ReaderError::NoDescriptor,
+                    },
+                )
+            }
+        };
+        let kind = options
+            .interface_kind
+            .or(from_config.as_ref().map(|(i, _)| i.kind))
+            .unwrap_or(InterfaceKind::Ccid);
+        let flavour = match kind {
+            InterfaceKind::IccdA => Flavour::IccdA,
+            InterfaceKind::IccdB => Flavour::IccdB,
+            _ => Flavour::Ccid,
+        };
+        let quirks = quirks::apply(
+            info.vendor_id,
+            info.product_id,
+            info.bcd_device,
+            &mut descriptor,
+        );
+        if flavour != Flavour::Ccid {
+            // ICCD tokens have one slot and no bulk pipe to share.
+            descriptor.max_slot_index = 0;
+        }
+        let span = tracing::info_span!("reader", name = %info.name);
+        let margin = options.margin;
+        let buffer_len = (descriptor.max_message_length as usize).max(MIN_BUFFER);
+        let (data_rates, clocks) = if flavour == Flavour::Ccid {
+            (
+                read_u32_list(
+                    &*transport,
+                    crate::transport::REQUEST_GET_DATA_RATES,
+                    descriptor.num_data_rates_supported,
+                    margin,
+                )?,
+                read_u32_list(
+                    &*transport,
+                    crate::transport::REQUEST_GET_CLOCK_FREQUENCIES,
+                    descriptor.num_clock_supported,
+                    margin,
+                )?,
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let slot_options = options.slot;
+        let link = Link::new(transport, descriptor.clone(), options, quirks, buffer_len);
+        let slots = (0..descriptor.slot_count())
+            .map(|i| slot::SlotCell::new(i as u8, buffer_len, slot_options, &span))
+            .collect();
+        let events = events::Hub::new(link.gone.clone());
+        {
+            let _enter = span.enter();
+            tracing::info!(
+                level = descriptor.exchange_level().as_str(),
+                slots = descriptor.slot_count(),
+                max_message_length = descriptor.max_message_length,
+                ?flavour,
+                "reader opened"
+            );
+        }
+        Ok(Reader {
+            shared: Arc::new(Shared {
+                link,
+                info,
+                flavour,
+                data_rates,
+                clocks,
+                slots,
+                span,
+                events,
+            }),
+        })
+    }
+
+    /// A handle on slot `index`.
+    pub fn slot(&self, index: usize) -> Result<Slot, ReaderError> {
+        if index >= self.shared.slots.len() {
+            return Err(ReaderError::NoSuchSlot {
+                index,
+                count: self.shared.slots.len(),
+            });
+        }
+        Ok(Slot {
+            shared: self.shared.clone(),
+            index,
+        })
+    }
+
+    /// Number of slots (bMaxSlotIndex + 1).
+    pub fn slot_count(&self) -> usize {
+        self.shared.slots.len()
+    }
+
+    /// The class descriptor in use (after quirk fixes).
+    pub fn descriptor(&self) -> &ClassDescriptor {
+        &self.shared.link.descriptor
+    }
+
+    /// What the transport is connected to.
+    pub fn info(&self) -> &TransportInfo {
+        &self.shared.info
+    }
+
+    /// Data rates from GET_DATA_RATES (empty when not announced or refused).
+    pub fn data_rates(&self) -> &[u32] {
+        &self.shared.data_rates
+    }
+
+    /// Clock frequencies (kHz) from GET_CLOCK_FREQUENCIES.
+    pub fn clock_frequencies(&self) -> &[u32] {
+        &self.shared.clocks
+    }
+
+    /// The quirks applied to this reader: (reader name, reason).
+    pub fn quirks(&self) -> &[(&'static str, &'static str)] {
+        &self.shared.link.quirks.applied
+    }
+
+    /// True once the device has been unplugged.
+    pub fn is_gone(&self) -> bool {
+        self.shared.link.gone.load(Ordering::SeqCst)
+    }
+
+    /// Subscribes to card insertion/removal and hardware errors. The first
+    /// subscription starts the background thread (interrupt endpoint, or
+    /// GetSlotStatus polling every [`ReaderOptions::poll_interval`]); it
+    /// stops and is joined when the last handle on the reader is dropped.
+    pub fn events(&self) -> std::sync::mpsc::Receiver<ReaderEvent> {
+        events::subscribe(&self.shared)
+    }
+
+    /// Waits up to `timeout` for the next event; `Ok(None)` on timeout.
+    /// [`Reader::cancel_wait`] from another thread ends the wait with
+    /// [`ReaderError::Cancelled`].
+    pub fn wait_for_change(&self, timeout: Duration) -> Result<Option<ReaderEvent>, ReaderError> {
+        events::wait_for_change(&self.shared, timeout)
+    }
+
+    /// Ends a pending [`Reader::wait_for_change`].
+    pub fn cancel_wait(&self) {
+        self.shared.events.cancel_wait();
+    }
+}
+
+/// A handle on one slot: cheap to clone and to share between threads.
+/// Calls on one slot are serialised; calls on different slots run
+/// concurrently.
+#[derive(Clone)]
+pub struct Slot {
+    shared: Arc<Shared>,
+    index: usize,
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot")
+            .field("reader", &self.shared.info.name)
+            .field("index", &self.index)
+            .finish()
+    }
+}
+
+impl Slot {
+    /// The slot number (bSlot).
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Powers the card up and returns its ATR, trying 5 V, 3 V then 1.8 V
+    /// (those bVoltageSupport offers; automatic selection when the reader
+    /// has that feature), the next voltage after ICC_MUTE or
+    /// ICC_CLASS_NOT_SUPPORTED. On a powered card this is a warm reset.
+    pub fn power_on(&self) -> Result<Atr, ReaderError> {
+        slot::power_on(&self.shared, self.index)
+    }
+
+    /// Warm reset: libccid handles IFD_RESET exactly like IFD_POWER_UP (a
+    /// PC_to_RDR_IccPowerOn on an active card resets it, CCID §6.1.1), so
+    /// this is [`Slot::power_on`]; the negotiated protocol is forgotten.
+    pub fn reset(&self) -> Result<Atr, ReaderError> {
+        slot::power_on(&self.shared, self.index)
+    }
+
+    /// Powers the card down.
+    pub fn power_off(&self) -> Result<(), ReaderError> {
+        slot::power_off(&self.shared, self.index)
+    }
+
+    /// Asks the reader whether a card is present and powered.
+    pub fn status(&self) -> Result<SlotStatus, ReaderError> {
+        slot::status(&self.shared, self.index)
+    }
+
+    /// The ATR of the powered card, if any.
+    pub fn atr(&self) -> Option<Atr> {
+        slot::atr(&self.shared, self.index)
+    }
+
+    /// The negotiated protocol, if any.
+    pub fn protocol(&self) -> Option<u8> {
+        slot::protocol(&self.shared, self.index)
+    }
+
+    /// Selects the protocol and parameters: PPS (when the reader does not),
+    /// SetParameters (unless the reader configures itself from the ATR),
+    /// SetDataRateAndClockFrequency where it applies, and the T=1 IFSD
+    /// announcement (unless the reader does it). Returns the protocol.
+    pub fn set_protocol(&self, preferred: ProtocolPreference) -> Result<u8, ReaderError> {
+        slot::set_protocol(&self.shared, self.index, preferred)
+    }
+
+    /// Sends a command APDU and writes the response APDU (data and SW1 SW2)
+    /// into `response`, returning its length. Selects a protocol first
+    /// (`Any`) if [`Slot::set_protocol`] was not called.
+    pub fn transmit(&self, command: &[u8], response: &mut [u8]) -> Result<usize, ReaderError> {
+        slot::transmit(&self.shared, self.index, command, response)
+    }
+
+    /// Interrupts the operation in progress on this slot (from another
+    /// thread): the reader gets the class ABORT request and
+    /// PC_to_RDR_Abort, and the operation returns [`ReaderError::Cancelled`].
+    /// The slot stays usable.
+    pub fn cancel(&self) {
+        let link = &self.shared.link;
+        link.cancel(&link.slots[self.index]);
+    }
+
+    /// Current T=0 options.
+    pub fn options(&self) -> SlotOptions {
+        slot::options(&self.shared, self.index)
+    }
+
+    /// Changes the T=0 options (takes effect at the next APDU).
+    pub fn set_options(&self, options: SlotOptions) {
+        slot::set_options(&self.shared, self.index, options)
+    }
+}
+
+/// Reads a GET_DATA_RATES / GET_CLOCK_FREQUENCIES list; readers that stall
+/// the request get an empty list (the negotiation then uses the maximum).
+fn read_u32_list(
+    transport: &dyn Transport,
+    request: u8,
+    count: u8,
+    timeout: Duration,
+) -> Result<Vec<u32>, ReaderError> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let mut buf = vec![0u8; usize::from(count) * 4];
+    match transport.control_in(request, 0, &mut buf, timeout) {
+        Ok(n) => match crate::ccid::control::parse_u32_list(&buf[..n.min(buf.len())]) {
+            Ok(list) => Ok(list.collect()),
+            Err(e) => {
+                tracing::warn!(
+                    request,
+                    len = e.len,
+                    "list answer not a multiple of 4; ignored"
+                );
+                Ok(Vec::new())
+            }
+        },
+        Err(crate::transport::TransportError::DeviceGone) => Err(ReaderError::DeviceGone),
+        Err(e) => {
+            tracing::warn!(request, error = %e, "class request refused; list ignored");
+            Ok(Vec::new())
+        }
+    }
+}

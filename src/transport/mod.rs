@@ -29,6 +29,7 @@ pub mod name;
 pub mod nusb;
 #[cfg(feature = "rusb")]
 pub mod rusb;
+pub mod scripted;
 pub mod usbip;
 pub mod sim;
 

@@ -1,0 +1,397 @@
+//! One APDU at each CCID exchange level (CCID §6.1.4, tables 6.1-3/6.1-4):
+//! TPDU (T=0 through the `t0` helper, T=1 through the block engine, one
+//! block per XfrBlock), short APDU, extended APDU with CCID chaining both
+//! ways, and character level (T=0 procedure bytes, T=1 prologue then body).
+
+use crate::ccid::command::Command;
+use crate::ccid::descriptor::ExchangeLevel;
+use crate::ccid::error::FrameBytes;
+use crate::ccid::status::SlotError;
+use crate::ccid::{CcidError, HEADER_LEN};
+use crate::protocols::edc::Edc;
+use crate::protocols::t0::{
+    ApduCase, CommandApdu, Direction, ProcedureEvent, ProcedureMachine, T0Apdu, T0Options, T0Step,
+    MAX_TPDU_LEN,
+};
+use crate::protocols::t1::{Exchange, Progress, T1Error, MAX_BLOCK_LEN};
+
+use super::error::ReaderError;
+use super::link::{Answer, Link, SlotLink, Wait};
+use super::slot::{exchange_wait, SlotState};
+use super::Shared;
+
+/// NULL procedure bytes accepted in one T=0 TPDU at character level: each
+/// restarts WWT, so this bounds the wait to this many WWTs.
+const MAX_NULLS: u32 = 1000;
+
+/// wLevelParameter of an empty XfrBlock asking for the next response part.
+const CONTINUE_RESPONSE: u16 = 0x10;
+
+/// The slot's buffers and pipe, for one exchange.
+pub(crate) struct Io<'a> {
+    pub link: &'a Link,
+    pub slot: &'a SlotLink,
+    pub tx: &'a mut [u8],
+    pub rx: &'a mut [u8],
+}
+
+impl Io<'_> {
+    /// One XfrBlock; the answer's payload is then [`Io::payload`].
+    fn xfr(
+        &mut self,
+        data: &[u8],
+        level_parameter: u16,
+        bwi: u8,
+        wait: Wait,
+    ) -> Result<Answer, ReaderError> {
+        self.link.transact(
+            self.slot,
+            self.tx,
+            self.rx,
+            Command::XfrBlock {
+                bwi,
+                level_parameter,
+                data,
+            },
+            wait,
+        )
+    }
+
+    fn payload(&self, answer: &Answer) -> &[u8] {
+        &self.rx[HEADER_LEN..HEADER_LEN + answer.payload_len]
+    }
+
+    fn protocol_error(&self, answer: &Answer, reason: &'static str) -> ReaderError {
+        ReaderError::Protocol(CcidError::BadPayload {
+            reason,
+            frame: FrameBytes::new(&self.rx[..HEADER_LEN + answer.payload_len]),
+        })
+    }
+}
+
+pub(crate) fn transmit(
+    shared: &Shared,
+    index: usize,
+    st: &mut SlotState,
+    command: &[u8],
+    response: &mut [u8],
+) -> Result<usize, ReaderError> {
+    let SlotState {
+        tx,
+        rx,
+        card,
+        options,
+        ..
+    } = st;
+    let card = card.as_mut().ok_or(ReaderError::NotPowered)?;
+    let wait = exchange_wait(shared, card);
+    let level = shared.link.descriptor.exchange_level();
+    let mut io = Io {
+        link: &shared.link,
+        slot: &shared.link.slots[index],
+        tx,
+        rx,
+    };
+    let t0_options = T0Options {
+        auto_get_response: options.auto_get_response,
+        auto_resend_6c: options.auto_resend_6c,
+    };
+    match (level, card.protocol) {
+        (ExchangeLevel::ShortApdu, _) => short_apdu(&mut io, command, response, wait),
+        (ExchangeLevel::ExtendedApdu, _) => extended_apdu(&mut io, command, response, wait),
+        (ExchangeLevel::Tpdu | ExchangeLevel::Character, Some(1)) => {
+            let t1 = card.t1.as_mut().ok_or(ReaderError::NotPowered)?;
+            let edc = t1.config().edc;
+            let mut x = t1.exchange(command, response);
+            match run_t1(&mut io, &mut x, level, edc, wait)? {
+                Progress::Complete(n) => Ok(n),
+                _ => Err(ReaderError::T1(T1Error::Finished)),
+            }
+        }
+        (ExchangeLevel::Tpdu | ExchangeLevel::Character, _) => {
+            t0(&mut io, command, response, t0_options, level, wait)
+        }
+    }
+}
+
+/// Drives a T=1 exchange to completion; `Progress::Complete` on success.
+pub(crate) fn run_t1(
+    io: &mut Io<'_>,
+    x: &mut Exchange<'_>,
+    level: ExchangeLevel,
+    edc: Edc,
+    wait: Wait,
+) -> Result<Progress, ReaderError> {
+    let mut block = [0u8; MAX_BLOCK_LEN];
+    let mut received = [0u8; MAX_BLOCK_LEN];
+    let mut wtx = 1u8;
+    loop {
+        let n = x.poll_transmit(&mut block)?;
+        if n == 0 {
+            return Err(ReaderError::T1(T1Error::Finished));
+        }
+        let result = if level == ExchangeLevel::Character {
+            t1_block_by_characters(io, &block[..n], edc, wtx, wait, &mut received)
+        } else {
+            // bBWI extends the reader's own block waiting time by the WTX
+            // multiplier the card asked for.
+            let bwi = if wtx > 1 { wtx } else { 0 };
+            io.xfr(&block[..n], 0, bwi, wait_for_wtx(wait, wtx))
+                .and_then(|answer| {
+                    let p = io.payload(&answer);
+                    if p.len() > received.len() {
+                        return Err(io.protocol_error(&answer, "T=1 block longer than 259 bytes"));
+                    }
+                    received[..p.len()].copy_from_slice(p);
+                    Ok(p.len())
+                })
+        };
+        let progress = match result {
+            Ok(len) => x.handle_block(&received[..len])?,
+            Err(ReaderError::CommandFailed {
+                error: SlotError::IccMute,
+                ..
+            }) => x.handle_timeout()?,
+            Err(ReaderError::CommandFailed {
+                error: SlotError::XfrParityError,
+                ..
+            }) => x.handle_parity_error()?,
+            Err(e) => return Err(e),
+        };
+        match progress {
+            Progress::Transmit => wtx = 1,
+            Progress::WaitingTimeExtension(m) => wtx = m.max(1),
+            Progress::Complete(_) => return Ok(progress),
+            Progress::Aborted => {
+                let n = x.poll_transmit(&mut block)?;
+                if n > 0 {
+                    // The S(ABORT response) ends the chain; the card's
+                    // answer to it, if any, changes nothing.
+                    let _ = io.xfr(&block[..n], 0, 0, wait);
+                }
+                return Err(ReaderError::CardAborted);
+            }
+        }
+    }
+}
+
+fn wait_for_wtx(wait: Wait, wtx: u8) -> Wait {
+    Wait {
+        margin: wait.margin,
+        card: wait.card * u32::from(wtx.max(1)),
+    }
+}
+
+/// Character level T=1: send the block asking for the 3-byte prologue,
+/// then ask for LEN + EDC more bytes.
+fn t1_block_by_characters(
+    io: &mut Io<'_>,
+    block: &[u8],
+    edc: Edc,
+    wtx: u8,
+    wait: Wait,
+    received: &mut [u8; MAX_BLOCK_LEN],
+) -> Result<usize, ReaderError> {
+    let wait = wait_for_wtx(wait, wtx);
+    let answer = io.xfr(block, 3, 0, wait)?;
+    let prologue = io.payload(&answer);
+    if prologue.len() != 3 {
+        return Err(io.protocol_error(&answer, "T=1 prologue is not 3 bytes"));
+    }
+    received[..3].copy_from_slice(prologue);
+    let rest = usize::from(received[2]) + edc.len();
+    let answer = io.xfr(&[], rest as u16, 0, wait)?;
+    let body = io.payload(&answer);
+    if body.len() != rest || 3 + rest > MAX_BLOCK_LEN {
+        return Err(io.protocol_error(&answer, "T=1 block body length differs from LEN"));
+    }
+    received[3..3 + rest].copy_from_slice(body);
+    Ok(3 + rest)
+}
+
+/// T=0 at TPDU or character level, one APDU.
+fn t0(
+    io: &mut Io<'_>,
+    command: &[u8],
+    response: &mut [u8],
+    options: T0Options,
+    level: ExchangeLevel,
+    wait: Wait,
+) -> Result<usize, ReaderError> {
+    let ins = command.get(1).copied().unwrap_or(0);
+    let mut apdu = T0Apdu::new(command, response, options)?;
+    let case1 = apdu.case() == ApduCase::Case1;
+    let mut tpdu_buf = [0u8; MAX_TPDU_LEN];
+    let mut rtpdu = [0u8; 258];
+    loop {
+        let tpdu = apdu
+            .next_tpdu(&mut tpdu_buf)?
+            .ok_or(ReaderError::T1(T1Error::Finished))?;
+        let step = if level == ExchangeLevel::Character {
+            let direction = if tpdu.len() > 5 || (case1 && tpdu[1] == ins) {
+                Direction::ToCard
+            } else {
+                Direction::FromCard
+            };
+            let n = t0_tpdu_by_characters(io, tpdu, direction, wait, &mut rtpdu)?;
+            apdu.handle_response(&rtpdu[..n])?
+        } else {
+            let answer = io.xfr(tpdu, 0, 0, wait)?;
+            let payload = &io.rx[HEADER_LEN..HEADER_LEN + answer.payload_len];
+            apdu.handle_response(payload)?
+        };
+        match step {
+            T0Step::SendNext => continue,
+            T0Step::Complete(n) => return Ok(n),
+        }
+    }
+}
+
+/// Character level T=0, one TPDU: the header asking for one procedure
+/// byte, then whatever the procedure bytes call for. Returns the response
+/// TPDU (data, SW1, SW2) length in `out`.
+fn t0_tpdu_by_characters(
+    io: &mut Io<'_>,
+    tpdu: &[u8],
+    direction: Direction,
+    wait: Wait,
+    out: &mut [u8; 258],
+) -> Result<usize, ReaderError> {
+    let header = [tpdu[0], tpdu[1], tpdu[2], tpdu[3], tpdu[4]];
+    let data = &tpdu[5..];
+    let mut machine = ProcedureMachine::new(header, direction)?;
+    let mut filled = 0usize;
+    let mut to_send: &[u8] = &header;
+    let mut expect = 1usize;
+    let mut nulls = 0u32;
+    let mut got = [0u8; 256];
+    loop {
+        let answer = io.xfr(to_send, expect as u16, 0, wait)?;
+        let payload = io.payload(&answer);
+        if payload.len() != expect {
+            return Err(io.protocol_error(
+                &answer,
+                "reader returned another number of characters than wLevelParameter asked for",
+            ));
+        }
+        got[..expect].copy_from_slice(payload);
+        let received = expect;
+        to_send = &[];
+        expect = 1;
+        for &byte in &got[..received] {
+            match machine.feed(byte)? {
+                ProcedureEvent::Null => {
+                    nulls += 1;
+                    if nulls > MAX_NULLS {
+                        return Err(ReaderError::Timeout {
+                            waited: wait.card * MAX_NULLS,
+                        });
+                    }
+                }
+                ProcedureEvent::SendData { offset, len } => {
+                    to_send = &data[offset..offset + len];
+                }
+                ProcedureEvent::ExpectData { len } => expect = len,
+                ProcedureEvent::Data { byte, .. } => {
+                    out[filled] = byte;
+                    filled += 1;
+                }
+                ProcedureEvent::AwaitSw2 => {}
+                ProcedureEvent::Done { sw1, sw2 } => {
+                    out[filled] = sw1;
+                    out[filled + 1] = sw2;
+                    return Ok(filled + 2);
+                }
+            }
+        }
+    }
+}
+
+/// Whether `command` is an APDU in extended-length form.
+fn is_extended(command: &[u8]) -> bool {
+    match CommandApdu::parse(command) {
+        Ok(apdu) => matches!(
+            apdu.case(),
+            ApduCase::Case2Extended | ApduCase::Case3Extended | ApduCase::Case4Extended
+        ),
+        Err(_) => command.len() > 261,
+    }
+}
+
+fn copy_out(payload: &[u8], response: &mut [u8], at: usize) -> Result<usize, ReaderError> {
+    let end = at + payload.len();
+    if end > response.len() {
+        return Err(ReaderError::ResponseTooLong {
+            needed: end,
+            capacity: response.len(),
+        });
+    }
+    response[at..end].copy_from_slice(payload);
+    Ok(end)
+}
+
+/// Short APDU level: the whole APDU in one XfrBlock, the whole answer in
+/// one DataBlock.
+fn short_apdu(
+    io: &mut Io<'_>,
+    command: &[u8],
+    response: &mut [u8],
+    wait: Wait,
+) -> Result<usize, ReaderError> {
+    if is_extended(command) {
+        return Err(ReaderError::ExtendedApduNotSupported { len: command.len() });
+    }
+    let answer = io.xfr(command, 0, 0, wait)?;
+    copy_out(io.payload(&answer), response, 0)
+}
+
+/// Extended APDU level: the command in XfrBlocks of at most
+/// dwMaxCCIDMessageLength − 10 bytes (wLevelParameter 1, 3…, 2; 0 when one
+/// is enough), the answer in DataBlocks chained with bChainParameter 1, 3…,
+/// 2, each continuation asked for with an empty XfrBlock (wLevelParameter
+/// 0x10).
+fn extended_apdu(
+    io: &mut Io<'_>,
+    command: &[u8],
+    response: &mut [u8],
+    wait: Wait,
+) -> Result<usize, ReaderError> {
+    let chunk = (io.link.descriptor.max_message_length as usize)
+        .saturating_sub(HEADER_LEN)
+        .min(io.tx.len() - HEADER_LEN)
+        .max(1);
+    let mut answer = if command.len() <= chunk {
+        io.xfr(command, 0, 0, wait)?
+    } else {
+        let parts = command.len().div_ceil(chunk);
+        let mut last = Answer::default();
+        for (i, part) in command.chunks(chunk).enumerate() {
+            let level = match i {
+                0 => 1,
+                i if i + 1 == parts => 2,
+                _ => 3,
+            };
+            last = io.xfr(part, level, 0, wait)?;
+            if level != 2 && !(last.chain == 0x10 && last.payload_len == 0) {
+                // The reader should answer an empty DataBlock asking for
+                // more; anything else is tolerated only if empty.
+                if last.payload_len != 0 {
+                    return Err(io.protocol_error(
+                        &last,
+                        "reader answered data before the command chain ended",
+                    ));
+                }
+            }
+        }
+        last
+    };
+    let mut filled = 0usize;
+    loop {
+        filled = copy_out(io.payload(&answer), response, filled)?;
+        match answer.chain {
+            0x00 | 0x02 => return Ok(filled),
+            0x01 | 0x03 => answer = io.xfr(&[], CONTINUE_RESPONSE, 0, wait)?,
+            _ => return Err(io.protocol_error(&answer, "unexpected bChainParameter in a response")),
+        }
+    }
+}

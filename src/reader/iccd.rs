@@ -1,0 +1,228 @@
+//! ICCD tokens (USB ICCD rev 1.0): the card is reached through class
+//! requests on the control pipe instead of bulk messages.
+//!
+//! The request set is the one libccid uses (`commands.c`):
+//!
+//! | request | ICCD-A (protocol 1) | ICCD-B (protocol 2) |
+//! |---|---|---|
+//! | 0x62 ICC_POWER_ON | IN, ATR in the data stage | OUT wValue 1, ATR via DATA_BLOCK |
+//! | 0x63 ICC_POWER_OFF | OUT | OUT, then SLOT_STATUS |
+//! | 0x65 XFR_BLOCK | OUT, command bytes | OUT, wValue = wLevelParameter << 8 |
+//! | 0x6F DATA_BLOCK | IN, answer bytes | IN, bResponseType first |
+//! | 0xA0 GET_ICC_STATUS | IN, 1 byte (0x40 busy, 0x80 mute) | — |
+//! | 0x81 SLOT_STATUS | — | IN, 3 bytes (bStatus & 3 = ICC state) |
+//!
+//! ICCD-B `bResponseType`: 0x00 data, 0x01/0x02/0x03/0x10 chaining as
+//! bChainParameter, 0x40 status (byte 2 = error), 0x80 polling (bytes 1-2 =
+//! delay in 10 ms units, 0 = host's choice).
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::ccid::status::IccStatus;
+use crate::transport::TransportError;
+
+use super::error::ReaderError;
+use super::slot::SlotState;
+use super::{Flavour, Shared};
+
+/// ICC_POWER_ON.
+pub const ICC_POWER_ON: u8 = 0x62;
+/// ICC_POWER_OFF.
+pub const ICC_POWER_OFF: u8 = 0x63;
+/// XFR_BLOCK.
+pub const XFR_BLOCK: u8 = 0x65;
+/// DATA_BLOCK.
+pub const DATA_BLOCK: u8 = 0x6F;
+/// GET_ICC_STATUS (ICCD-A).
+pub const GET_ICC_STATUS: u8 = 0xA0;
+/// SLOT_STATUS (ICCD-B).
+pub const SLOT_STATUS: u8 = 0x81;
+
+/// Busy/polling rounds before giving up on a token.
+const MAX_POLLS: u32 = 1000;
+/// Pause between ICCD-A busy polls (libccid: 10 ms).
+const BUSY_PAUSE: Duration = Duration::from_millis(10);
+
+fn map(shared: &Shared, e: TransportError) -> ReaderError {
+    if matches!(e, TransportError::DeviceGone) {
+        shared.link.mark_gone();
+    }
+    ReaderError::from_transport(e, shared.link.margin())
+}
+
+fn control_out(shared: &Shared, request: u8, value: u16, data: &[u8]) -> Result<(), ReaderError> {
+    shared.link.check_gone()?;
+    shared
+        .link
+        .transport
+        .control_out(request, value, data, shared.link.margin())
+        .map_err(|e| map(shared, e))
+}
+
+fn control_in(shared: &Shared, request: u8, buf: &mut [u8]) -> Result<usize, ReaderError> {
+    shared.link.check_gone()?;
+    shared
+        .link
+        .transport
+        .control_in(request, 0, buf, shared.link.margin())
+        .map_err(|e| map(shared, e))
+}
+
+/// Sleeps `d` unless slot 0 is cancelled or the token unplugged.
+fn pause(shared: &Shared, d: Duration) -> Result<(), ReaderError> {
+    std::thread::sleep(d);
+    shared.link.check_gone()?;
+    if shared.link.slots[0].cancelled.load(Ordering::SeqCst) {
+        return Err(ReaderError::Cancelled);
+    }
+    Ok(())
+}
+
+/// ICCD-A: GET_ICC_STATUS until the token is not busy; the status byte.
+fn iccd_a_ready(shared: &Shared) -> Result<u8, ReaderError> {
+    let mut status = [0u8; 1];
+    for _ in 0..MAX_POLLS {
+        let n = control_in(shared, GET_ICC_STATUS, &mut status)?;
+        if n == 1 && status[0] & 0x40 == 0 {
+            return Ok(status[0]);
+        }
+        pause(shared, BUSY_PAUSE)?;
+    }
+    Err(ReaderError::SlotBusy {
+        attempts: MAX_POLLS,
+    })
+}
+
+/// ICCD-B: DATA_BLOCK until it carries data; returns (length at the start
+/// of `buf` without bResponseType, bResponseType).
+fn iccd_b_data_block(shared: &Shared, buf: &mut [u8]) -> Result<(usize, u8), ReaderError> {
+    for _ in 0..MAX_POLLS {
+        let n = control_in(shared, DATA_BLOCK, buf)?;
+        if n == 0 {
+            return Err(ReaderError::Iccd {
+                response_type: 0,
+                error: 0,
+            });
+        }
+        match buf[0] {
+            0x00 | 0x01 | 0x02 | 0x03 | 0x10 => {
+                let kind = buf[0];
+                buf.copy_within(1..n, 0);
+                return Ok((n - 1, kind));
+            }
+            0x80 => {
+                let delay = if n >= 3 {
+                    u16::from_le_bytes([buf[1], buf[2]])
+                } else {
+                    0
+                };
+                pause(shared, Duration::from_millis(10 * u64::from(delay.max(1))))?;
+            }
+            other => {
+                return Err(ReaderError::Iccd {
+                    response_type: other,
+                    error: if n >= 3 { buf[2] } else { 0 },
+                })
+            }
+        }
+    }
+    Err(ReaderError::TooManyTimeExtensions { limit: MAX_POLLS })
+}
+
+/// Powers the token's card; the ATR is left at the start of `st.rx`.
+pub(crate) fn power_on(
+    shared: &Shared,
+    _index: usize,
+    st: &mut SlotState,
+) -> Result<usize, ReaderError> {
+    // Both versions start with a power off to reset the token's state
+    // machine (libccid CmdPowerOn).
+    power_off(shared, st)?;
+    match shared.flavour {
+        Flavour::IccdA => {
+            let status = iccd_a_ready(shared)?;
+            if status == 0x80 {
+                return Err(ReaderError::NoCard);
+            }
+            let n = control_in(shared, ICC_POWER_ON, &mut st.rx[..33])?;
+            Ok(n)
+        }
+        _ => {
+            control_out(shared, ICC_POWER_ON, 1, &[])?;
+            let (n, _) = iccd_b_data_block(shared, &mut st.rx[..34])?;
+            Ok(n)
+        }
+    }
+}
+
+pub(crate) fn power_off(shared: &Shared, st: &mut SlotState) -> Result<(), ReaderError> {
+    control_out(shared, ICC_POWER_OFF, 0, &[])?;
+    if shared.flavour == Flavour::IccdB {
+        control_in(shared, SLOT_STATUS, &mut st.rx[..3])?;
+    }
+    Ok(())
+}
+
+pub(crate) fn status(shared: &Shared, st: &mut SlotState) -> Result<IccStatus, ReaderError> {
+    match shared.flavour {
+        Flavour::IccdA => {
+            let status = iccd_a_ready(shared)?;
+            Ok(if status == 0x80 {
+                IccStatus::Absent
+            } else {
+                IccStatus::PresentActive
+            })
+        }
+        _ => {
+            let n = control_in(shared, SLOT_STATUS, &mut st.rx[..3])?;
+            if n < 2 {
+                return Err(ReaderError::Iccd {
+                    response_type: SLOT_STATUS,
+                    error: 0,
+                });
+            }
+            Ok(match st.rx[1] & 0x03 {
+                0 => IccStatus::PresentActive,
+                1 => IccStatus::PresentInactive,
+                _ => IccStatus::Absent,
+            })
+        }
+    }
+}
+
+pub(crate) fn transmit(
+    shared: &Shared,
+    st: &mut SlotState,
+    command: &[u8],
+    response: &mut [u8],
+) -> Result<usize, ReaderError> {
+    match shared.flavour {
+        Flavour::IccdA => {
+            control_out(shared, XFR_BLOCK, 0, command)?;
+            iccd_a_ready(shared)?;
+            let n = control_in(shared, DATA_BLOCK, response)?;
+            Ok(n)
+        }
+        _ => {
+            control_out(shared, XFR_BLOCK, 0, command)?;
+            let mut filled = 0usize;
+            loop {
+                let (n, kind) = iccd_b_data_block(shared, &mut st.rx)?;
+                let end = filled + n;
+                if end > response.len() {
+                    return Err(ReaderError::ResponseTooLong {
+                        needed: end,
+                        capacity: response.len(),
+                    });
+                }
+                response[filled..end].copy_from_slice(&st.rx[..n]);
+                filled = end;
+                match kind {
+                    0x01 | 0x03 => control_out(shared, XFR_BLOCK, 0x10 << 8, &[])?,
+                    _ => return Ok(filled),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,612 @@
+//! Slot state: power, parameter selection and the waiting times derived
+//! from the card's parameters.
+
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::ccid::command::Command;
+use crate::ccid::descriptor::ExchangeLevel;
+use crate::ccid::params::{ProtocolData, T0Params, T1Params};
+use crate::ccid::status::{IccStatus, SlotError, Status};
+use crate::ccid::HEADER_LEN;
+use crate::protocols::atr::{Atr, Convention};
+use crate::protocols::edc::Edc;
+use crate::protocols::params;
+use crate::protocols::pps::{self, PpsRequest, ReaderCaps};
+use crate::protocols::t1::{Progress, T1Config, MAX_BLOCK_LEN, T1};
+use crate::protocols::timing;
+
+use super::error::ReaderError;
+use super::link::{lock, Answer, Wait};
+use super::{exchange, iccd, Flavour, ProtocolPreference, Shared, SlotOptions, SlotStatus};
+
+/// At APDU levels the reader runs T=1 itself: up to three attempts at a
+/// block and three resynchronisations (ISO/IEC 7816-3 §11.6.3).
+const APDU_LEVEL_FACTOR: u32 = 9;
+
+/// Characters in the longest T=1 block.
+const MAX_BLOCK_CHARS: u64 = MAX_BLOCK_LEN as u64;
+
+/// The negotiated (or ATR default) transmission parameters of a card.
+#[derive(Debug, Clone)]
+pub(crate) struct CardState {
+    pub atr: Atr,
+    pub protocol: Option<u8>,
+    pub fi: u16,
+    pub di: u8,
+    pub clock_khz: u32,
+    pub wi: u8,
+    pub bwi: u8,
+    pub cwi: u8,
+    pub t1: Option<T1>,
+}
+
+impl CardState {
+    fn from_atr(atr: Atr, default_clock_khz: u32) -> CardState {
+        CardState {
+            atr,
+            protocol: None,
+            fi: params::FD,
+            di: params::DD,
+            clock_khz: default_clock_khz.max(1),
+            wi: atr.wi(),
+            bwi: atr.bwi(),
+            cwi: atr.cwi(),
+            t1: None,
+        }
+    }
+
+    /// The card's waiting time for one exchange at `level`.
+    pub fn card_wait(&self, level: ExchangeLevel) -> Duration {
+        let us = match self.protocol {
+            Some(1) => {
+                let bwt = timing::bwt_us(self.bwi, self.fi, self.di, self.clock_khz);
+                let cwt = timing::cwt_us(self.cwi, self.fi, self.di, self.clock_khz);
+                let etu_ns = timing::etu_ns(self.fi, self.di, self.clock_khz);
+                bwt + cwt + MAX_BLOCK_CHARS * 12 * etu_ns / 1000
+            }
+            _ => timing::wwt_us(self.wi, self.fi, self.di, self.clock_khz),
+        };
+        let d = Duration::from_micros(us);
+        match level {
+            ExchangeLevel::ShortApdu | ExchangeLevel::ExtendedApdu => d * APDU_LEVEL_FACTOR,
+            _ => d,
+        }
+    }
+}
+
+/// Everything one slot owns; behind the slot's mutex.
+pub(crate) struct SlotState {
+    pub tx: Vec<u8>,
+    pub rx: Vec<u8>,
+    pub card: Option<CardState>,
+    pub options: SlotOptions,
+    /// bPowerSelect that worked last.
+    pub voltage: Option<u8>,
+}
+
+/// A slot's state and its tracing span.
+pub(crate) struct SlotCell {
+    pub state: Mutex<SlotState>,
+    pub span: tracing::Span,
+}
+
+impl SlotCell {
+    pub fn new(index: u8, buffer_len: usize, options: SlotOptions, parent: &tracing::Span) -> Self {
+        SlotCell {
+            state: Mutex::new(SlotState {
+                tx: vec![0; buffer_len],
+                rx: vec![0; buffer_len],
+                card: None,
+                options,
+                voltage: None,
+            }),
+            span: tracing::info_span!(parent: parent, "slot", index),
+        }
+    }
+}
+
+/// The wait for power-on: libccid's worst case for an ATR, 33 characters
+/// of up to 9600 + 12 etu each at the default rate, plus the margin.
+fn power_on_wait(shared: &Shared) -> Wait {
+    let clock = shared.link.descriptor.default_clock_khz.max(1);
+    let etu_ns = timing::etu_ns(params::FD, params::DD, clock);
+    Wait {
+        margin: shared.link.margin(),
+        card: Duration::from_nanos(33 * (9600 + 12) * etu_ns),
+    }
+}
+
+/// The wait for commands the reader answers by itself.
+pub(crate) fn reader_wait(shared: &Shared) -> Wait {
+    Wait {
+        margin: shared.link.margin(),
+        card: Duration::ZERO,
+    }
+}
+
+/// The wait for an exchange with the card in `card`.
+pub(crate) fn exchange_wait(shared: &Shared, card: &CardState) -> Wait {
+    Wait {
+        margin: shared.link.margin(),
+        card: card.card_wait(shared.link.descriptor.exchange_level()),
+    }
+}
+
+/// Runs one command on `index` with the slot's own buffers.
+pub(crate) fn transact(
+    shared: &Shared,
+    index: usize,
+    st: &mut SlotState,
+    command: Command<'_>,
+    wait: Wait,
+) -> Result<Answer, ReaderError> {
+    shared.link.transact(
+        &shared.link.slots[index],
+        &mut st.tx,
+        &mut st.rx,
+        command,
+        wait,
+    )
+}
+
+fn begin(shared: &Shared, index: usize) -> Result<(), ReaderError> {
+    shared.link.check_gone()?;
+    shared.link.slots[index]
+        .cancelled
+        .store(false, Ordering::SeqCst);
+    Ok(())
+}
+
+/// bPowerSelect values to try, in order.
+fn voltage_sequence(shared: &Shared) -> ([u8; 3], usize) {
+    let d = &shared.link.descriptor;
+    if d.auto_voltage() {
+        return ([0, 0, 0], 1);
+    }
+    let mut seq = [0u8; 3];
+    let mut n = 0;
+    for (select, supported) in [
+        (1, d.supports_5v()),
+        (2, d.supports_3v()),
+        (3, d.supports_1v8()),
+    ] {
+        if supported {
+            seq[n] = select;
+            n += 1;
+        }
+    }
+    if n == 0 {
+        // A descriptor that offers no voltage: let the reader choose.
+        return ([0, 0, 0], 1);
+    }
+    (seq, n)
+}
+
+pub(crate) fn power_on(shared: &Shared, index: usize) -> Result<Atr, ReaderError> {
+    let cell = &shared.slots[index];
+    let _span = cell.span.enter();
+    begin(shared, index)?;
+    let mut st = lock(&cell.state);
+    st.card = None;
+    let raw_len = match shared.flavour {
+        Flavour::IccdA | Flavour::IccdB => iccd::power_on(shared, index, &mut st)?,
+        Flavour::Ccid => ccid_power_on(shared, index, &mut st)?,
+    };
+    let raw = &st.rx[..raw_len];
+    let atr = Atr::parse_lenient(raw).map_err(|error| ReaderError::BadAtr {
+        atr: raw.to_vec(),
+        error,
+    })?;
+    if atr.anomalies().next().is_some() {
+        tracing::info!(atr = ?atr.as_bytes(), "ATR accepted with anomalies");
+    }
+    st.card = Some(CardState::from_atr(
+        atr,
+        shared.link.descriptor.default_clock_khz,
+    ));
+    Ok(atr)
+}
+
+/// Returns the ATR's length, the ATR moved to the start of `st.rx`.
+fn ccid_power_on(shared: &Shared, index: usize, st: &mut SlotState) -> Result<usize, ReaderError> {
+    if shared.link.quirks.power_off_before_power_on {
+        transact(shared, index, st, Command::IccPowerOff, reader_wait(shared))?;
+    }
+    let (sequence, count) = voltage_sequence(shared);
+    let mut tried = Vec::new();
+    for &power_select in &sequence[..count] {
+        tried.push(power_select);
+        match transact(
+            shared,
+            index,
+            st,
+            Command::IccPowerOn { power_select },
+            power_on_wait(shared),
+        ) {
+            Ok(answer) => {
+                st.voltage = Some(power_select);
+                let n = answer.payload_len;
+                st.rx.copy_within(HEADER_LEN..HEADER_LEN + n, 0);
+                return Ok(n);
+            }
+            Err(ReaderError::CommandFailed {
+                icc: IccStatus::Absent,
+                ..
+            }) => return Err(ReaderError::NoCard),
+            Err(ReaderError::CommandFailed {
+                error: SlotError::IccMute | SlotError::IccClassNotSupported,
+                ..
+            }) => {
+                tracing::info!(power_select, "no ATR at this voltage");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ReaderError::CardMute { tried })
+}
+
+pub(crate) fn power_off(shared: &Shared, index: usize) -> Result<(), ReaderError> {
+    let cell = &shared.slots[index];
+    let _span = cell.span.enter();
+    begin(shared, index)?;
+    let mut st = lock(&cell.state);
+    st.card = None;
+    match shared.flavour {
+        Flavour::IccdA | Flavour::IccdB => iccd::power_off(shared, &mut st),
+        Flavour::Ccid => {
+            transact(
+                shared,
+                index,
+                &mut st,
+                Command::IccPowerOff,
+                reader_wait(shared),
+            )?;
+            Ok(())
+        }
+    }
+}
+
+pub(crate) fn status(shared: &Shared, index: usize) -> Result<SlotStatus, ReaderError> {
+    let cell = &shared.slots[index];
+    let _span = cell.span.enter();
+    begin(shared, index)?;
+    let mut st = lock(&cell.state);
+    let icc = match shared.flavour {
+        Flavour::IccdA | Flavour::IccdB => iccd::status(shared, &mut st)?,
+        Flavour::Ccid => {
+            match transact(
+                shared,
+                index,
+                &mut st,
+                Command::GetSlotStatus,
+                reader_wait(shared),
+            ) {
+                Ok(answer) => Status(answer.status).icc(),
+                // An absent or mute card is a state, not a failure (libccid
+                // CmdGetSlotStatus does the same).
+                Err(ReaderError::CommandFailed { icc, .. }) if icc != IccStatus::Reserved => icc,
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    if icc != IccStatus::PresentActive {
+        st.card = None;
+    }
+    Ok(SlotStatus {
+        icc,
+        present: matches!(icc, IccStatus::PresentActive | IccStatus::PresentInactive),
+        powered: icc == IccStatus::PresentActive,
+    })
+}
+
+pub(crate) fn atr(shared: &Shared, index: usize) -> Option<Atr> {
+    lock(&shared.slots[index].state)
+        .card
+        .as_ref()
+        .map(|c| c.atr)
+}
+
+pub(crate) fn protocol(shared: &Shared, index: usize) -> Option<u8> {
+    lock(&shared.slots[index].state)
+        .card
+        .as_ref()
+        .and_then(|c| c.protocol)
+}
+
+pub(crate) fn options(shared: &Shared, index: usize) -> SlotOptions {
+    lock(&shared.slots[index].state).options
+}
+
+pub(crate) fn set_options(shared: &Shared, index: usize, options: SlotOptions) {
+    lock(&shared.slots[index].state).options = options;
+}
+
+pub(crate) fn set_protocol(
+    shared: &Shared,
+    index: usize,
+    preferred: ProtocolPreference,
+) -> Result<u8, ReaderError> {
+    let cell = &shared.slots[index];
+    let _span = cell.span.enter();
+    begin(shared, index)?;
+    let mut st = lock(&cell.state);
+    select_protocol(shared, index, &mut st, preferred)
+}
+
+/// The reader's capabilities as the negotiation sees them.
+fn caps(shared: &Shared) -> ReaderCaps<'_> {
+    let d = &shared.link.descriptor;
+    ReaderCaps {
+        default_clock_khz: d.default_clock_khz,
+        max_clock_khz: d.maximum_clock_khz,
+        data_rates: &shared.data_rates,
+        max_data_rate: d.max_data_rate,
+        protocols: (d.protocols & 0xFFFF) as u16,
+        auto_params_from_atr: d.auto_parameters_from_atr(),
+        auto_pps_proprietary: d.auto_parameter_negotiation(),
+        auto_pps_current: d.auto_pps(),
+        auto_baud_clock: d.auto_baud() && d.auto_clock(),
+    }
+}
+
+pub(crate) fn select_protocol(
+    shared: &Shared,
+    index: usize,
+    st: &mut SlotState,
+    preferred: ProtocolPreference,
+) -> Result<u8, ReaderError> {
+    let card = st.card.as_ref().ok_or(ReaderError::NotPowered)?;
+    let atr = card.atr;
+    if shared.flavour != Flavour::Ccid {
+        // ICCD tokens configure themselves (ICCD §4): nothing to send.
+        let protocol = match preferred {
+            ProtocolPreference::T0 => 0,
+            ProtocolPreference::T1 => 1,
+            ProtocolPreference::Any => atr.default_protocol(),
+        };
+        if let Some(c) = st.card.as_mut() {
+            c.protocol = Some(protocol);
+        }
+        return Ok(protocol);
+    }
+    let requested = match preferred {
+        ProtocolPreference::T0 => Some(0),
+        ProtocolPreference::T1 => Some(1),
+        ProtocolPreference::Any => None,
+    };
+    let d = &shared.link.descriptor;
+    let level = d.exchange_level();
+    let plan = pps::negotiate(&atr, &caps(shared), requested)?;
+    tracing::debug!(?plan, "negotiation plan");
+    let mut ta1 = plan.ta1;
+    // PPS is the host's job only at TPDU and character levels; at APDU
+    // levels the reader talks to the card itself.
+    if let (Some(request), ExchangeLevel::Tpdu | ExchangeLevel::Character) = (plan.pps, level) {
+        ta1 = send_pps(shared, index, st, request, level)?;
+    }
+    let (fi, di) = match (params::fi(ta1 >> 4), params::di(ta1 & 0x0F)) {
+        (Some(fi), Some(di)) => (fi, di),
+        _ => (params::FD, params::DD),
+    };
+    if plan.host_sets_parameters && !d.auto_parameters_from_atr() {
+        let inverse = if atr.convention() == Convention::Inverse {
+            0x02
+        } else {
+            0
+        };
+        let clock_stop = atr.clock_stop().unwrap_or(0);
+        let data = if plan.protocol == 1 {
+            ProtocolData::T1(T1Params {
+                findex_dindex: ta1,
+                tccks: 0x10 | inverse | u8::from(plan.edc == Edc::Crc),
+                guard_time: plan.guard_time_n,
+                waiting_integers: (plan.bwi << 4) | (plan.cwi & 0x0F),
+                clock_stop,
+                ifsc: plan.ifsc,
+                nad: 0,
+            })
+        } else {
+            ProtocolData::T0(T0Params {
+                findex_dindex: ta1,
+                tccks: inverse,
+                guard_time: plan.guard_time_n,
+                waiting_integer: plan.wi,
+                clock_stop,
+            })
+        };
+        match transact(
+            shared,
+            index,
+            st,
+            Command::SetParameters(data),
+            reader_wait(shared),
+        ) {
+            Ok(_) => {}
+            // CCID §6.1.7: a reader that cannot change a parameter answers
+            // bError = the offset of the parameter; the card is still
+            // active with the parameters the reader chose, which the
+            // standard allows us to use.
+            Err(ReaderError::CommandFailed {
+                error: SlotError::BadParameter(offset),
+                icc: IccStatus::PresentActive,
+                ..
+            }) if offset >= 10 => {
+                tracing::info!(offset, "parameters not changeable; continuing");
+            }
+            Err(e) => return Err(e),
+        }
+        set_rate_and_clock(shared, index, st, plan.clock_khz, plan.baud_rate)?;
+    }
+    let max_ifsd = d.max_ifsd.clamp(1, 254) as u8;
+    {
+        let card = st.card.as_mut().ok_or(ReaderError::NotPowered)?;
+        card.protocol = Some(plan.protocol);
+        card.fi = fi;
+        card.di = di;
+        card.clock_khz = plan.clock_khz.max(1);
+        card.wi = plan.wi;
+        card.bwi = plan.bwi;
+        card.cwi = plan.cwi;
+        card.t1 = (plan.protocol == 1).then(|| {
+            T1::new(T1Config {
+                ifsc: plan.ifsc,
+                ifsd: max_ifsd,
+                edc: plan.edc,
+                nad: 0,
+                ..T1Config::default()
+            })
+        });
+    }
+    if plan.protocol == 1
+        && matches!(level, ExchangeLevel::Tpdu | ExchangeLevel::Character)
+        && !d.auto_ifsd()
+        && d.max_ifsd > 0
+    {
+        if let Err(e) = negotiate_ifsd(shared, index, st, level) {
+            // A card that does not take S(IFS) still works with IFSD 32.
+            tracing::warn!(error = %e, "IFSD negotiation failed; keeping 32");
+            if matches!(e, ReaderError::DeviceGone | ReaderError::Cancelled) {
+                return Err(e);
+            }
+        }
+    }
+    tracing::info!(
+        protocol = plan.protocol,
+        fi,
+        di,
+        clock = plan.clock_khz,
+        "protocol selected"
+    );
+    Ok(plan.protocol)
+}
+
+/// Sends a PPS request in an XfrBlock and checks the echo; returns the
+/// TA1-layout Fi/Di agreed on.
+fn send_pps(
+    shared: &Shared,
+    index: usize,
+    st: &mut SlotState,
+    request: PpsRequest,
+    level: ExchangeLevel,
+) -> Result<u8, ReaderError> {
+    let mut buf = [0u8; pps::MAX_LEN];
+    let n = request
+        .emit(&mut buf)
+        .map_err(|_| ReaderError::NotSupported("PPS request does not encode"))?;
+    let card = st.card.as_ref().ok_or(ReaderError::NotPowered)?;
+    let wait = exchange_wait(shared, card);
+    // Character level: the reader needs the answer length; a full echo is
+    // as long as the request.
+    let level_parameter = if level == ExchangeLevel::Character {
+        n as u16
+    } else {
+        0
+    };
+    let answer = transact(
+        shared,
+        index,
+        st,
+        Command::XfrBlock {
+            bwi: 0,
+            level_parameter,
+            data: &buf[..n],
+        },
+        wait,
+    )?;
+    let response = &st.rx[HEADER_LEN..HEADER_LEN + answer.payload_len];
+    match request.check_response(response) {
+        Ok(accepted) => {
+            tracing::debug!(fi_di = accepted.fi_di, "PPS accepted");
+            Ok(accepted.fi_di)
+        }
+        Err(error) => Err(ReaderError::PpsFailed {
+            request: buf[..n].to_vec(),
+            response: response.to_vec(),
+            error,
+        }),
+    }
+}
+
+/// SetDataRateAndClockFrequency, for readers that list their rates or
+/// clocks and do not follow the parameters by themselves (dwFeatures 0x10
+/// and 0x20 clear). A reader that refuses the command keeps its own choice.
+fn set_rate_and_clock(
+    shared: &Shared,
+    index: usize,
+    st: &mut SlotState,
+    clock_khz: u32,
+    data_rate: u32,
+) -> Result<(), ReaderError> {
+    let d = &shared.link.descriptor;
+    let lists = d.num_data_rates_supported > 0 || d.num_clock_supported > 0;
+    if !lists || d.auto_baud() || d.auto_clock() {
+        return Ok(());
+    }
+    match transact(
+        shared,
+        index,
+        st,
+        Command::SetDataRateAndClockFrequency {
+            clock_frequency_khz: clock_khz,
+            data_rate,
+        },
+        reader_wait(shared),
+    ) {
+        Ok(_) => Ok(()),
+        Err(ReaderError::CommandFailed { error, .. }) => {
+            tracing::info!(%error, "SetDataRateAndClockFrequency refused; reader keeps its rate");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// S(IFS request) announcing dwMaxIFSD, through the T=1 engine.
+fn negotiate_ifsd(
+    shared: &Shared,
+    index: usize,
+    st: &mut SlotState,
+    level: ExchangeLevel,
+) -> Result<(), ReaderError> {
+    let SlotState { tx, rx, card, .. } = st;
+    let card = card.as_mut().ok_or(ReaderError::NotPowered)?;
+    let wait = exchange_wait(shared, card);
+    let t1 = card.t1.as_mut().ok_or(ReaderError::NotPowered)?;
+    let edc = t1.config().edc;
+    let mut x = t1.negotiate_ifsd();
+    let slot = &shared.link.slots[index];
+    let mut io = exchange::Io {
+        link: &shared.link,
+        slot,
+        tx,
+        rx,
+    };
+    match exchange::run_t1(&mut io, &mut x, level, edc, wait)? {
+        Progress::Complete(_) => Ok(()),
+        _ => Err(ReaderError::NotSupported("card aborted S(IFS)")),
+    }
+}
+
+pub(crate) fn transmit(
+    shared: &Shared,
+    index: usize,
+    command: &[u8],
+    response: &mut [u8],
+) -> Result<usize, ReaderError> {
+    let cell = &shared.slots[index];
+    let _span = cell.span.enter();
+    begin(shared, index)?;
+    let mut st = lock(&cell.state);
+    if st.card.is_none() {
+        return Err(ReaderError::NotPowered);
+    }
+    if shared.flavour != Flavour::Ccid {
+        return iccd::transmit(shared, &mut st, command, response);
+    }
+    if st.card.as_ref().and_then(|c| c.protocol).is_none() {
+        select_protocol(shared, index, &mut st, ProtocolPreference::Any)?;
+    }
+    exchange::transmit(shared, index, &mut st, command, response)
+}
