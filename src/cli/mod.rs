@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 mod atr;
 mod descriptor;
+mod trace;
 
 /// ferroccid: USB CCID smart-card reader driver and bring-up tool.
 #[derive(Parser)]
@@ -19,6 +20,8 @@ enum Command {
     Atr(atr::Args),
     /// Decode a CCID class descriptor (CCID §5.1).
     Descriptor(descriptor::Args),
+    /// Decode a usbmon capture or libccid log into one line per CCID message.
+    Trace(trace::Args),
 }
 
 /// Parse the command line and run the chosen subcommand.
@@ -27,5 +30,6 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Atr(args) => atr::run(args),
         Command::Descriptor(args) => descriptor::run(args),
+        Command::Trace(args) => trace::run(args),
     }
 }
