@@ -13,6 +13,7 @@
 //! | [`nusb`](self::nusb) | pure-Rust USB (feature `nusb`, default) |
 //! | [`rusb`](self::rusb) | libusb-1.0 (feature `rusb`) |
 //! | [`usbip`](self::usbip) | userspace USB/IP client over TCP |
+//! | [`usbip`](self::usbip) | userspace USB/IP client over TCP |
 //! | [`sim`] | the in-process simulated reader |
 //!
 //! Shared pieces: [`name`] parses pcscd device names, [`descriptors`] finds
@@ -29,6 +30,7 @@ pub mod name;
 pub mod nusb;
 #[cfg(feature = "rusb")]
 pub mod rusb;
+pub mod usbip;
 pub mod scripted;
 pub mod usbip;
 pub mod sim;
