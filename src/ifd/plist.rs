@@ -42,10 +42,11 @@ fn escape_xml(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Renders Info.plist. Readers are sorted and de-duplicated by VID:PID.
+/// Renders Info.plist. Readers are sorted by VID:PID; of duplicates the
+/// first listed wins (the sort is stable).
 pub fn render(config: &BundleConfig, readers: &[ReaderId]) -> String {
     let mut readers = readers.to_vec();
-    readers.sort();
+    readers.sort_by_key(|r| (r.vendor_id, r.product_id));
     readers.dedup_by_key(|r| (r.vendor_id, r.product_id));
     let mut s = String::new();
     s.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
