@@ -13,7 +13,6 @@
 //! | [`nusb`](self::nusb) | pure-Rust USB (feature `nusb`, default) |
 //! | [`rusb`](self::rusb) | libusb-1.0 (feature `rusb`) |
 //! | [`usbip`](self::usbip) | userspace USB/IP client over TCP |
-//! | [`usbip`](self::usbip) | userspace USB/IP client over TCP |
 //! | [`sim`] | the in-process simulated reader |
 //!
 //! Shared pieces: [`name`] parses pcscd device names, [`descriptors`] finds
@@ -30,7 +29,6 @@ pub mod name;
 pub mod nusb;
 #[cfg(feature = "rusb")]
 pub mod rusb;
-pub mod usbip;
 pub mod scripted;
 pub mod usbip;
 pub mod sim;
