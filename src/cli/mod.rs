@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 mod atr;
 mod descriptor;
+mod sim;
 mod trace;
 
 /// ferroccid: USB CCID smart-card reader driver and bring-up tool.
@@ -20,6 +21,8 @@ enum Command {
     Atr(atr::Args),
     /// Decode a CCID class descriptor (CCID §5.1).
     Descriptor(descriptor::Args),
+    /// Run the simulated reader, exported over USB/IP.
+    Sim(sim::Args),
     /// Decode a usbmon capture or libccid log into one line per CCID message.
     Trace(trace::Args),
 }
@@ -30,6 +33,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Atr(args) => atr::run(args),
         Command::Descriptor(args) => descriptor::run(args),
+        Command::Sim(args) => sim::run(args),
         Command::Trace(args) => trace::run(args),
     }
 }
