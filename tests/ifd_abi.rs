@@ -84,12 +84,22 @@ fn header_values() -> HashMap<String, u64> {
 fn types_and_constants_match_the_installed_headers() {
     let c = header_values();
     let check = |name: &str, ours: u64| {
-        assert_eq!(c[name], ours, "{name}: headers say {}, ferroccid has {ours}", c[name]);
+        assert_eq!(
+            c[name], ours,
+            "{name}: headers say {}, ferroccid has {ours}",
+            c[name]
+        );
     };
     check("sizeof(DWORD)", std::mem::size_of::<Dword>() as u64);
-    check("sizeof(RESPONSECODE)", std::mem::size_of::<ResponseCode>() as u64);
+    check(
+        "sizeof(RESPONSECODE)",
+        std::mem::size_of::<ResponseCode>() as u64,
+    );
     check("sizeof(UCHAR)", 1);
-    check("sizeof(SCARD_IO_HEADER)", std::mem::size_of::<ScardIoHeader>() as u64);
+    check(
+        "sizeof(SCARD_IO_HEADER)",
+        std::mem::size_of::<ScardIoHeader>() as u64,
+    );
     check(
         "offsetof(SCARD_IO_HEADER, Length)",
         std::mem::offset_of!(ScardIoHeader, length) as u64,
@@ -109,7 +119,10 @@ fn types_and_constants_match_the_installed_headers() {
         ("IFD_ICC_PRESENT", IFD_ICC_PRESENT),
         ("IFD_ICC_NOT_PRESENT", IFD_ICC_NOT_PRESENT),
         ("IFD_NO_SUCH_DEVICE", IFD_NO_SUCH_DEVICE),
-        ("IFD_ERROR_INSUFFICIENT_BUFFER", IFD_ERROR_INSUFFICIENT_BUFFER),
+        (
+            "IFD_ERROR_INSUFFICIENT_BUFFER",
+            IFD_ERROR_INSUFFICIENT_BUFFER,
+        ),
     ];
     for &(name, value) in codes {
         check(name, value as u64);
@@ -124,21 +137,39 @@ fn types_and_constants_match_the_installed_headers() {
         ("TAG_IFD_THREAD_SAFE", TAG_IFD_THREAD_SAFE),
         ("TAG_IFD_SLOTS_NUMBER", TAG_IFD_SLOTS_NUMBER),
         ("TAG_IFD_SIMULTANEOUS_ACCESS", TAG_IFD_SIMULTANEOUS_ACCESS),
-        ("TAG_IFD_POLLING_THREAD_KILLABLE", TAG_IFD_POLLING_THREAD_KILLABLE),
+        (
+            "TAG_IFD_POLLING_THREAD_KILLABLE",
+            TAG_IFD_POLLING_THREAD_KILLABLE,
+        ),
         ("TAG_IFD_STOP_POLLING_THREAD", TAG_IFD_STOP_POLLING_THREAD),
-        ("TAG_IFD_POLLING_THREAD_WITH_TIMEOUT", TAG_IFD_POLLING_THREAD_WITH_TIMEOUT),
+        (
+            "TAG_IFD_POLLING_THREAD_WITH_TIMEOUT",
+            TAG_IFD_POLLING_THREAD_WITH_TIMEOUT,
+        ),
         ("TAG_IFD_DEVICE_REMOVED", TAG_IFD_DEVICE_REMOVED),
         ("SCARD_PROTOCOL_T0", SCARD_PROTOCOL_T0),
         ("SCARD_PROTOCOL_T1", SCARD_PROTOCOL_T1),
         ("SCARD_PROTOCOL_RAW", SCARD_PROTOCOL_RAW),
         ("SCARD_ATTR_VENDOR_NAME", SCARD_ATTR_VENDOR_NAME),
         ("SCARD_ATTR_VENDOR_IFD_TYPE", SCARD_ATTR_VENDOR_IFD_TYPE),
-        ("SCARD_ATTR_VENDOR_IFD_VERSION", SCARD_ATTR_VENDOR_IFD_VERSION),
-        ("SCARD_ATTR_VENDOR_IFD_SERIAL_NO", SCARD_ATTR_VENDOR_IFD_SERIAL_NO),
+        (
+            "SCARD_ATTR_VENDOR_IFD_VERSION",
+            SCARD_ATTR_VENDOR_IFD_VERSION,
+        ),
+        (
+            "SCARD_ATTR_VENDOR_IFD_SERIAL_NO",
+            SCARD_ATTR_VENDOR_IFD_SERIAL_NO,
+        ),
         ("SCARD_ATTR_CHANNEL_ID", SCARD_ATTR_CHANNEL_ID),
-        ("SCARD_ATTR_CURRENT_PROTOCOL_TYPE", SCARD_ATTR_CURRENT_PROTOCOL_TYPE),
+        (
+            "SCARD_ATTR_CURRENT_PROTOCOL_TYPE",
+            SCARD_ATTR_CURRENT_PROTOCOL_TYPE,
+        ),
         ("SCARD_ATTR_ICC_PRESENCE", SCARD_ATTR_ICC_PRESENCE),
-        ("SCARD_ATTR_ICC_INTERFACE_STATUS", SCARD_ATTR_ICC_INTERFACE_STATUS),
+        (
+            "SCARD_ATTR_ICC_INTERFACE_STATUS",
+            SCARD_ATTR_ICC_INTERFACE_STATUS,
+        ),
         ("SCARD_ATTR_ATR_STRING", SCARD_ATTR_ATR_STRING),
         ("SCARD_ATTR_MAXINPUT", SCARD_ATTR_MAXINPUT),
         ("CM_IOCTL_GET_FEATURE_REQUEST", CM_IOCTL_GET_FEATURE_REQUEST),
@@ -152,31 +183,76 @@ fn types_and_constants_match_the_installed_headers() {
     check("MAX_ATR_SIZE", MAX_ATR_SIZE as u64);
     check("MAX_BUFFER_SIZE", MAX_BUFFER_SIZE as u64);
     check("MAX_BUFFER_SIZE_EXTENDED", MAX_BUFFER_SIZE_EXTENDED as u64);
-    check("FEATURE_VERIFY_PIN_DIRECT", FEATURE_VERIFY_PIN_DIRECT.into());
-    check("FEATURE_MODIFY_PIN_DIRECT", FEATURE_MODIFY_PIN_DIRECT.into());
-    check("FEATURE_IFD_PIN_PROPERTIES", FEATURE_IFD_PIN_PROPERTIES.into());
-    check("FEATURE_GET_TLV_PROPERTIES", FEATURE_GET_TLV_PROPERTIES.into());
+    check(
+        "FEATURE_VERIFY_PIN_DIRECT",
+        FEATURE_VERIFY_PIN_DIRECT.into(),
+    );
+    check(
+        "FEATURE_MODIFY_PIN_DIRECT",
+        FEATURE_MODIFY_PIN_DIRECT.into(),
+    );
+    check(
+        "FEATURE_IFD_PIN_PROPERTIES",
+        FEATURE_IFD_PIN_PROPERTIES.into(),
+    );
+    check(
+        "FEATURE_GET_TLV_PROPERTIES",
+        FEATURE_GET_TLV_PROPERTIES.into(),
+    );
     check("FEATURE_CCID_ESC_COMMAND", FEATURE_CCID_ESC_COMMAND.into());
     // abData is a flexible array: its offset is the header size we parse.
-    check("offsetof(PIN_VERIFY_STRUCTURE, abData)", PIN_VERIFY_STRUCTURE_HEADER as u64);
+    check(
+        "offsetof(PIN_VERIFY_STRUCTURE, abData)",
+        PIN_VERIFY_STRUCTURE_HEADER as u64,
+    );
     check("offsetof(PIN_VERIFY_STRUCTURE, ulDataLength)", 15);
-    check("offsetof(PIN_MODIFY_STRUCTURE, abData)", PIN_MODIFY_STRUCTURE_HEADER as u64);
+    check(
+        "offsetof(PIN_MODIFY_STRUCTURE, abData)",
+        PIN_MODIFY_STRUCTURE_HEADER as u64,
+    );
     check("offsetof(PIN_MODIFY_STRUCTURE, ulDataLength)", 20);
     check("offsetof(PIN_MODIFY_STRUCTURE, bNumberMessage)", 11);
     check("offsetof(PIN_MODIFY_STRUCTURE, bMsgIndex1)", 14);
     check("offsetof(PIN_MODIFY_STRUCTURE, bTeoPrologue)", 17);
-    check("sizeof(PIN_PROPERTIES_STRUCTURE)", PIN_PROPERTIES_STRUCTURE_SIZE as u64);
+    check(
+        "sizeof(PIN_PROPERTIES_STRUCTURE)",
+        PIN_PROPERTIES_STRUCTURE_SIZE as u64,
+    );
     let tags: &[(&str, u8)] = &[
         ("PCSCv2_PART10_PROPERTY_wLcdLayout", property::W_LCD_LAYOUT),
-        ("PCSCv2_PART10_PROPERTY_bEntryValidationCondition", property::B_ENTRY_VALIDATION_CONDITION),
+        (
+            "PCSCv2_PART10_PROPERTY_bEntryValidationCondition",
+            property::B_ENTRY_VALIDATION_CONDITION,
+        ),
         ("PCSCv2_PART10_PROPERTY_bTimeOut2", property::B_TIME_OUT2),
-        ("PCSCv2_PART10_PROPERTY_wLcdMaxCharacters", property::W_LCD_MAX_CHARACTERS),
-        ("PCSCv2_PART10_PROPERTY_wLcdMaxLines", property::W_LCD_MAX_LINES),
-        ("PCSCv2_PART10_PROPERTY_bMinPINSize", property::B_MIN_PIN_SIZE),
-        ("PCSCv2_PART10_PROPERTY_bMaxPINSize", property::B_MAX_PIN_SIZE),
-        ("PCSCv2_PART10_PROPERTY_sFirmwareID", property::S_FIRMWARE_ID),
-        ("PCSCv2_PART10_PROPERTY_bPPDUSupport", property::B_PPDU_SUPPORT),
-        ("PCSCv2_PART10_PROPERTY_dwMaxAPDUDataSize", property::DW_MAX_APDU_DATA_SIZE),
+        (
+            "PCSCv2_PART10_PROPERTY_wLcdMaxCharacters",
+            property::W_LCD_MAX_CHARACTERS,
+        ),
+        (
+            "PCSCv2_PART10_PROPERTY_wLcdMaxLines",
+            property::W_LCD_MAX_LINES,
+        ),
+        (
+            "PCSCv2_PART10_PROPERTY_bMinPINSize",
+            property::B_MIN_PIN_SIZE,
+        ),
+        (
+            "PCSCv2_PART10_PROPERTY_bMaxPINSize",
+            property::B_MAX_PIN_SIZE,
+        ),
+        (
+            "PCSCv2_PART10_PROPERTY_sFirmwareID",
+            property::S_FIRMWARE_ID,
+        ),
+        (
+            "PCSCv2_PART10_PROPERTY_bPPDUSupport",
+            property::B_PPDU_SUPPORT,
+        ),
+        (
+            "PCSCv2_PART10_PROPERTY_dwMaxAPDUDataSize",
+            property::DW_MAX_APDU_DATA_SIZE,
+        ),
         ("PCSCv2_PART10_PROPERTY_wIdVendor", property::W_ID_VENDOR),
         ("PCSCv2_PART10_PROPERTY_wIdProduct", property::W_ID_PRODUCT),
     ];

@@ -64,7 +64,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Reader index and slot of a Lun.
 pub fn split_lun(lun: Dword) -> (u16, u8) {
-    (((lun >> 16) & 0xFFFF) as u16, (lun & 0xFFFF).min(0xFF) as u8)
+    (
+        ((lun >> 16) & 0xFFFF) as u16,
+        (lun & 0xFFFF).min(0xFF) as u8,
+    )
 }
 
 fn code_of(error: &BackendError) -> ResponseCode {
@@ -328,10 +331,16 @@ impl Driver {
         }
     }
 
-    /// IFDHTransmitToICC: `protocol` is SendPci.Protocol.
-    pub fn transmit(&self, lun: Dword, protocol: Dword, apdu: &[u8]) -> Result<Vec<u8>, ResponseCode> {
+    /// IFDHTransmitToICC: `protocol` is SendPci.Protocol, which pcscd
+    /// fills with the protocol number T (0 or 1), not SCARD_PROTOCOL_Tx.
+    pub fn transmit(
+        &self,
+        lun: Dword,
+        protocol: Dword,
+        apdu: &[u8],
+    ) -> Result<Vec<u8>, ResponseCode> {
         let (reader, slot) = self.reader(lun)?;
-        if !matches!(protocol, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1) {
+        if protocol > 1 {
             return Err(IFD_PROTOCOL_NOT_SUPPORTED);
         }
         if apdu.len() < 4 || apdu.len() > MAX_BUFFER_SIZE_EXTENDED {

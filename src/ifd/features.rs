@@ -105,7 +105,9 @@ fn data_length(header: &[u8], at: usize) -> usize {
 /// be at least a header, and the result must decode as CCID table 6.1-5.
 pub fn verify_to_secure(pcsc: &[u8]) -> Result<Vec<u8>, StructureError> {
     if pcsc.len() < PIN_VERIFY_STRUCTURE_HEADER {
-        return Err(StructureError("PIN_VERIFY_STRUCTURE shorter than its header"));
+        return Err(StructureError(
+            "PIN_VERIFY_STRUCTURE shorter than its header",
+        ));
     }
     let (header, apdu) = pcsc.split_at(PIN_VERIFY_STRUCTURE_HEADER);
     if data_length(header, 15) != apdu.len() {
@@ -127,7 +129,9 @@ pub fn verify_to_secure(pcsc: &[u8]) -> Result<Vec<u8>, StructureError> {
 /// as many bMsgIndex bytes as bNumberMessage calls for (CCID table 6.1-6).
 pub fn modify_to_secure(pcsc: &[u8]) -> Result<Vec<u8>, StructureError> {
     if pcsc.len() < PIN_MODIFY_STRUCTURE_HEADER {
-        return Err(StructureError("PIN_MODIFY_STRUCTURE shorter than its header"));
+        return Err(StructureError(
+            "PIN_MODIFY_STRUCTURE shorter than its header",
+        ));
     }
     let (header, apdu) = pcsc.split_at(PIN_MODIFY_STRUCTURE_HEADER);
     if data_length(header, 20) != apdu.len() {
@@ -236,11 +240,15 @@ mod tests {
 
     #[test]
     fn verify_structure_becomes_ccid_secure_data() {
-        let apdu = [0x00, 0x20, 0x00, 0x81, 0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
+        let apdu = [
+            0x00, 0x20, 0x00, 0x81, 0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+        ];
         let s = verify_structure(&apdu, apdu.len() as u32);
         let out = verify_to_secure(&s).unwrap();
         // CCID table 6.1-5: bPINOperation 0, bTimeOut, then 12 bytes, then APDU.
-        let mut expected = vec![0x00, 30, 0x82, 0x08, 0x00, 0x08, 0x04, 0x02, 0x01, 0x09, 0x04, 0x00, 0, 0, 0];
+        let mut expected = vec![
+            0x00, 30, 0x82, 0x08, 0x00, 0x08, 0x04, 0x02, 0x01, 0x09, 0x04, 0x00, 0, 0, 0,
+        ];
         expected.extend_from_slice(&apdu);
         assert_eq!(out, expected);
     }
@@ -275,8 +283,8 @@ mod tests {
         s.extend_from_slice(&apdu);
         let out = modify_to_secure(&s).unwrap();
         let mut expected = vec![
-            0x01, 30, 0x82, 0x08, 0x00, 0x00, 0x08, 0x08, 0x04, 0x03, 0x02, 0x02, 0x09, 0x04,
-            0x00, 0x01, 0, 0, 0,
+            0x01, 30, 0x82, 0x08, 0x00, 0x00, 0x08, 0x08, 0x04, 0x03, 0x02, 0x02, 0x09, 0x04, 0x00,
+            0x01, 0, 0, 0,
         ];
         expected.extend_from_slice(&apdu);
         assert_eq!(out, expected);

@@ -110,7 +110,11 @@ impl<S: Subscriber> Layer<S> for PcscdLayer {
             Level::INFO => PCSC_LOG_INFO,
             _ => PCSC_LOG_DEBUG,
         };
-        let text = format!("ferroccid {}: {}", event.metadata().target(), visitor.0.trim_end());
+        let text = format!(
+            "ferroccid {}: {}",
+            event.metadata().target(),
+            visitor.0.trim_end()
+        );
         let Ok(text) = CString::new(text.replace('\0', " ")) else {
             return;
         };

@@ -71,7 +71,10 @@ pub fn render(config: &BundleConfig, readers: &[ReaderId]) -> String {
     key("ifdProtocolSupport", "0x00000001");
     key("ifdVersionNumber", "0x00000001");
     key("ifdLogLevel", &format!("0x{:04X}", config.log_level));
-    key("ifdDriverOptions", &format!("0x{:04X}", config.driver_options));
+    key(
+        "ifdDriverOptions",
+        &format!("0x{:04X}", config.driver_options),
+    );
     let mut array = |k: &str, values: Vec<String>| {
         let _ = writeln!(s, "\t<key>{k}</key>\n\t<array>");
         for v in values {
@@ -81,11 +84,17 @@ pub fn render(config: &BundleConfig, readers: &[ReaderId]) -> String {
     };
     array(
         "ifdVendorID",
-        readers.iter().map(|r| format!("0x{:04X}", r.vendor_id)).collect(),
+        readers
+            .iter()
+            .map(|r| format!("0x{:04X}", r.vendor_id))
+            .collect(),
     );
     array(
         "ifdProductID",
-        readers.iter().map(|r| format!("0x{:04X}", r.product_id)).collect(),
+        readers
+            .iter()
+            .map(|r| format!("0x{:04X}", r.product_id))
+            .collect(),
     );
     array(
         "ifdFriendlyName",
@@ -104,10 +113,15 @@ fn unescape_xml(s: &str) -> String {
 
 /// The `<string>` (or `<integer>`) value after `<key>KEY</key>`.
 pub fn read_string(text: &str, key: &str) -> Option<String> {
-    let after = text.split_once(&format!("<key>{key}</key>"))?.1.trim_start();
+    let after = text
+        .split_once(&format!("<key>{key}</key>"))?
+        .1
+        .trim_start();
     for tag in ["string", "integer"] {
         if let Some(rest) = after.strip_prefix(&format!("<{tag}>")) {
-            return Some(unescape_xml(rest.split_once(&format!("</{tag}>"))?.0.trim()));
+            return Some(unescape_xml(
+                rest.split_once(&format!("</{tag}>"))?.0.trim(),
+            ));
         }
     }
     None
@@ -116,7 +130,10 @@ pub fn read_string(text: &str, key: &str) -> Option<String> {
 /// A number value (`0x…` hex or decimal, string or integer element).
 pub fn read_integer(text: &str, key: &str) -> Option<u32> {
     let value = read_string(text, key)?;
-    match value.strip_prefix("0x").or_else(|| value.strip_prefix("0X")) {
+    match value
+        .strip_prefix("0x")
+        .or_else(|| value.strip_prefix("0X"))
+    {
         Some(hex) => u32::from_str_radix(hex, 16).ok(),
         None => value.parse().ok(),
     }
@@ -137,7 +154,10 @@ pub fn read_array(text: &str, key: &str) -> Vec<String> {
     body.0
         .split("<string>")
         .skip(1)
-        .filter_map(|part| part.split_once("</string>").map(|(v, _)| unescape_xml(v.trim())))
+        .filter_map(|part| {
+            part.split_once("</string>")
+                .map(|(v, _)| unescape_xml(v.trim()))
+        })
         .collect()
 }
 
@@ -147,7 +167,8 @@ pub fn readers_of(text: &str) -> Vec<ReaderId> {
     let vendors = read_array(text, "ifdVendorID");
     let products = read_array(text, "ifdProductID");
     let names = read_array(text, "ifdFriendlyName");
-    let hex = |s: &str| u16::from_str_radix(s.trim_start_matches("0x").trim_start_matches("0X"), 16).ok();
+    let hex =
+        |s: &str| u16::from_str_radix(s.trim_start_matches("0x").trim_start_matches("0X"), 16).ok();
     vendors
         .iter()
         .zip(&products)
@@ -175,13 +196,31 @@ mod tests {
             class_driver: true,
         };
         let readers = vec![
-            ReaderId { vendor_id: 0x1209, product_id: 0x0001, name: "sim & co".into() },
-            ReaderId { vendor_id: 0x072F, product_id: 0x90CC, name: "ACR38U".into() },
-            ReaderId { vendor_id: 0x1209, product_id: 0x0001, name: "duplicate".into() },
+            ReaderId {
+                vendor_id: 0x1209,
+                product_id: 0x0001,
+                name: "sim & co".into(),
+            },
+            ReaderId {
+                vendor_id: 0x072F,
+                product_id: 0x90CC,
+                name: "ACR38U".into(),
+            },
+            ReaderId {
+                vendor_id: 0x1209,
+                product_id: 0x0001,
+                name: "duplicate".into(),
+            },
         ];
         let text = render(&config, &readers);
-        assert_eq!(read_string(&text, "CFBundleExecutable").as_deref(), Some("libferroccid.so"));
-        assert_eq!(read_string(&text, "CFBundleName").as_deref(), Some("CCIDCLASSDRIVER"));
+        assert_eq!(
+            read_string(&text, "CFBundleExecutable").as_deref(),
+            Some("libferroccid.so")
+        );
+        assert_eq!(
+            read_string(&text, "CFBundleName").as_deref(),
+            Some("CCIDCLASSDRIVER")
+        );
         assert_eq!(read_integer(&text, "ifdLogLevel"), Some(3));
         assert_eq!(read_integer(&text, "ifdDriverOptions"), Some(1));
         assert_eq!(read_array(&text, "ifdVendorID"), vec!["0x072F", "0x1209"]);

@@ -73,7 +73,11 @@ impl SimBackend {
                 )))
             }
         };
-        let config = if t0 { CardConfig::t0() } else { CardConfig::t1() };
+        let config = if t0 {
+            CardConfig::t0()
+        } else {
+            CardConfig::t1()
+        };
         let slots = (0..slots)
             .map(|_| SlotModel {
                 card: VirtualCard::new(config.clone()),
@@ -302,7 +306,9 @@ impl Backend for SimBackend {
             }
             // A short-APDU reader refuses what does not fit a short frame.
             if apdu.len() > max + 6 {
-                return Err(BackendError::Communication("APDU too long for the reader".into()));
+                return Err(BackendError::Communication(
+                    "APDU too long for the reader".into(),
+                ));
             }
             let response = if t0 {
                 Self::t0_exchange(&mut model.card, apdu)
@@ -320,8 +326,8 @@ impl Backend for SimBackend {
         if self.info.pinpad.is_none() {
             return Err(BackendError::NotSupported);
         }
-        let parsed = SecureData::parse(ab_data)
-            .map_err(|e| BackendError::Communication(e.reason.into()))?;
+        let parsed =
+            SecureData::parse(ab_data).map_err(|e| BackendError::Communication(e.reason.into()))?;
         let apdu = match parsed {
             SecureData::Verify(v) => insert_pin(v.format_string, v.pin_block_string, v.apdu),
             SecureData::Modify(m) => {

@@ -1,0 +1,353 @@
+//! ferroccid's IFD handler inside Debian's real pcscd, with the `pcsc`
+//! crate (libpcsclite) as the client. One pcscd per test binary, started
+//! through tests/scripts/pcscd-run.sh in its own mount namespace; each test
+//! uses its own simulated reader. Fails loudly when pcscd is missing.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use pcsc::{Context, Protocols, ReaderState, Scope, ShareMode, State, MAX_BUFFER_SIZE};
+
+/// Readers of the shared pcscd: (DEVICENAME).
+const READERS: &[&str] = &[
+    "sim:t1.apdu",
+    "sim:t0.apdu",
+    "sim:pinpad",
+    "sim:t1.remove",
+    "sim:t1.unplug",
+    "sim:t1.load",
+];
+
+struct Pcscd {
+    control: PathBuf,
+}
+
+fn library() -> PathBuf {
+    // Integration tests are built after the library, cdylib included.
+    let deps = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/debug/libferroccid.so");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|t| PathBuf::from(t).join("debug/libferroccid.so"))
+        .unwrap_or(deps);
+    assert!(
+        target.exists(),
+        "{} missing: cargo build --lib",
+        target.display()
+    );
+    target
+}
+
+fn pcscd() -> &'static Pcscd {
+    static PCSCD: OnceLock<Pcscd> = OnceLock::new();
+    PCSCD.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("ferroccid-pcscd-{}", std::process::id()));
+        let control = dir.join("control");
+        std::fs::create_dir_all(&control).unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/pcscd-run.sh");
+        let status = Command::new(script)
+            .arg("start")
+            .arg(&dir)
+            .arg(library())
+            .args(READERS)
+            .env("FERROCCID_SIM_CONTROL", &control)
+            .env("WATCH_PID", std::process::id().to_string())
+            .status()
+            .expect("cannot run tests/scripts/pcscd-run.sh");
+        assert!(
+            status.success(),
+            "pcscd did not start (see {}/pcscd.log)",
+            dir.display()
+        );
+        // libpcsclite reads this when a context is established.
+        std::env::set_var("PCSCLITE_CSOCK_NAME", dir.join("run/pcscd.comm"));
+        Pcscd { control }
+    })
+}
+
+fn reader_name(ctx: &Context, device: &str) -> CString {
+    let mut buf = vec![0u8; 4096];
+    let wanted = format!("ferroccid {device} ");
+    ctx.list_readers(&mut buf)
+        .unwrap()
+        .find(|r| r.to_string_lossy().starts_with(&wanted))
+        .unwrap_or_else(|| panic!("reader for {device} not listed"))
+        .to_owned()
+}
+
+fn context() -> Context {
+    pcscd();
+    Context::establish(Scope::User).expect("cannot reach the test pcscd")
+}
+
+fn transmit(card: &pcsc::Card, apdu: &[u8]) -> Vec<u8> {
+    let mut buf = vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED];
+    card.transmit(apdu, &mut buf).unwrap().to_vec()
+}
+
+/// Disconnects without resetting: the `pcsc` crate's drop resets the card,
+/// which other tests' handles on the same reader would see as RESET_CARD.
+fn leave(card: pcsc::Card) {
+    card.disconnect(pcsc::Disposition::LeaveCard)
+        .map_err(|(_, e)| e)
+        .unwrap();
+}
+
+fn sw(response: &[u8]) -> u16 {
+    u16::from_be_bytes([response[response.len() - 2], response[response.len() - 1]])
+}
+
+#[test]
+fn apdu_cases_on_a_t1_card() {
+    let ctx = context();
+    let reader = reader_name(&ctx, "sim:t1.apdu");
+    let card = ctx
+        .connect(&reader, ShareMode::Shared, Protocols::ANY)
+        .unwrap();
+    // The preset card's ATR: 3B, T0 with historical bytes "FerroSim".
+    let (_, protocol, atr) = {
+        let mut names = [0u8; 256];
+        let mut atr = [0u8; 64];
+        let status = card.status2(&mut names, &mut atr).unwrap();
+        (status.status(), status.protocol2(), status.atr().to_vec())
+    };
+    assert_eq!(protocol, Some(pcsc::Protocol::T1));
+    assert!(atr.ends_with(b"FerroSim") || atr[..atr.len() - 1].ends_with(b"FerroSim"));
+    // Case 1: VERIFY with no data asks for the retry counter: 63C3.
+    assert_eq!(sw(&transmit(&card, &[0x00, 0x20, 0x00, 0x81])), 0x63C3);
+    // Case 2: GET CHALLENGE of 8 bytes.
+    let r = transmit(&card, &[0x00, 0x84, 0x00, 0x00, 0x08]);
+    assert_eq!((r.len(), sw(&r)), (10, 0x9000));
+    // Case 3: VERIFY with the preset PIN "123456".
+    let r = transmit(&card, b"\x00\x20\x00\x81\x06123456");
+    assert_eq!(sw(&r), 0x9000);
+    // Case 4: INTERNAL AUTHENTICATE answers a 32-byte HMAC-SHA-256.
+    let r = transmit(&card, &[0x00, 0x88, 0x00, 0x00, 0x04, 1, 2, 3, 4, 0x00]);
+    assert_eq!((r.len(), sw(&r)), (34, 0x9000));
+    // Extended case 2: GET CHALLENGE of 300 bytes.
+    let r = transmit(&card, &[0x00, 0x84, 0x00, 0x00, 0x00, 0x01, 0x2C]);
+    assert_eq!((r.len(), sw(&r)), (302, 0x9000));
+    // Response larger than the client's buffer: an error, nothing written past.
+    let mut small = [0u8; 4];
+    assert!(card
+        .transmit(&[0x00, 0x84, 0x00, 0x00, 0x08], &mut small)
+        .is_err());
+    leave(card);
+}
+
+#[test]
+fn t0_card_leaves_get_response_to_the_client() {
+    let ctx = context();
+    let reader = reader_name(&ctx, "sim:t0.apdu");
+    let card = ctx
+        .connect(&reader, ShareMode::Shared, Protocols::ANY)
+        .unwrap();
+    let r = transmit(&card, &[0x00, 0x84, 0x00, 0x00, 0x08]);
+    assert_eq!((r.len(), sw(&r)), (10, 0x9000));
+    // Case 4 on T=0: the card answers 61xx (ISO 7816-3 §10.3.4) — libpcsclite
+    // clients see it, or get the data if pcscd's client lib does GET RESPONSE.
+    let r = transmit(&card, &[0x00, 0x88, 0x00, 0x00, 0x04, 1, 2, 3, 4, 0x00]);
+    assert!(
+        sw(&r) == 0x6120 || (r.len() == 34 && sw(&r) == 0x9000),
+        "{r:02X?}"
+    );
+    leave(card);
+}
+
+#[test]
+fn pinpad_features_and_verify_pin_direct() {
+    let ctx = context();
+    let reader = reader_name(&ctx, "sim:pinpad");
+    let card = ctx
+        .connect(&reader, ShareMode::Shared, Protocols::ANY)
+        .unwrap();
+    let mut buf = [0u8; MAX_BUFFER_SIZE];
+    let get_feature = 0x4200_0000 + 3400;
+    let features = card.control(get_feature, &[], &mut buf).unwrap().to_vec();
+    let mut codes = std::collections::HashMap::new();
+    for tlv in features.chunks(6) {
+        assert_eq!(tlv[1], 4);
+        codes.insert(tlv[0], u32::from_be_bytes([tlv[2], tlv[3], tlv[4], tlv[5]]));
+    }
+    let verify = *codes.get(&0x06).expect("FEATURE_VERIFY_PIN_DIRECT listed");
+    assert!(codes.contains_key(&0x07) && codes.contains_key(&0x0A) && codes.contains_key(&0x12));
+    assert!(
+        !codes.contains_key(&0x13),
+        "escape listed without being enabled"
+    );
+    // PIN_VERIFY_STRUCTURE: ASCII PIN in an 6-byte block at offset 0.
+    let apdu = [
+        0x00, 0x20, 0x00, 0x81, 0x06, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+    ];
+    let mut s = vec![
+        30, 0, 0x82, 0x06, 0x00, 0x08, 0x04, 0x02, 0x01, 0x09, 0x04, 0x00, 0, 0, 0,
+    ];
+    s.extend_from_slice(&(apdu.len() as u32).to_le_bytes());
+    s.extend_from_slice(&apdu);
+    let r = card
+        .control(verify as usize as _, &s, &mut buf)
+        .unwrap()
+        .to_vec();
+    assert_eq!(r, vec![0x90, 0x00]);
+    // Truncated structure: an error, and pcscd carries on.
+    assert!(card.control(verify as _, &s[..10], &mut buf).is_err());
+    // ulDataLength lying about the APDU.
+    let mut lying = s.clone();
+    lying[15] = 0xFF;
+    assert!(card.control(verify as _, &lying, &mut buf).is_err());
+    // TLV properties carry the simulator's VID 0x1209.
+    let tlv = card
+        .control(codes[&0x12] as _, &[], &mut buf)
+        .unwrap()
+        .to_vec();
+    assert!(
+        tlv.windows(4).any(|w| w == [11, 2, 0x09, 0x12]),
+        "{tlv:02X?}"
+    );
+    // Attributes.
+    let mut attr = [0u8; 64];
+    let vendor = card
+        .get_attribute(pcsc::Attribute::VendorName, &mut attr)
+        .unwrap();
+    assert_eq!(vendor, b"ferroccid\0");
+    let atr = card
+        .get_attribute(pcsc::Attribute::AtrString, &mut attr)
+        .unwrap()
+        .to_vec();
+    assert_eq!(atr[0], 0x3B);
+    card.get_attribute(pcsc::Attribute::Maxinput, &mut attr)
+        .unwrap();
+    leave(card);
+}
+
+#[test]
+fn oversized_apdu_is_an_error_not_a_crash() {
+    let ctx = context();
+    let reader = reader_name(&ctx, "sim:t1.apdu");
+    let card = ctx
+        .connect(&reader, ShareMode::Shared, Protocols::ANY)
+        .unwrap();
+    let mut huge = vec![0u8; 70000];
+    huge[..4].copy_from_slice(&[0x00, 0xD6, 0x00, 0x00]);
+    let mut buf = vec![0u8; 300];
+    assert!(card.transmit(&huge, &mut buf).is_err());
+    // pcscd is still up and the reader still works.
+    let r = transmit(&card, &[0x00, 0x84, 0x00, 0x00, 0x08]);
+    assert_eq!(sw(&r), 0x9000);
+    leave(card);
+}
+
+fn wait_for(ctx: &Context, reader: &CString, want: State, limit: Duration) -> Duration {
+    let start = Instant::now();
+    let mut states = vec![ReaderState::new(reader.clone(), State::UNAWARE)];
+    ctx.get_status_change(Duration::from_secs(1), &mut states)
+        .unwrap();
+    loop {
+        if states[0].event_state().contains(want) {
+            return start.elapsed();
+        }
+        states[0].sync_current_state();
+        let left = limit.saturating_sub(start.elapsed());
+        assert!(!left.is_zero(), "{want:?} not seen within {limit:?}");
+        let _ = ctx.get_status_change(left, &mut states);
+    }
+}
+
+#[test]
+fn removal_and_insertion_wake_get_status_change_within_a_second() {
+    let ctx = context();
+    let reader = reader_name(&ctx, "sim:t1.remove");
+    let flag = pcscd().control.join("t1.remove.absent");
+    wait_for(&ctx, &reader, State::PRESENT, Duration::from_secs(2));
+    std::fs::write(&flag, b"").unwrap();
+    let took = wait_for(&ctx, &reader, State::EMPTY, Duration::from_secs(1));
+    assert!(took < Duration::from_secs(1), "removal seen after {took:?}");
+    std::fs::remove_file(&flag).unwrap();
+    let took = wait_for(&ctx, &reader, State::PRESENT, Duration::from_secs(1));
+    assert!(
+        took < Duration::from_secs(1),
+        "insertion seen after {took:?}"
+    );
+}
+
+#[test]
+fn sixteen_clients_thousand_apdus_each_get_their_own_answers() {
+    let ctx = context();
+    let reader = reader_name(&ctx, "sim:t1.load");
+    let threads: Vec<_> = (0u8..16)
+        .map(|client| {
+            let reader = reader.clone();
+            std::thread::spawn(move || {
+                let ctx = Context::establish(Scope::User).unwrap();
+                let card = ctx
+                    .connect(&reader, ShareMode::Shared, Protocols::ANY)
+                    .unwrap();
+                let mut buf = [0u8; 300];
+                let mut first = None;
+                for i in 0..1000u16 {
+                    // INTERNAL AUTHENTICATE of (client, i): the HMAC answer
+                    // is a function of the challenge only, so the same
+                    // challenge must always give the same answer and
+                    // different challenges different ones.
+                    let c = [client, (i >> 8) as u8, i as u8, 0x5A];
+                    let apdu = [0x00, 0x88, 0x00, 0x00, 0x04, c[0], c[1], c[2], c[3], 0x00];
+                    let r = card.transmit(&apdu, &mut buf).unwrap().to_vec();
+                    assert_eq!((r.len(), sw(&r)), (34, 0x9000), "client {client} apdu {i}");
+                    if i == 0 {
+                        first = Some(r.clone());
+                    }
+                    let again = [0x00, 0x88, 0x00, 0x00, 0x04, client, 0, 0, 0x5A, 0x00];
+                    if i % 100 == 0 {
+                        let r2 = card.transmit(&again, &mut buf).unwrap().to_vec();
+                        assert_eq!(Some(r2), first, "client {client} got someone else's answer");
+                    }
+                }
+                leave(card);
+                first.unwrap()
+            })
+        })
+        .collect();
+    let answers: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let distinct: std::collections::HashSet<_> = answers.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        16,
+        "clients' challenges must give distinct answers"
+    );
+}
+
+#[test]
+fn unplugged_reader_does_not_hang_clients_or_pcscd() {
+    let ctx = context();
+    let reader = reader_name(&ctx, "sim:t1.unplug");
+    let card = ctx
+        .connect(&reader, ShareMode::Shared, Protocols::ANY)
+        .unwrap();
+    std::fs::write(pcscd().control.join("t1.unplug.unplugged"), b"").unwrap();
+    let start = Instant::now();
+    let mut buf = [0u8; 300];
+    assert!(card
+        .transmit(&[0x00, 0x84, 0x00, 0x00, 0x08], &mut buf)
+        .is_err());
+    assert!(start.elapsed() < Duration::from_secs(5));
+    // The reader is no longer usable: listed as unavailable or gone.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut states = vec![ReaderState::new(reader.clone(), State::UNAWARE)];
+    let _ = ctx.get_status_change(Duration::from_secs(1), &mut states);
+    let s = states[0].event_state();
+    assert!(
+        s.intersects(State::UNAVAILABLE | State::UNKNOWN | State::EMPTY | State::MUTE),
+        "reader state after unplug: {s:?}"
+    );
+    // pcscd stays up: another reader still answers.
+    let other = reader_name(&ctx, "sim:t1.apdu");
+    let card = ctx
+        .connect(&other, ShareMode::Shared, Protocols::ANY)
+        .unwrap();
+    assert_eq!(
+        sw(&transmit(&card, &[0x00, 0x84, 0x00, 0x00, 0x08])),
+        0x9000
+    );
+    leave(card);
+}
