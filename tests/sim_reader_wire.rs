@@ -581,3 +581,43 @@ fn info_carries_identity_and_parseable_descriptors() {
     assert_eq!(Some(class.to_vec()), info.class_descriptor);
     assert_eq!(class[52], 0x03, "bPINSupport verify + modify");
 }
+
+#[test]
+fn pinpad_modify_inserts_current_and_new_pin() {
+    let (t, _h) = open("pinpad");
+    power_on(&t, 0, 1);
+    // bPINOperation 1, bTimeOut 0, ASCII bytes left (0x82), 6-byte blocks,
+    // no length field, old PIN at data offset 0, new PIN at 6, max 8 / min 4,
+    // bConfirmPIN 3 (confirm + current PIN), validation 2, bNumberMessage 3,
+    // wLangId 0409, bMsgIndex1..3, bTeoPrologue; CHANGE REFERENCE DATA P1 = 0.
+    let mut s = vec![
+        1, 0, 0x82, 0x06, 0x00, 0, 6, 0x08, 0x04, 0x03, 0x02, 3, 0x09, 0x04, 0, 1, 2, 0, 0, 0,
+    ];
+    s.extend_from_slice(&[0x00, 0x24, 0x00, 0x81, 0x0C]);
+    s.extend_from_slice(&[0; 12]);
+    let r = xchg(&t, &cmd(0x69, 0, 2, [0; 3], &s));
+    assert_eq!(payload(&r), &[0x90, 0x00], "123456 changed to 654321");
+    // The new PIN now verifies through a plain T=0 TPDU.
+    let r = xfr(&t, 3, 0, b"\x00\x20\x00\x81\x06654321");
+    assert_eq!(payload(&r), &[0x90, 0x00]);
+}
+
+#[test]
+fn apdu_level_reader_turns_card_busy_into_time_extensions() {
+    let mut p = Profile::from_name("short-apdu").unwrap();
+    let mut card = CardConfig::t1();
+    card.slow.ins = vec![0x84];
+    card.slow.t1_wtx_requests = 2;
+    card.slow.wtx_multiplier = 3;
+    p.slots[0].card = Some(card);
+    let (t, _h) = SimTransport::open(p);
+    power_on(&t, 0, 1);
+    t.bulk_out(&cmd(0x6F, 0, 2, [0; 3], &GET_CHALLENGE), T)
+        .unwrap();
+    for _ in 0..2 {
+        let r = read(&t);
+        assert_eq!((r[6], r[7] >> 6, r[8]), (2, 2, 3), "time extension ×3");
+    }
+    let r = read(&t);
+    assert_eq!(&payload(&r)[8..], &[0x90, 0x00]);
+}
