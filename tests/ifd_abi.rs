@@ -175,6 +175,8 @@ fn types_and_constants_match_the_installed_headers() {
         ("CM_IOCTL_GET_FEATURE_REQUEST", CM_IOCTL_GET_FEATURE_REQUEST),
     ];
     for &(name, value) in dwords {
+        // DWORD is u64 only on LP64 targets; the cast is for the others.
+        #[allow(clippy::unnecessary_cast)]
         check(name, value as u64);
     }
     check("IFD_NEGOTIATE_PTS1", IFD_NEGOTIATE_PTS1.into());
