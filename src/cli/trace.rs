@@ -557,7 +557,11 @@ impl Decoder {
         }
         // T=1 readers at APDU level carry APDUs: only a well-formed block is shown as one
         let is_block = Block::new_checked(payload, Edc::Lrc).is_ok();
-        if is_block && self.protocol != Some(0) {
+        // shaped like an LRC block (NAD PCB LEN INF EDC) on a T=1 link: show why it is bad
+        let block_shaped = payload.len() >= 4 && payload.len() == 4 + usize::from(payload[2]);
+        if is_block && self.protocol != Some(0)
+            || block_shaped && self.protocol == Some(1) && !redacted
+        {
             self.protocol = Some(1);
             Some(t1_text(payload, value))
         } else if redacted
