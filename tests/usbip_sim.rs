@@ -113,9 +113,9 @@ fn the_sim_subcommand_exports_a_conformant_reader() {
         .spawn()
         .expect("run ferroccid sim");
     let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    // Kept open until the end so the child's later output has a reader.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdout.read_line(&mut first).unwrap();
     let port: u16 = first
         .trim()
         .strip_prefix("listening on 127.0.0.1:")
@@ -129,6 +129,7 @@ fn the_sim_subcommand_exports_a_conformant_reader() {
     });
     child.kill().unwrap();
     child.wait().unwrap();
+    drop(stdout);
     let (opened_name, verdict) = result.unwrap();
     assert_eq!(opened_name, name);
     verdict.unwrap();

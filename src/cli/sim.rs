@@ -53,13 +53,16 @@ fn serve(args: &Args) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let bound = server.local_addr().map_err(|e| e.to_string())?;
     // One parseable line first: tests and scripts read the bound port.
-    println!("listening on {bound}");
-    println!(
+    // Write errors are ignored: whoever started us may stop reading.
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "listening on {bound}");
+    let _ = writeln!(
+        out,
         "exporting \"{product}\" as bus id {}; attach with: usbip attach -r {} -b {}",
         args.busid,
         bound.ip(),
         args.busid
     );
-    let _ = std::io::stdout().flush();
+    let _ = out.flush();
     server.serve().map_err(|e| format!("server stopped: {e}"))
 }
