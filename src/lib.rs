@@ -3,6 +3,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`ccid`] | CCID wire format: message views and reprs, class descriptor, status codes |
+//! | [`device`] | opening a reader by device name (`sim`, `usb:…`, `usbip:…`) |
 //! | [`transport`] | the transport trait and its backends (USB, USB/IP, in-process simulator) |
 //! | [`reader`] | reader and slot logic: power, parameters, exchange levels, events, quirks |
 //! | [`sim`] | the simulated reader and virtual card (independent of `protocols/`) |
@@ -18,6 +19,7 @@ pub use ferroccid_protocols as protocols;
 
 pub mod card;
 pub mod ccid;
+pub mod device;
 #[allow(unsafe_code)]
 pub mod ifd;
 pub mod reader;
