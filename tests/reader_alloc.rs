@@ -86,7 +86,10 @@ fn run(slot: &Slot, apdu: &[u8], expected: &[u8]) -> usize {
             }
         }
     });
-    assert_eq!(ok, APDUS, "every APDU must succeed for the count to mean anything");
+    assert_eq!(
+        ok, APDUS,
+        "every APDU must succeed for the count to mean anything"
+    );
     allocations
 }
 

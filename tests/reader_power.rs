@@ -25,7 +25,15 @@ fn voltage_sequence_5v_3v_1v8() {
         .expect_out(&power_on(0, 0, 1))
         .reply(&rsp(0x80, 0, 0, FAILED_INACTIVE, ICC_MUTE, 0, &[]))
         .expect_out(&power_on(0, 1, 2))
-        .reply(&rsp(0x80, 0, 1, FAILED_INACTIVE, ICC_CLASS_NOT_SUPPORTED, 0, &[]))
+        .reply(&rsp(
+            0x80,
+            0,
+            1,
+            FAILED_INACTIVE,
+            ICC_CLASS_NOT_SUPPORTED,
+            0,
+            &[],
+        ))
         .expect_out(&power_on(0, 2, 3))
         .reply(&data_block(0, 2, 0, &ATR_T0));
     let t = Arc::new(t);
@@ -279,12 +287,10 @@ fn data_rate_list_is_read_and_rate_and_clock_are_set() {
 fn quirk_fixes_the_descriptor() {
     let mut desc = Desc::new(TPDU);
     desc.max_ifsd = 32;
-    let t = Arc::new(
-        ScriptedTransport::new(Some(&desc.bytes())).with_info(|i| {
-            i.vendor_id = 0x09BE;
-            i.product_id = 0x0002;
-        }),
-    );
+    let t = Arc::new(ScriptedTransport::new(Some(&desc.bytes())).with_info(|i| {
+        i.vendor_id = 0x09BE;
+        i.product_id = 0x0002;
+    }));
     let reader = open(&t);
     assert_eq!(reader.descriptor().max_ifsd, 254);
     assert_eq!(reader.quirks().len(), 1);

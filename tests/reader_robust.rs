@@ -24,7 +24,10 @@ fn t0_ready() -> ScriptedTransport {
 
 const SELECT: [u8; 7] = [0x00, 0xA4, 0x04, 0x00, 0x02, 0x3F, 0x00];
 
-fn ready_slot(t: &Arc<ScriptedTransport>, options: ReaderOptions) -> (Reader, ferroccid::reader::Slot) {
+fn ready_slot(
+    t: &Arc<ScriptedTransport>,
+    options: ReaderOptions,
+) -> (Reader, ferroccid::reader::Slot) {
     let reader = Reader::open_with(t.clone(), options).unwrap();
     let slot = reader.slot(0).unwrap();
     slot.power_on().unwrap();
@@ -67,7 +70,10 @@ fn time_extensions_are_bounded_then_aborted() {
     let (_reader, slot) = ready_slot(&t, options);
     let mut resp = [0u8; 2];
     let err = slot.transmit(&SELECT, &mut resp).unwrap_err();
-    assert!(matches!(err, ReaderError::TooManyTimeExtensions { limit: 2 }), "{err}");
+    assert!(
+        matches!(err, ReaderError::TooManyTimeExtensions { limit: 2 }),
+        "{err}"
+    );
     t.assert_done();
 }
 
@@ -111,8 +117,14 @@ fn stale_sequence_numbers_are_bounded() {
         other => panic!("unexpected {other}"),
     }
     let text = err.to_string();
-    assert!(text.contains("reader answered bSeq 4 to our bSeq 2"), "{text}");
-    assert!(text.contains("80 02 00 00 00 00 04"), "frame missing: {text}");
+    assert!(
+        text.contains("reader answered bSeq 4 to our bSeq 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("80 02 00 00 00 00 04"),
+        "frame missing: {text}"
+    );
     t.assert_done();
 }
 
@@ -127,7 +139,14 @@ fn oversized_dwlength_is_a_protocol_error() {
     let mut resp = [0u8; 300];
     let err = slot.transmit(&SELECT, &mut resp).unwrap_err();
     assert!(
-        matches!(err, ReaderError::Protocol(CcidError::TooLong { length: 275, max: 271, .. })),
+        matches!(
+            err,
+            ReaderError::Protocol(CcidError::TooLong {
+                length: 275,
+                max: 271,
+                ..
+            })
+        ),
         "{err}"
     );
     assert_eq!(err.kind(), ErrorKind::CommunicationError);
@@ -146,7 +165,14 @@ fn dwlength_larger_than_received_is_a_protocol_error() {
     let mut resp = [0u8; 10];
     let err = slot.transmit(&SELECT, &mut resp).unwrap_err();
     assert!(
-        matches!(err, ReaderError::Protocol(CcidError::Truncated { declared: 5, received: 2, .. })),
+        matches!(
+            err,
+            ReaderError::Protocol(CcidError::Truncated {
+                declared: 5,
+                received: 2,
+                ..
+            })
+        ),
         "{err}"
     );
     t.assert_done();
@@ -162,7 +188,14 @@ fn bslot_out_of_range_is_a_protocol_error() {
     let mut resp = [0u8; 10];
     let err = slot.transmit(&SELECT, &mut resp).unwrap_err();
     assert!(
-        matches!(err, ReaderError::Protocol(CcidError::BadSlot { slot: 3, max_slot_index: 0, .. })),
+        matches!(
+            err,
+            ReaderError::Protocol(CcidError::BadSlot {
+                slot: 3,
+                max_slot_index: 0,
+                ..
+            })
+        ),
         "{err}"
     );
     t.assert_done();
@@ -178,7 +211,10 @@ fn wrong_message_type_is_a_protocol_error() {
     let mut resp = [0u8; 10];
     let err = slot.transmit(&SELECT, &mut resp).unwrap_err();
     assert!(
-        matches!(err, ReaderError::Protocol(CcidError::UnexpectedMessageType { .. })),
+        matches!(
+            err,
+            ReaderError::Protocol(CcidError::UnexpectedMessageType { .. })
+        ),
         "{err}"
     );
     t.assert_done();
@@ -197,7 +233,10 @@ fn unplug_fails_this_and_every_later_call() {
     assert_eq!(err.kind(), ErrorKind::DeviceGone);
     assert!(reader.is_gone());
     let started = Instant::now();
-    assert!(matches!(slot.transmit(&SELECT, &mut resp), Err(ReaderError::DeviceGone)));
+    assert!(matches!(
+        slot.transmit(&SELECT, &mut resp),
+        Err(ReaderError::DeviceGone)
+    ));
     assert!(matches!(slot.power_on(), Err(ReaderError::DeviceGone)));
     assert!(matches!(slot.status(), Err(ReaderError::DeviceGone)));
     assert!(started.elapsed() < Duration::from_millis(100));

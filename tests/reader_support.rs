@@ -48,7 +48,14 @@ impl Desc {
 
     /// The 54 bytes of §5.1, little-endian multi-byte fields.
     pub fn bytes(&self) -> Vec<u8> {
-        let mut d = vec![0x36, 0x21, 0x10, 0x01, self.max_slot_index, self.voltage_support];
+        let mut d = vec![
+            0x36,
+            0x21,
+            0x10,
+            0x01,
+            self.max_slot_index,
+            self.voltage_support,
+        ];
         d.extend_from_slice(&self.protocols.to_le_bytes());
         d.extend_from_slice(&self.default_clock_khz.to_le_bytes()); // dwDefaultClock
         d.extend_from_slice(&self.default_clock_khz.to_le_bytes()); // dwMaximumClock
