@@ -165,7 +165,7 @@ fn libccid_sees_card_removal_and_insertion() {
 fn libccid_session_is_captured_as_usbmon_pcap() {
     let dir = out_dir("pcap-libccid");
     let pcap = dir.join("libccid.pcap");
-    Guest::new()
+    let run = Guest::new()
         .pcscd("")
         .pcap(&pcap)
         .run(&format!("pcsc-apdu {}", script_args()))
@@ -188,6 +188,51 @@ fn libccid_session_is_captured_as_usbmon_pcap() {
     assert!(
         bytes.windows(apdu.len()).any(|w| w == apdu.as_slice()),
         "SELECT MF in the capture"
+    );
+    // `ferroccid trace` on QEMU's own capture: the XfrBlock answers, in order, are the
+    // responses the PC/SC client printed
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferroccid"))
+        .args(["trace", "--json"])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut answers = Vec::new();
+    let mut pending_xfr = None;
+    for r in &records {
+        if r["type"] == "PC_to_RDR_XfrBlock" {
+            pending_xfr = Some(r["seq"].clone());
+        } else if r["type"] == "RDR_to_PC_DataBlock" && pending_xfr.as_ref() == Some(&r["seq"]) {
+            let resp = &r["response"];
+            answers.push(format!(
+                "{}{}",
+                resp["data"].as_str().unwrap().replace(' ', ""),
+                resp["sw"].as_str().unwrap()
+            ));
+            pending_xfr = None;
+        }
+    }
+    let printed: Vec<String> = exchanges(&run).into_iter().map(|(_, r)| r).collect();
+    assert_eq!(answers, printed);
+    let atr = records
+        .iter()
+        .find(|r| r["atr"].is_string())
+        .expect("power-on answer decoded");
+    assert_eq!(atr["atr"].as_str().unwrap().replace(' ', ""), ATR_T0);
+    assert!(
+        records
+            .iter()
+            .any(|r| r["type"] == "RDR_to_PC_NotifySlotChange" && r["slots"][0]["present"] == true),
+        "the interrupt endpoint's card-present notification is in the capture"
     );
 }
 

@@ -40,6 +40,7 @@ pub struct Guest {
     pcap: Option<PathBuf>,
     extra: Option<PathBuf>,
     share: Option<PathBuf>,
+    qemu_reader: bool,
     timeout_s: u32,
 }
 
@@ -62,6 +63,7 @@ impl Default for Guest {
             pcap: None,
             extra: None,
             share: None,
+            qemu_reader: true,
             timeout_s: 60,
         }
     }
@@ -98,6 +100,12 @@ impl Guest {
         self
     }
 
+    /// Leave QEMU's usb-ccid reader out (only an attached USB/IP device will be seen).
+    pub fn without_qemu_reader(mut self) -> Self {
+        self.qemu_reader = false;
+        self
+    }
+
     /// Boot, run `command` (a busybox sh command line), power off.
     /// Panics if the harness itself fails (status 124 timeout / 125 broken / 2 usage).
     pub fn run(&self, command: &str) -> GuestRun {
@@ -109,6 +117,9 @@ impl Guest {
             Card::Absent => "absent",
             Card::None => "none",
         });
+        if !self.qemu_reader {
+            cmd.arg("-N");
+        }
         if let Some(args) = &self.pcscd {
             if args.is_empty() {
                 cmd.arg("-p");
@@ -196,4 +207,18 @@ pub fn exchanges(run: &GuestRun) -> Vec<(String, String)> {
         .zip(responses)
         .map(|(c, r)| (c.to_string(), r.to_string()))
         .collect()
+}
+
+/// A directory for `Guest::extra` holding this build's `ferroccid` binary, stripped
+/// (43 MB of debug info would slow every guest start).
+pub fn ferroccid_extra(name: &str) -> PathBuf {
+    let dir = out_dir(name);
+    let binary = dir.join("ferroccid");
+    std::fs::copy(env!("CARGO_BIN_EXE_ferroccid"), &binary).expect("copy the ferroccid binary");
+    let status = Command::new("strip")
+        .arg(&binary)
+        .status()
+        .expect("run strip (binutils)");
+    assert!(status.success(), "strip failed");
+    dir
 }
