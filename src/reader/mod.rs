@@ -212,7 +212,7 @@ impl Reader {
         };
         let mut descriptor = match (&info.class_descriptor, &from_config) {
             (Some(raw), _) => ClassDescriptor::parse(raw).map_err(ReaderError::Descriptor)?,
-            (None, Some((_, d))) => d.clone(),
+            (None, Some((_, d))) => *d,
             (None, None) => {
                 return Err(
                     match find_class_descriptor(
@@ -268,7 +268,7 @@ impl Reader {
             (Vec::new(), Vec::new())
         };
         let slot_options = options.slot;
-        let link = Link::new(transport, descriptor.clone(), options, quirks, buffer_len);
+        let link = Link::new(transport, descriptor, options, quirks, buffer_len);
         let slots = (0..descriptor.slot_count())
             .map(|i| slot::SlotCell::new(i as u8, buffer_len, slot_options, &span))
             .collect();
