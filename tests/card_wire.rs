@@ -234,8 +234,8 @@ fn tlv_encode_uses_shortest_forms() {
 proptest! {
     #[test]
     fn tlv_hostile_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
-        for item in TlvIter::new(&bytes) {
-            if let Ok(t) = item {
+        for t in TlvIter::new(&bytes).flatten() {
+            {
                 prop_assert!(t.value().len() <= bytes.len());
                 for child in t.children() { let _ = child; }
             }
@@ -424,14 +424,15 @@ fn wrong_le_6cxx_reissues_with_sw2_and_61_00_means_256() {
         .exchange(&mut ch, &Command::new(0xB0, 0, 0).with_ne(16))
         .unwrap();
     assert_eq!(r.data, [9, 8, 7, 6]);
+    // 61 00: 256 more bytes (no Ne of the caller limits them: case 3).
     let mut ch = Scripted::new(
         false,
         &[
-            (&[0x00, 0x84, 0x00, 0x00, 0x08], &[0x61, 0x00]),
+            (&[0x00, 0x88, 0x00, 0x00, 0x01, 0xAA], &[0x61, 0x00]),
             (&[0x00, 0xC0, 0x00, 0x00, 0x00], &[0x90, 0x00]),
         ],
     );
-    ex.exchange(&mut ch, &Command::new(0x84, 0, 0).with_ne(8))
+    ex.exchange(&mut ch, &Command::new(0x88, 0, 0).with_data(&[0xAA]))
         .unwrap();
     // Logical channel bits of CLA survive into GET RESPONSE.
     let mut ch = Scripted::new(
@@ -476,7 +477,7 @@ fn endless_61xx_is_malformed_not_a_hang() {
         }
     }
     let mut ex = Exchanger::new(false);
-    let r = ex.exchange(&mut Endless, &Command::new(0x84, 0, 0).with_ne(8));
+    let r = ex.exchange(&mut Endless, &Command::new(0x88, 0, 0).with_data(&[1]));
     assert_eq!(r, Err(Error::Malformed("61xx/6Cxx procedure does not end")));
 }
 
@@ -513,4 +514,24 @@ fn response_without_sw_is_malformed() {
     let mut ch = Scripted::new(false, &[(&[0x00, 0x84, 0x00, 0x00, 0x08], &[0x90])]);
     let r = Exchanger::new(false).exchange(&mut ch, &Command::new(0x84, 0, 0).with_ne(8));
     assert!(matches!(r, Err(Error::Malformed(_))));
+}
+
+#[test]
+fn get_response_asks_no_more_than_the_callers_ne() {
+    // Case 4 over T=0: Le was dropped, the card offers 32 bytes, the caller
+    // wanted 16 (ISO/IEC 7816-3 §12.2.4: GET RESPONSE with min(Ne, SW2)).
+    let mut ch = Scripted::new(
+        false,
+        &[
+            (&[0x00, 0x88, 0x00, 0x00, 0x01, 0xAA, 0x10], &[0x61, 0x20]),
+            (
+                &[0x00, 0xC0, 0x00, 0x00, 0x10],
+                &[&[7u8; 16][..], &[0x61, 0x10]].concat(),
+            ),
+        ],
+    );
+    let cmd = Command::new(0x88, 0, 0).with_data(&[0xAA]).with_ne(16);
+    let r = Exchanger::new(false).exchange(&mut ch, &cmd).unwrap();
+    assert_eq!((r.data, r.sw), (vec![7u8; 16], Sw::OK));
+    assert!(ch.script.is_empty());
 }

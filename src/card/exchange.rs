@@ -164,10 +164,21 @@ impl Exchanger {
                 }
                 0x61 => {
                     data.extend_from_slice(&self.resp_buf[..chunk_len]);
+                    // Ask for no more than the caller's Ne (a T=0 reader
+                    // dropped Le, so the card does not know it: 7816-3
+                    // §12.2.4); once it is reached, the answer is complete.
+                    let mut ne = le_count(sw.sw2());
+                    if cmd.ne > 0 {
+                        let left = cmd.ne.saturating_sub(data.len());
+                        if left == 0 {
+                            return Ok(Response { data, sw: Sw::OK });
+                        }
+                        ne = ne.min(left);
+                    }
                     // Keep the logical channel bits, drop chaining.
                     current = Command::new(ins::GET_RESPONSE, 0, 0)
                         .with_cla(cmd.cla & !0x10)
-                        .with_ne(le_count(sw.sw2()));
+                        .with_ne(ne);
                 }
                 _ => {
                     data.extend_from_slice(&self.resp_buf[..chunk_len]);

@@ -12,7 +12,7 @@ use super::apdu::{ins, Command};
 use super::error::{CardError, Error, Result};
 use super::fcp::FileInfo;
 use super::manage::Attachment;
-use super::tlv::{self, Tag, TlvIter};
+use super::tlv::{self, Tag};
 
 /// Largest offset P1-P2 of an even-INS binary command can hold (15 bits).
 pub const MAX_EVEN_OFFSET: usize = 0x7FFF;
@@ -216,11 +216,12 @@ impl FileAccess {
             let result = self.read_binary_piece(ef, pos, want, max_ne);
             let (piece, at_end) = match result {
                 Ok(piece) => piece,
-                // Reading to the end: an offset just past the end is the end.
+                // After a first piece, an offset just past the end is the
+                // end (a T=0 reader's 6Cxx re-issue hides the card's 6282).
                 Err(Error::Status {
                     error: CardError::IncorrectP1P2 | CardError::EndOfFile,
                     ..
-                }) if len.is_none() && pos > offset => break,
+                }) if pos > offset => break,
                 Err(e) => return Err(e),
             };
             ef = Ef::Current;
@@ -244,7 +245,7 @@ impl FileAccess {
         max_ne: usize,
     ) -> Result<(Vec<u8>, bool)> {
         let even = match ef {
-            Ef::Current => (pos <= MAX_EVEN_OFFSET).then(|| (pos >> 8) as u8 & 0x7F),
+            Ef::Current => (pos <= MAX_EVEN_OFFSET).then_some((pos >> 8) as u8 & 0x7F),
             Ef::Sfi(sfi) => (pos <= MAX_SFI_OFFSET).then_some(0x80 | sfi.0),
         };
         let response = if let Some(p1) = even {
@@ -253,21 +254,15 @@ impl FileAccess {
         } else {
             let mut data = Vec::with_capacity(6);
             offset_do(pos, &mut data);
-            let ne = (want + tlv_header_len(want)).min(max_ne);
+            // Room for the DO 53 header the card wraps around the data; the
+            // header's size depends on how much the card chose to wrap
+            // (over T=0 it does not see Ne), so allow the longest, 5 bytes.
+            let ne = (want + 5).min(max_ne);
             let cmd = Command::new(ins::READ_BINARY_ODD, 0, sfi_p2(ef) >> 3)
                 .with_data(&data)
                 .with_ne(ne);
             let mut response = self.attachment.exchange(&cmd)?;
-            // The answer is DO 53 (one or several); keep their values.
-            let mut values = Vec::new();
-            for item in TlvIter::new(&response.data) {
-                let tlv =
-                    item.map_err(|_| Error::Malformed("READ BINARY odd answer is not BER-TLV"))?;
-                if tlv.tag() == Tag(0x53) {
-                    values.extend_from_slice(tlv.value());
-                }
-            }
-            response.data = values;
+            response.data = discretionary_data(&response.data)?;
             response
         };
         match CardError::from_sw(response.sw) {
@@ -288,7 +283,7 @@ impl FileAccess {
         while done < data.len() {
             let pos = offset + done;
             let even = match ef {
-                Ef::Current => (pos <= MAX_EVEN_OFFSET).then(|| (pos >> 8) as u8 & 0x7F),
+                Ef::Current => (pos <= MAX_EVEN_OFFSET).then_some((pos >> 8) as u8 & 0x7F),
                 Ef::Sfi(sfi) => (pos <= MAX_SFI_OFFSET).then_some(0x80 | sfi.0),
             };
             let rest = &data[done..];
@@ -370,4 +365,22 @@ fn check_record_number(number: u8) -> Result<()> {
     } else {
         Ok(())
     }
+}
+
+/// The values of the DO 53 objects of an odd-INS READ BINARY answer. The
+/// last object may be cut short: over T=0 the card does not see Ne and
+/// wraps more than the host then fetches; its value bytes are still a
+/// prefix of the file content, so they are kept.
+fn discretionary_data(mut rest: &[u8]) -> Result<Vec<u8>> {
+    let malformed = || Error::Malformed("READ BINARY odd answer is not DO 53");
+    let mut values = Vec::new();
+    while let Some((tag, len, after)) = tlv::parse_header(rest).map_err(|_| malformed())? {
+        if tag != Tag(0x53) && tag != Tag(0x73) {
+            return Err(malformed());
+        }
+        let n = len.min(after.len());
+        values.extend_from_slice(&after[..n]);
+        rest = &after[n..];
+    }
+    Ok(values)
 }

@@ -15,6 +15,7 @@
 //! | [`verify`] | [`Verifier`] and [`Pin`]: VERIFY, change, reset, pinpad |
 //! | [`auth`] | [`Authenticator`]: challenge and authenticate commands |
 //! | [`events`] | [`EventBus`]: reader, card and PIN events |
+//! | [`lock`] | [`DeviceLock`]: exclusive use across threads and processes |
 //!
 //! The layer holds no reader logic: a channel carries APDUs, the layer
 //! decides which APDUs to send. It works with any card that follows 7816-4.
@@ -27,6 +28,7 @@ pub mod events;
 pub mod exchange;
 pub mod fcp;
 pub mod file;
+pub mod lock;
 pub mod manage;
 pub mod tlv;
 pub mod verify;
@@ -41,5 +43,6 @@ pub use events::{Event, EventBus, EventKind, Subscription};
 pub use exchange::ExtendedLength;
 pub use fcp::{EfStructure, FileInfo, FileKind, LifeCycle};
 pub use file::{Ef, FileAccess, Selection, Sfi};
+pub use lock::{DeviceLock, DeviceLockGuard};
 pub use manage::{AttachOptions, CardLock, CardManager};
 pub use verify::{Pin, PinStatus, Verifier};

@@ -82,52 +82,11 @@ impl<'a> Tlv<'a> {
     /// returns it with the bytes that follow. `Ok(None)` when only padding
     /// or nothing is left.
     pub fn parse(bytes: &'a [u8]) -> Result<Option<(Tlv<'a>, &'a [u8])>, TlvError> {
-        let start = bytes
-            .iter()
-            .position(|&b| b != 0x00 && b != 0xFF)
-            .unwrap_or(bytes.len());
-        let bytes = &bytes[start..];
-        let Some((&first, mut rest)) = bytes.split_first() else {
+        let Some((tag, len, rest)) = parse_header(bytes)? else {
             return Ok(None);
         };
-        let mut tag = u32::from(first);
-        if first & 0x1F == 0x1F {
-            // Subsequent tag bytes: b8 set means another one follows.
-            let mut count = 1;
-            loop {
-                let (&b, after) = rest.split_first().ok_or(TlvError::Truncated)?;
-                rest = after;
-                count += 1;
-                if count > 4 {
-                    return Err(TlvError::TagTooLong);
-                }
-                tag = (tag << 8) | u32::from(b);
-                if b & 0x80 == 0 {
-                    break;
-                }
-            }
-        }
-        let (&len_byte, after) = rest.split_first().ok_or(TlvError::Truncated)?;
-        rest = after;
-        let len = match len_byte {
-            0x00..=0x7F => usize::from(len_byte),
-            0x81..=0x84 => {
-                let k = usize::from(len_byte & 0x7F);
-                let field = rest.get(..k).ok_or(TlvError::Truncated)?;
-                rest = &rest[k..];
-                let n = field.iter().fold(0u64, |a, &b| (a << 8) | u64::from(b));
-                usize::try_from(n).map_err(|_| TlvError::Truncated)?
-            }
-            _ => return Err(TlvError::BadLength),
-        };
         let value = rest.get(..len).ok_or(TlvError::Truncated)?;
-        Ok(Some((
-            Tlv {
-                tag: Tag(tag),
-                value,
-            },
-            &rest[len..],
-        )))
+        Ok(Some((Tlv { tag, value }, &rest[len..])))
     }
 
     /// The tag.
@@ -144,6 +103,55 @@ impl<'a> Tlv<'a> {
     pub fn children(&self) -> TlvIter<'a> {
         TlvIter::new(self.value)
     }
+}
+
+/// A tag, the announced value length, and the bytes after the length field.
+pub type Header<'a> = (Tag, usize, &'a [u8]);
+
+/// Parses the tag and length of the first data object of `bytes` (after any
+/// padding): the tag, the announced value length, and the bytes after the
+/// length field, which may be shorter than announced (a response cut by
+/// Ne). `Ok(None)` when only padding or nothing is left.
+pub fn parse_header(bytes: &[u8]) -> Result<Option<Header<'_>>, TlvError> {
+    let start = bytes
+        .iter()
+        .position(|&b| b != 0x00 && b != 0xFF)
+        .unwrap_or(bytes.len());
+    let bytes = &bytes[start..];
+    let Some((&first, mut rest)) = bytes.split_first() else {
+        return Ok(None);
+    };
+    let mut tag = u32::from(first);
+    if first & 0x1F == 0x1F {
+        // Subsequent tag bytes: b8 set means another one follows.
+        let mut count = 1;
+        loop {
+            let (&b, after) = rest.split_first().ok_or(TlvError::Truncated)?;
+            rest = after;
+            count += 1;
+            if count > 4 {
+                return Err(TlvError::TagTooLong);
+            }
+            tag = (tag << 8) | u32::from(b);
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+    }
+    let (&len_byte, after) = rest.split_first().ok_or(TlvError::Truncated)?;
+    rest = after;
+    let len = match len_byte {
+        0x00..=0x7F => usize::from(len_byte),
+        0x81..=0x84 => {
+            let k = usize::from(len_byte & 0x7F);
+            let field = rest.get(..k).ok_or(TlvError::Truncated)?;
+            rest = &rest[k..];
+            let n = field.iter().fold(0u64, |a, &b| (a << 8) | u64::from(b));
+            usize::try_from(n).map_err(|_| TlvError::Truncated)?
+        }
+        _ => return Err(TlvError::BadLength),
+    };
+    Ok(Some((Tag(tag), len, rest)))
 }
 
 /// The data objects of a byte string, in order; stops after the first error.
