@@ -139,8 +139,10 @@ fn sysfs_descriptor_is_qemus_ccid_reader() {
 
 #[test]
 fn libccid_sees_card_removal_and_insertion() {
+    let pcap = out_dir("removal-libccid").join("removal.pcap");
     let run = Guest::new()
         .pcscd("")
+        .pcap(&pcap)
         .run(
             "pcsc-apdu 0084000008 && rig card remove && sleep 0.5 && \
              { pcsc-apdu 0084000008; echo removed-status: $?; } ; rig card insert && \
@@ -159,6 +161,34 @@ fn libccid_sees_card_removal_and_insertion() {
         Some("9000"),
         "works again after re-insertion"
     );
+    // on the wire: NotifySlotChange on the interrupt endpoint, CCID §6.3.1: slot 0 bit 0
+    // = present, bit 1 = changed: 03 at start, 02 on removal, 03 on insertion
+    let records = trace_json(&pcap);
+    let notes: Vec<String> = records
+        .iter()
+        .filter(|r| r["type"] == "RDR_to_PC_NotifySlotChange")
+        .map(|r| r["bytes"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(notes, ["50 03", "50 02", "50 03"], "{records:#?}");
+}
+
+/// `ferroccid trace --json` of a file, one value per message.
+fn trace_json(file: &std::path::Path) -> Vec<serde_json::Value> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferroccid"))
+        .args(["trace", "--json"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[test]
@@ -238,14 +268,21 @@ fn libccid_session_is_captured_as_usbmon_pcap() {
 
 #[test]
 fn reader_unplug_through_the_monitor() {
+    // the reader leaves sysfs, and libccid's next call fails instead of hanging
     let run = Guest::new()
-        .card(Card::None)
+        .pcscd("")
         .run(
-            "d=$(rig ccid-dev) && rig monitor device_del ccid && i=0; \
+            "d=$(rig ccid-dev) && pcsc-apdu 0084000008 && rig monitor device_del ccid && i=0; \
              while [ -e $d ] && [ $i -lt 100 ]; do sleep 0.02; i=$((i+1)); done; \
-             [ ! -e $d ] && echo gone-ms: $((i*20))",
+             [ ! -e $d ] && echo gone-ms: $((i*20)) && s=$(cut -d' ' -f1 /proc/uptime) && \
+             { timeout 20 pcsc-apdu 0084000008; echo after-status: $?; } && \
+             echo after-s: $(awk -v s=$s '{print $1 - s}' /proc/uptime)",
         )
         .success();
     let ms: u32 = run.value("gone-ms: ").parse().unwrap();
     assert!(ms < 2000, "device left sysfs after {ms} ms");
+    let status: i32 = run.value("after-status: ").parse().unwrap();
+    assert_eq!(status, 1, "PC/SC error, not a timeout (124)");
+    let seconds: f64 = run.value("after-s: ").parse().unwrap();
+    assert!(seconds < 5.0, "the failing call took {seconds} s");
 }
