@@ -1,0 +1,6 @@
+mod support;
+
+fn main() {
+    let h = support::Harness::from_args("reader_sim");
+    h.finish();
+}
