@@ -182,6 +182,11 @@ impl Exchanger {
                 }
                 _ => {
                     data.extend_from_slice(&self.resp_buf[..chunk_len]);
+                    // A reader that ran GET RESPONSE itself may bring more
+                    // than Ne (T=0 loses Le); 7816-4 never answers more.
+                    if cmd.ne > 0 {
+                        data.truncate(cmd.ne);
+                    }
                     return Ok(Response { data, sw });
                 }
             }

@@ -16,6 +16,7 @@ use super::error::{ChannelError, Error, Result};
 use super::events::{EventBus, EventKind, Subscription};
 use super::exchange::{atr_announces_extended, Exchanger, ExtendedLength};
 use super::file::FileAccess;
+use super::slot::SlotChannel;
 use super::verify::Verifier;
 
 /// How to attach.
@@ -143,6 +144,23 @@ impl CardManager {
         Ok(CardManager {
             attachment: Arc::new(attachment),
         })
+    }
+
+    /// Attaches by reader name (AttachByIFD): a ferroccid device name
+    /// (`sim`, `usb:…`, `usbip:…`), optionally followed by `#SLOT` for a
+    /// slot other than 0, driven directly through [`SlotChannel`].
+    pub fn attach_by_ifd(name: &str, options: AttachOptions) -> Result<CardManager> {
+        let (device, index) = match name.rsplit_once('#') {
+            Some((device, index)) => (
+                device,
+                index
+                    .parse()
+                    .map_err(|_| Error::InvalidRequest("slot after # must be a number"))?,
+            ),
+            None => (name, 0),
+        };
+        let (channel, _sim) = SlotChannel::open(device, index)?;
+        CardManager::attach_by_handle(channel, options)
     }
 
     /// The reader's name.

@@ -16,6 +16,7 @@
 //! | [`auth`] | [`Authenticator`]: challenge and authenticate commands |
 //! | [`events`] | [`EventBus`]: reader, card and PIN events |
 //! | [`lock`] | [`DeviceLock`]: exclusive use across threads and processes |
+//! | [`slot`] | [`SlotChannel`]: a ferroccid slot directly, no daemon |
 //!
 //! The layer holds no reader logic: a channel carries APDUs, the layer
 //! decides which APDUs to send. It works with any card that follows 7816-4.
@@ -30,6 +31,7 @@ pub mod fcp;
 pub mod file;
 pub mod lock;
 pub mod manage;
+pub mod slot;
 pub mod tlv;
 pub mod verify;
 
@@ -45,4 +47,5 @@ pub use fcp::{EfStructure, FileInfo, FileKind, LifeCycle};
 pub use file::{Ef, FileAccess, Selection, Sfi};
 pub use lock::{DeviceLock, DeviceLockGuard};
 pub use manage::{AttachOptions, CardLock, CardManager};
+pub use slot::SlotChannel;
 pub use verify::{Pin, PinStatus, Verifier};

@@ -1,0 +1,269 @@
+//! A [`CardChannel`] over a ferroccid [`Slot`] directly, with no daemon
+//! (for gateways and tools): the exclusive lock is the in-process lock plus
+//! an advisory `flock` of [`DeviceLock`], named after the device and slot,
+//! so two processes driving the same reader cannot interleave APDUs.
+
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+use super::apdu::{EXTENDED_MAX_APDU, SHORT_MAX_APDU, SHORT_MAX_NE};
+use super::channel::{
+    CardChannel, ChannelStatus, Disposition, Initialization, Protocol, ProtocolChoice,
+};
+use super::error::ChannelError;
+use super::lock::{DeviceLock, DeviceLockGuard};
+use crate::ccid::descriptor::ExchangeLevel;
+use crate::reader::{ErrorKind, ProtocolPreference, Reader, ReaderError, ReaderEvent, Slot};
+
+/// CCID message header bytes around an APDU in a bulk message.
+const CCID_HEADER: usize = 10;
+
+/// A channel to the card in one slot of a ferroccid reader.
+pub struct SlotChannel {
+    slot: Slot,
+    name: String,
+    level: ExchangeLevel,
+    max_message: usize,
+    events: Receiver<ReaderEvent>,
+    /// The card was removed since the last (re)connect.
+    removed: bool,
+    connected: bool,
+    lock: DeviceLock,
+    guard: Option<DeviceLockGuard>,
+}
+
+impl std::fmt::Debug for SlotChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlotChannel")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// The coarse channel meaning of a reader error.
+pub fn channel_error(e: ReaderError) -> ChannelError {
+    match (&e, e.kind()) {
+        (ReaderError::NotPowered, _) => ChannelError::Unpowered,
+        (_, ErrorKind::NoCard) => ChannelError::NoCard,
+        (_, ErrorKind::DeviceGone) => ChannelError::ReaderUnavailable,
+        (_, ErrorKind::Timeout) => ChannelError::Timeout,
+        (_, ErrorKind::Cancelled) => ChannelError::Cancelled,
+        _ => ChannelError::Other(e.to_string()),
+    }
+}
+
+impl SlotChannel {
+    /// Connects to slot `index` of `reader`, powering the card and selecting
+    /// a protocol if needed. `device` is the device name the reader was
+    /// opened with (it names the lock); the reader name is `device` for
+    /// slot 0 and `device#index` otherwise.
+    pub fn connect(
+        reader: &Reader,
+        index: usize,
+        device: &str,
+    ) -> Result<SlotChannel, ChannelError> {
+        let slot = reader.slot(index).map_err(channel_error)?;
+        let name = if index == 0 {
+            device.to_owned()
+        } else {
+            format!("{device}#{index}")
+        };
+        let descriptor = reader.descriptor();
+        let mut channel = SlotChannel {
+            events: reader.events(),
+            slot,
+            level: descriptor.exchange_level(),
+            max_message: descriptor.max_message_length as usize,
+            removed: false,
+            connected: false,
+            lock: DeviceLock::for_device(&name),
+            guard: None,
+            name,
+        };
+        channel.reconnect(Initialization::Leave, ProtocolChoice::Any)?;
+        Ok(channel)
+    }
+
+    /// Opens a device by name (`sim`, `usb:…`, `usbip:…`) and connects to
+    /// slot `index`. The simulator handle is returned for `sim` names.
+    pub fn open(
+        device: &str,
+        index: usize,
+    ) -> Result<(SlotChannel, Option<crate::transport::sim::SimHandle>), ChannelError> {
+        let opened = crate::device::open(device)
+            .map_err(|e| ChannelError::Other(format!("{device}: {e}")))?;
+        let reader = Reader::open(opened.transport).map_err(channel_error)?;
+        let channel = SlotChannel::connect(&reader, index, device)?;
+        Ok((channel, opened.sim))
+    }
+
+    /// The slot handle.
+    pub fn slot(&self) -> &Slot {
+        &self.slot
+    }
+
+    /// Notes removals the reader reported since the last look.
+    fn drain_events(&mut self) {
+        let index = self.slot.index();
+        while let Ok(event) = self.events.try_recv() {
+            match event {
+                ReaderEvent::SlotChanged {
+                    slot,
+                    present: false,
+                } if usize::from(slot) == index => self.removed = true,
+                _ => {}
+            }
+        }
+    }
+
+    fn protocol(&self) -> Option<u8> {
+        self.slot.protocol()
+    }
+}
+
+impl CardChannel for SlotChannel {
+    fn transmit(&mut self, cmd: &[u8], resp: &mut [u8]) -> Result<usize, ChannelError> {
+        if !self.connected {
+            return Err(ChannelError::Detached);
+        }
+        self.drain_events();
+        if self.removed {
+            let present = self.slot.status().map_err(channel_error)?.present;
+            return Err(if present {
+                ChannelError::CardRemoved
+            } else {
+                ChannelError::NoCard
+            });
+        }
+        match self.slot.transmit(cmd, resp).map_err(channel_error) {
+            Err(ChannelError::NoCard) => {
+                // The reader saw the removal before its event reached us.
+                self.removed = true;
+                Err(ChannelError::NoCard)
+            }
+            other => other,
+        }
+    }
+
+    fn status(&mut self) -> Result<ChannelStatus, ChannelError> {
+        self.drain_events();
+        let status = self.slot.status().map_err(channel_error)?;
+        let atr = if status.powered {
+            self.slot
+                .atr()
+                .map(|a| a.as_bytes().to_vec())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        Ok(ChannelStatus {
+            reader: self.name.clone(),
+            present: status.present,
+            powered: status.powered,
+            protocol: if status.powered {
+                self.protocol().map(|p| match p {
+                    0 => Protocol::T0,
+                    1 => Protocol::T1,
+                    other => Protocol::Other(other),
+                })
+            } else {
+                None
+            },
+            atr,
+        })
+    }
+
+    fn reconnect(
+        &mut self,
+        init: Initialization,
+        protocol: ProtocolChoice,
+    ) -> Result<ChannelStatus, ChannelError> {
+        self.drain_events();
+        let status = self.slot.status().map_err(channel_error)?;
+        if !status.present {
+            return Err(ChannelError::NoCard);
+        }
+        let must_power = !status.powered || self.removed;
+        match init {
+            Initialization::Leave if !must_power => {}
+            Initialization::Cold => {
+                if status.powered {
+                    self.slot.power_off().map_err(channel_error)?;
+                }
+                self.slot.power_on().map_err(channel_error)?;
+            }
+            _ => {
+                // Warm reset, or the first power-on after an insertion.
+                self.slot.power_on().map_err(channel_error)?;
+            }
+        }
+        if self.slot.protocol().is_none() || init != Initialization::Leave {
+            let preference = match protocol {
+                ProtocolChoice::Any => ProtocolPreference::Any,
+                ProtocolChoice::T0 => ProtocolPreference::T0,
+                ProtocolChoice::T1 => ProtocolPreference::T1,
+            };
+            self.slot.set_protocol(preference).map_err(channel_error)?;
+        }
+        self.removed = false;
+        self.connected = true;
+        self.status()
+    }
+
+    fn disconnect(&mut self, disposition: Disposition) -> Result<(), ChannelError> {
+        self.connected = false;
+        self.guard = None;
+        match disposition {
+            Disposition::Leave => Ok(()),
+            Disposition::Reset => self.slot.reset().map(drop).map_err(channel_error),
+            Disposition::Unpower | Disposition::Eject => {
+                self.slot.power_off().map_err(channel_error)
+            }
+        }
+    }
+
+    fn begin_transaction(&mut self, timeout: Option<Duration>) -> Result<(), ChannelError> {
+        self.guard = Some(self.lock.acquire(timeout)?);
+        Ok(())
+    }
+
+    fn end_transaction(&mut self, disposition: Disposition) -> Result<(), ChannelError> {
+        let result = match disposition {
+            Disposition::Leave => Ok(()),
+            Disposition::Reset => self.slot.reset().map(drop).map_err(channel_error),
+            Disposition::Unpower | Disposition::Eject => {
+                self.slot.power_off().map_err(channel_error)
+            }
+        };
+        self.guard = None;
+        result
+    }
+
+    fn max_command_len(&self) -> usize {
+        if self.supports_extended() {
+            self.max_message
+                .saturating_sub(CCID_HEADER)
+                .clamp(SHORT_MAX_APDU, EXTENDED_MAX_APDU)
+        } else {
+            SHORT_MAX_APDU
+        }
+    }
+
+    fn max_response_len(&self) -> usize {
+        if self.supports_extended() {
+            // The slot reassembles T=1 chains and chained reader answers.
+            EXTENDED_MAX_APDU.min(65_538)
+        } else {
+            SHORT_MAX_NE + 2
+        }
+    }
+
+    fn supports_extended(&self) -> bool {
+        match self.level {
+            ExchangeLevel::ExtendedApdu => true,
+            ExchangeLevel::ShortApdu => false,
+            // TPDU and character level: T=1 chains any length, T=0 cannot.
+            ExchangeLevel::Tpdu | ExchangeLevel::Character => self.protocol() == Some(1),
+        }
+    }
+}
