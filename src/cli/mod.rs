@@ -2,8 +2,10 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod apdu;
 mod atr;
 mod descriptor;
+mod list;
 mod sim;
 mod trace;
 
@@ -17,10 +19,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Send command APDUs to the card in a reader and print the responses.
+    Apdu(apdu::Args),
     /// Decode an Answer-to-Reset (ISO/IEC 7816-3 §8).
     Atr(atr::Args),
     /// Decode a CCID class descriptor (CCID §5.1).
     Descriptor(descriptor::Args),
+    /// List the CCID readers on the USB buses and the simulated ones.
+    List(list::Args),
     /// Run the simulated reader, exported over USB/IP.
     Sim(sim::Args),
     /// Decode a usbmon capture or libccid log into one line per CCID message.
@@ -31,8 +37,10 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Apdu(args) => apdu::run(args),
         Command::Atr(args) => atr::run(args),
         Command::Descriptor(args) => descriptor::run(args),
+        Command::List(args) => list::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Trace(args) => trace::run(args),
     }
