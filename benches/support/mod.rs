@@ -69,6 +69,8 @@ pub struct Harness {
     mode: Mode,
     filter: Option<String>,
     rows: Vec<Row>,
+    sample: Duration,
+    rounds: usize,
 }
 
 impl Harness {
@@ -87,7 +89,17 @@ impl Harness {
             mode,
             filter,
             rows: Vec::new(),
+            sample: FULL_SAMPLE,
+            rounds: FULL_ROUNDS,
         }
+    }
+
+    /// Longer (or shorter) full-mode samples and another round count, for
+    /// work with a fixed cost per sample such as starting threads.
+    pub fn with_samples(mut self, sample: Duration, rounds: usize) -> Harness {
+        self.sample = sample;
+        self.rounds = rounds;
+        self
     }
 
     /// The mode this run measures in.
@@ -143,7 +155,10 @@ impl Harness {
                 // Warm up, then size the sample on the slower side.
                 baseline(2);
                 subject(2);
-                (calibrate(&mut baseline, &mut subject), FULL_ROUNDS)
+                (
+                    calibrate(&mut baseline, &mut subject, self.sample),
+                    self.rounds,
+                )
             }
         };
         let mut base_ns = Vec::with_capacity(rounds);
@@ -215,13 +230,18 @@ impl Harness {
     }
 }
 
-/// Iterations (even) so that the slower side takes about [`FULL_SAMPLE`].
-fn calibrate(baseline: &mut impl FnMut(u64), subject: &mut impl FnMut(u64)) -> u64 {
+/// Iterations (even) so that the slower side takes about `sample`.
+fn calibrate(
+    baseline: &mut impl FnMut(u64),
+    subject: &mut impl FnMut(u64),
+    sample: Duration,
+) -> u64 {
+    let target = sample.as_nanos() as f64;
     let mut n = 2u64;
     loop {
         let slowest = time(baseline, n).max(time(subject, n)) * n as f64;
-        if slowest >= FULL_SAMPLE.as_nanos() as f64 / 4.0 || n >= 1 << 30 {
-            let scaled = (FULL_SAMPLE.as_nanos() as f64 / slowest.max(1.0)) * n as f64;
+        if slowest >= target / 4.0 || n >= 1 << 30 {
+            let scaled = (target / slowest.max(1.0)) * n as f64;
             return ((scaled as u64).max(2) + 1) & !1;
         }
         n *= 4;
