@@ -13,12 +13,12 @@ use pcsc::{Context, Protocols, ReaderState, Scope, ShareMode, State, MAX_BUFFER_
 
 /// Readers of the shared pcscd: (DEVICENAME).
 const READERS: &[&str] = &[
-    "sim:t1.apdu",
-    "sim:t0.apdu",
+    "sim:tpdu-t1.apdu",
+    "sim:tpdu-t0.apdu",
     "sim:pinpad",
-    "sim:t1.remove",
-    "sim:t1.unplug",
-    "sim:t1.load",
+    "sim:tpdu-t1.remove",
+    "sim:tpdu-t1.unplug",
+    "sim:tpdu-t1.load",
 ];
 
 struct Pcscd {
@@ -101,7 +101,7 @@ fn sw(response: &[u8]) -> u16 {
 #[test]
 fn apdu_cases_on_a_t1_card() {
     let ctx = context();
-    let reader = reader_name(&ctx, "sim:t1.apdu");
+    let reader = reader_name(&ctx, "sim:tpdu-t1.apdu");
     let card = ctx
         .connect(&reader, ShareMode::Shared, Protocols::ANY)
         .unwrap();
@@ -139,7 +139,7 @@ fn apdu_cases_on_a_t1_card() {
 #[test]
 fn t0_card_leaves_get_response_to_the_client() {
     let ctx = context();
-    let reader = reader_name(&ctx, "sim:t0.apdu");
+    let reader = reader_name(&ctx, "sim:tpdu-t0.apdu");
     let card = ctx
         .connect(&reader, ShareMode::Shared, Protocols::ANY)
         .unwrap();
@@ -196,13 +196,15 @@ fn pinpad_features_and_verify_pin_direct() {
     let mut lying = s.clone();
     lying[15] = 0xFF;
     assert!(card.control(verify as _, &lying, &mut buf).is_err());
-    // TLV properties carry the simulator's VID 0x1209.
+    // TLV properties carry the pinpad profile's USB ids, those of the
+    // GemPC Pinpad it copies: wIdVendor 0x08E6 (tag 11), wIdProduct 0x3478 (12).
     let tlv = card
         .control(codes[&0x12] as _, &[], &mut buf)
         .unwrap()
         .to_vec();
     assert!(
-        tlv.windows(4).any(|w| w == [11, 2, 0x09, 0x12]),
+        tlv.windows(4).any(|w| w == [11, 2, 0xE6, 0x08])
+            && tlv.windows(4).any(|w| w == [12, 2, 0x78, 0x34]),
         "{tlv:02X?}"
     );
     // Attributes.
@@ -210,7 +212,7 @@ fn pinpad_features_and_verify_pin_direct() {
     let vendor = card
         .get_attribute(pcsc::Attribute::VendorName, &mut attr)
         .unwrap();
-    assert_eq!(vendor, b"ferroccid\0");
+    assert_eq!(vendor, b"Gemplus\0");
     let atr = card
         .get_attribute(pcsc::Attribute::AtrString, &mut attr)
         .unwrap()
@@ -224,7 +226,7 @@ fn pinpad_features_and_verify_pin_direct() {
 #[test]
 fn oversized_apdu_is_an_error_not_a_crash() {
     let ctx = context();
-    let reader = reader_name(&ctx, "sim:t1.apdu");
+    let reader = reader_name(&ctx, "sim:tpdu-t1.apdu");
     let card = ctx
         .connect(&reader, ShareMode::Shared, Protocols::ANY)
         .unwrap();
@@ -257,8 +259,8 @@ fn wait_for(ctx: &Context, reader: &CString, want: State, limit: Duration) -> Du
 #[test]
 fn removal_and_insertion_wake_get_status_change_within_a_second() {
     let ctx = context();
-    let reader = reader_name(&ctx, "sim:t1.remove");
-    let flag = pcscd().control.join("t1.remove.absent");
+    let reader = reader_name(&ctx, "sim:tpdu-t1.remove");
+    let flag = pcscd().control.join("tpdu-t1.remove.absent");
     wait_for(&ctx, &reader, State::PRESENT, Duration::from_secs(2));
     std::fs::write(&flag, b"").unwrap();
     let took = wait_for(&ctx, &reader, State::EMPTY, Duration::from_secs(1));
@@ -274,7 +276,7 @@ fn removal_and_insertion_wake_get_status_change_within_a_second() {
 #[test]
 fn sixteen_clients_thousand_apdus_each_get_their_own_answers() {
     let ctx = context();
-    let reader = reader_name(&ctx, "sim:t1.load");
+    let reader = reader_name(&ctx, "sim:tpdu-t1.load");
     let threads: Vec<_> = (0u8..16)
         .map(|client| {
             let reader = reader.clone();
@@ -320,11 +322,13 @@ fn sixteen_clients_thousand_apdus_each_get_their_own_answers() {
 #[test]
 fn unplugged_reader_does_not_hang_clients_or_pcscd() {
     let ctx = context();
-    let reader = reader_name(&ctx, "sim:t1.unplug");
+    let reader = reader_name(&ctx, "sim:tpdu-t1.unplug");
     let card = ctx
         .connect(&reader, ShareMode::Shared, Protocols::ANY)
         .unwrap();
-    std::fs::write(pcscd().control.join("t1.unplug.unplugged"), b"").unwrap();
+    std::fs::write(pcscd().control.join("tpdu-t1.unplug.unplugged"), b"").unwrap();
+    // The simulator looks at its control files every 50 ms.
+    std::thread::sleep(Duration::from_millis(300));
     let start = Instant::now();
     let mut buf = [0u8; 300];
     assert!(card
@@ -341,7 +345,7 @@ fn unplugged_reader_does_not_hang_clients_or_pcscd() {
         "reader state after unplug: {s:?}"
     );
     // pcscd stays up: another reader still answers.
-    let other = reader_name(&ctx, "sim:t1.apdu");
+    let other = reader_name(&ctx, "sim:tpdu-t1.apdu");
     let card = ctx
         .connect(&other, ShareMode::Shared, Protocols::ANY)
         .unwrap();

@@ -144,8 +144,10 @@ pub trait Backend: Send + Sync {
     fn secure(&self, slot: u8, ab_data: &[u8]) -> Result<Vec<u8>, BackendError>;
     /// PC_to_RDR_Escape.
     fn escape(&self, data: &[u8]) -> Result<Vec<u8>, BackendError>;
-    /// Blocks until a card event, the timeout, or [`Backend::cancel_wait`].
-    fn wait_for_change(&self, timeout: Duration) -> Result<Wait, BackendError>;
-    /// Makes a pending or the next `wait_for_change` return `Cancelled`.
+    /// Blocks until a card event in `slot` not yet reported to this slot's
+    /// waiter, the timeout, or [`Backend::cancel_wait`]. pcscd runs one
+    /// polling thread per slot, so each slot has its own waiter.
+    fn wait_for_change(&self, slot: u8, timeout: Duration) -> Result<Wait, BackendError>;
+    /// Makes every slot's pending or next `wait_for_change` return `Cancelled`.
     fn cancel_wait(&self);
 }

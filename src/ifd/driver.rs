@@ -126,8 +126,9 @@ impl Driver {
     pub fn create_channel_by_name(&self, lun: Dword, device: &str) -> ResponseCode {
         let (index, slot) = split_lun(lun);
         if slot != 0 {
-            // pcscd opens a reader once, through its first slot.
-            return IFD_COMMUNICATION_ERROR;
+            // pcscd opens every slot of a multi-slot reader (readerfactory.c
+            // RFInitializeReader per slot); the device was opened by slot 0.
+            return self.open_slot(index, slot);
         }
         if lock(&self.readers).len() >= usize::from(MAX_READERS) {
             return IFD_COMMUNICATION_ERROR;
@@ -147,6 +148,8 @@ impl Driver {
             .map(|s| {
                 Mutex::new(SlotTrack {
                     seen_insertions: backend.insertions(s),
+                    // Slots other than 0 count as open once pcscd opens them.
+                    closed: s != 0,
                     ..SlotTrack::default()
                 })
             })
@@ -164,6 +167,20 @@ impl Driver {
         readers.insert(index, reader);
         tracing::info!(device, index, slots, "reader opened");
         IFD_SUCCESS
+    }
+
+    fn open_slot(&self, index: u16, slot: u8) -> ResponseCode {
+        let Some(reader) = lock(&self.readers).get(&index).cloned() else {
+            tracing::error!(index, slot, "slot opened before its reader");
+            return IFD_COMMUNICATION_ERROR;
+        };
+        match reader.slots.get(usize::from(slot)) {
+            Some(track) => {
+                lock(track).closed = false;
+                IFD_SUCCESS
+            }
+            None => IFD_COMMUNICATION_ERROR,
+        }
     }
 
     /// IFDHCreateChannel: reader.conf entries without DEVICENAME. Channel 0
@@ -431,12 +448,12 @@ impl Driver {
     /// The polling function pcscd's event thread calls: returns when a
     /// card event happened, the timeout passed, or polling was stopped.
     pub fn poll(&self, lun: Dword, timeout_ms: i32) -> ResponseCode {
-        let (reader, _) = match self.reader(lun) {
+        let (reader, slot) = match self.reader(lun) {
             Ok(found) => found,
             Err(code) => return code,
         };
         let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
-        match reader.backend.wait_for_change(timeout) {
+        match reader.backend.wait_for_change(slot, timeout) {
             Ok(Wait::Changed | Wait::Timeout | Wait::Cancelled) => IFD_SUCCESS,
             Err(BackendError::Gone) => IFD_NO_SUCH_DEVICE,
             Err(error) => {

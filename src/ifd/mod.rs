@@ -8,7 +8,7 @@
 //! | [`driver`] | Lun registry, presence tracking, capabilities, IFDHControl (safe) |
 //! | [`backend`] | the reader API the driver needs |
 //! | [`features`] | PC/SC part 10 features and PIN structures |
-//! | [`sim`] | the `sim:…` stand-in backend and its control files |
+//! | [`reader_backend`] | [`Backend`] over `crate::device` and `crate::reader` |
 //! | [`plist`] | Info.plist generation |
 //! | [`log`] | tracing into pcscd's `log_msg` |
 
@@ -19,7 +19,7 @@ mod exports;
 pub mod features;
 pub mod log;
 pub mod plist;
-pub mod sim;
+pub mod reader_backend;
 
 use std::sync::{Arc, OnceLock};
 
@@ -29,15 +29,10 @@ use driver::{Driver, Options};
 /// Environment variable enabling FEATURE_CCID_ESC_COMMAND (`1`).
 pub const ESCAPE_ENV: &str = "FERROCCID_ESCAPE";
 
-/// Opens the backend for a pcscd device name.
+/// Opens the backend for a pcscd device name (`sim[:PROFILE[.TAG]]`,
+/// `usbip:HOST:PORT/BUSID`, pcscd's `usb:VVVV/PPPP:libudev:…` names).
 pub fn open_device(name: &str) -> Result<Arc<dyn Backend>, BackendError> {
-    use crate::transport::DeviceName;
-    match DeviceName::parse(name) {
-        Ok(DeviceName::Sim { profile }) => Ok(Arc::new(sim::SimBackend::open(profile.as_deref())?)),
-        // USB and USB/IP readers need `crate::reader`, not yet available.
-        Ok(DeviceName::Usb { .. } | DeviceName::UsbIp { .. }) => Err(BackendError::NotSupported),
-        Err(error) => Err(BackendError::Communication(error.to_string())),
-    }
+    Ok(Arc::new(reader_backend::ReaderBackend::open(name)?))
 }
 
 fn options() -> Options {

@@ -9,7 +9,9 @@
 //! | [`card`] | the virtual ISO/IEC 7816 card |
 //! | [`reader`] | the CCID device model around the cards |
 //! | [`profile`] | reader profiles: built-in, from a descriptor, from JSON |
+//! | [`control`] | steering a simulator in another process (pcscd) through files |
 
 pub mod card;
+pub mod control;
 pub mod profile;
 pub mod reader;
