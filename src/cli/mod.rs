@@ -4,8 +4,10 @@ use std::process::ExitCode;
 
 mod apdu;
 mod atr;
+mod card;
 mod descriptor;
 mod list;
+mod monitor;
 mod sim;
 mod trace;
 
@@ -23,10 +25,14 @@ enum Command {
     Apdu(apdu::Args),
     /// Decode an Answer-to-Reset (ISO/IEC 7816-3 §8).
     Atr(atr::Args),
+    /// ISO/IEC 7816-4 card operations: status, select, read, PIN, challenge.
+    Card(card::Args),
     /// Decode a CCID class descriptor (CCID §5.1).
     Descriptor(descriptor::Args),
     /// List the CCID readers on the USB buses and the simulated ones.
     List(list::Args),
+    /// Print reader, card and PIN events as they happen.
+    Monitor(monitor::Args),
     /// Run the simulated reader, exported over USB/IP.
     Sim(sim::Args),
     /// Decode a usbmon capture or libccid log into one line per CCID message.
@@ -39,8 +45,10 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Apdu(args) => apdu::run(args),
         Command::Atr(args) => atr::run(args),
+        Command::Card(args) => card::run(args),
         Command::Descriptor(args) => descriptor::run(args),
         Command::List(args) => list::run(args),
+        Command::Monitor(args) => monitor::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Trace(args) => trace::run(args),
     }
