@@ -390,7 +390,13 @@ pub(crate) fn select_protocol(
         (Some(fi), Some(di)) => (fi, di),
         _ => (params::FD, params::DD),
     };
-    if plan.host_sets_parameters && !d.auto_parameters_from_atr() {
+    // A reader that configures itself from the ATR (or negotiates on its
+    // own) settles on the card's default protocol and TA1. When the plan
+    // differs (the other protocol of a dual card, or a PPS the host made)
+    // only SetParameters tells it; a reader with automatic PPS then does
+    // the PPS itself (CCID §5.1 dwFeatures 00000040h/00000080h, §6.1.7).
+    let reader_guess_differs = plan.protocol != atr.default_protocol() || plan.pps.is_some();
+    if (plan.host_sets_parameters && !d.auto_parameters_from_atr()) || reader_guess_differs {
         let inverse = if atr.convention() == Convention::Inverse {
             0x02
         } else {
