@@ -5,6 +5,7 @@ use std::process::ExitCode;
 mod apdu;
 mod atr;
 mod card;
+mod demo;
 mod descriptor;
 mod list;
 mod monitor;
@@ -27,6 +28,8 @@ enum Command {
     Atr(atr::Args),
     /// ISO/IEC 7816-4 card operations: status, select, read, PIN, challenge.
     Card(card::Args),
+    /// Show the driver's main job on the simulated reader and card.
+    Demo(demo::Args),
     /// Decode a CCID class descriptor (CCID §5.1).
     Descriptor(descriptor::Args),
     /// List the CCID readers on the USB buses and the simulated ones.
@@ -46,6 +49,7 @@ pub fn main() -> ExitCode {
         Command::Apdu(args) => apdu::run(args),
         Command::Atr(args) => atr::run(args),
         Command::Card(args) => card::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Descriptor(args) => descriptor::run(args),
         Command::List(args) => list::run(args),
         Command::Monitor(args) => monitor::run(args),
