@@ -79,6 +79,75 @@ fn nusb_library_gets_the_same_responses_as_libccid() {
     assert_eq!(ours, oracle, "ferroccid (nusb) vs libccid");
 }
 
+/// This test binary built again with the `rusb` feature (libusb), in its own target
+/// directory so the main build is not invalidated; cached after the first time.
+fn rusb_binary_dir() -> std::path::PathBuf {
+    let root = harness::repo_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .current_dir(&root)
+        .args([
+            "test",
+            "--no-run",
+            "--features",
+            "rusb",
+            "--test",
+            "vm_ferroccid",
+            "--message-format=json",
+        ])
+        .arg("--target-dir")
+        .arg(root.join("target/vm-rusb"))
+        .output()
+        .expect("run cargo");
+    assert!(
+        out.status.success(),
+        "cargo build --features rusb failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let exe = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["executable"].as_str().map(String::from))
+        .find(|e| e.contains("vm_ferroccid"))
+        .expect("cargo names the vm_ferroccid test executable");
+    let dir = out_dir("ferroccid-rusb");
+    std::fs::copy(&exe, dir.join("vm_ferroccid")).expect("copy the rusb test binary");
+    let status = std::process::Command::new("strip")
+        .arg(dir.join("vm_ferroccid"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    dir
+}
+
+#[test]
+fn rusb_library_gets_the_same_responses_as_libccid() {
+    let run = Guest::new()
+        .extra(&rusb_binary_dir())
+        .run(&format!(
+            "FERROCCID_USB_BACKEND=rusb FERROCCID_SCRIPT='{SCRIPT}' {GUEST} && {} && pcsc-apdu {SCRIPT} | sed 's/^/lc:/'",
+            start_pcscd()
+        ))
+        .success();
+    assert_eq!(run.value("fc:backend: "), "Rusb");
+    let listed: Vec<&str> = run.values("fc:list: ").collect();
+    assert!(listed.iter().any(|l| l.contains("08e6:4433")), "{listed:?}");
+    assert_eq!(run.value("fc:atr: "), run.value("lc:atr: "));
+    let pairs = |p: &str, q: &str| -> Vec<(String, String)> {
+        run.values(p)
+            .map(String::from)
+            .zip(run.values(q).map(String::from))
+            .collect()
+    };
+    let ours = masked(pairs("fc:> ", "fc:< "));
+    assert_eq!(ours.len(), 5, "{}", run.console);
+    assert_eq!(
+        ours,
+        masked(pairs("lc:> ", "lc:< ")),
+        "ferroccid (rusb) vs libccid"
+    );
+}
+
 #[test]
 fn nusb_library_reports_device_gone_after_unplug() {
     let dir = test_binary_dir("ferroccid-unplug");
@@ -120,6 +189,7 @@ fn guest_side() {
     use ferroccid::reader::{ErrorKind, Reader};
     println!(); // libtest's "test guest_side ... " has no newline yet
     let backend = UsbBackend::from_env();
+    println!("fc:backend: {backend:?}");
     let infos = list_usb(backend).expect("list CCID interfaces");
     for i in &infos {
         println!(
