@@ -143,10 +143,12 @@ fn case_4s_goes_as_case_3_then_get_response() {
 
 #[test]
 fn chained_61xx_collects_until_9000() {
-    // 61 00 means 256 more bytes: GET RESPONSE P3 = 00, then 61 02.
+    // Extended Le = 0000 (Ne = 65536) goes out as P3 = 00; 61 00 means 256
+    // more bytes: GET RESPONSE P3 = 00, then 61 02, then 2 more (Annex A
+    // case 2E.2).
     let first: Vec<u8> = (0..=255u8).chain([0x61, 0x02]).collect();
     let r = exchange(
-        &[0x00, 0xCA, 0x01, 0x00, 0x00],
+        &[0x00, 0xCA, 0x01, 0x00, 0x00, 0x00, 0x00],
         AUTO,
         300,
         &[
@@ -159,6 +161,39 @@ fn chained_61xx_collects_until_9000() {
     assert_eq!(r.len(), 256 + 2 + 2);
     assert_eq!(&r[..256], &(0..=255u8).collect::<Vec<_>>()[..]);
     assert_eq!(&r[256..], &[0xAA, 0xBB, 0x90, 0x00]);
+}
+
+#[test]
+fn get_response_never_asks_for_more_than_ne() {
+    // Case 4S with Le = 10 (Ne = 16): the card offers 32 bytes (61 20);
+    // GET RESPONSE asks for min(Ne, 0x20) = 16.
+    let data: Vec<u8> = (0..16u8).chain([0x90, 0x00]).collect();
+    let r = exchange(
+        &[0x00, 0x88, 0x00, 0x00, 0x02, 0xAB, 0xCD, 0x10],
+        AUTO,
+        300,
+        &[
+            (&[0x00, 0x88, 0x00, 0x00, 0x02, 0xAB, 0xCD], &[0x61, 0x20]),
+            (&[0x00, 0xC0, 0x00, 0x00, 0x10], &data),
+        ],
+    )
+    .unwrap();
+    assert_eq!(r, data);
+
+    // Short Le = 00 (Ne = 256): once 256 bytes are in, a further 61 02 is
+    // handed to the caller, who asked for no more than 256.
+    let first: Vec<u8> = (0..=255u8).chain([0x61, 0x02]).collect();
+    let r = exchange(
+        &[0x00, 0xCA, 0x01, 0x00, 0x00],
+        AUTO,
+        300,
+        &[
+            (&[0x00, 0xCA, 0x01, 0x00, 0x00], &[0x61, 0x00]),
+            (&[0x00, 0xC0, 0x00, 0x00, 0x00], &first),
+        ],
+    )
+    .unwrap();
+    assert_eq!(r, first);
 }
 
 #[test]

@@ -353,14 +353,26 @@ impl<'c, 'r> T0Apdu<'c, 'r> {
             }
             // Room for data, keeping two bytes for the final status word.
             let room = self.response.len().saturating_sub(self.filled + 2);
-            let wanted = p3_len(sw2).min(room);
-            if wanted == 0 {
-                return Err(T0Error::ResponseBufferFull);
+            // Never ask for more than the command's Ne (§12.2.4: GET
+            // RESPONSE carries min(Ne, SW2)); once Ne bytes are in, 61xx is
+            // handed to the caller to say more is available. Commands
+            // without Le (cases 1, 3) take what the card offers.
+            let ne = self.command.ne() as usize;
+            let still_wanted = if ne == 0 {
+                usize::MAX
+            } else {
+                ne.saturating_sub(self.filled)
+            };
+            if still_wanted > 0 {
+                let wanted = p3_len(sw2).min(room).min(still_wanted);
+                if wanted == 0 {
+                    return Err(T0Error::ResponseBufferFull);
+                }
+                self.current = Some(Tpdu::GetResponse {
+                    p3: (wanted % 256) as u8,
+                });
+                return Ok(T0Step::SendNext);
             }
-            self.current = Some(Tpdu::GetResponse {
-                p3: (wanted % 256) as u8,
-            });
-            return Ok(T0Step::SendNext);
         }
 
         let end = self.filled + 2;
