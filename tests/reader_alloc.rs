@@ -15,7 +15,7 @@
 //! test thread's activity can be mistaken for ours (and the thread-local
 //! flag rules that out anyway).
 
-#[path = "reader_support.rs"]
+#[path = "reader_support/mod.rs"]
 mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -1,6 +1,6 @@
 //! Short and extended APDU levels (CCID §6.1.4 table 6.1-4 chaining).
 
-#[path = "reader_support.rs"]
+#[path = "reader_support/mod.rs"]
 mod support;
 
 use std::sync::Arc;

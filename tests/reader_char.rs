@@ -1,7 +1,7 @@
 //! Character level: T=0 through the procedure bytes (wLevelParameter =
 //! characters expected), T=1 as prologue (3) then LEN + EDC.
 
-#[path = "reader_support.rs"]
+#[path = "reader_support/mod.rs"]
 mod support;
 
 use std::sync::Arc;

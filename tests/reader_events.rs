@@ -2,7 +2,7 @@
 //! its cancellation, unplug seen by the event thread; ICCD-A and ICCD-B
 //! tokens over the control pipe.
 
-#[path = "reader_support.rs"]
+#[path = "reader_support/mod.rs"]
 mod support;
 
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! PPS / SetParameters / SetDataRateAndClockFrequency / IFSD sequences for
 //! several kinds of reader.
 
-#[path = "reader_support.rs"]
+#[path = "reader_support/mod.rs"]
 mod support;
 
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! extension, stale bSeq, bad frames, unplug, cancellation and timeouts
 //! (class ABORT + PC_to_RDR_Abort), two slots answered out of order.
 
-#[path = "reader_support.rs"]
+#[path = "reader_support/mod.rs"]
 mod support;
 
 use std::sync::Arc;

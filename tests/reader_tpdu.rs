@@ -2,7 +2,7 @@
 //! (61xx GET RESPONSE, 6Cxx resend, transparent mode), against hand-built
 //! frames.
 
-#[path = "reader_support.rs"]
+#[path = "reader_support/mod.rs"]
 mod support;
 
 use std::sync::Arc;
