@@ -445,7 +445,12 @@ pub(crate) fn select_protocol(
         }
         set_rate_and_clock(shared, index, st, plan.clock_khz, plan.baud_rate)?;
     }
-    let max_ifsd = d.max_ifsd.clamp(1, 254) as u8;
+    // At TPDU and character level the card's blocks reach us whole inside
+    // one DataBlock, so IFSD must also leave room for the CCID header, the
+    // block prologue and the EDC within dwMaxCCIDMessageLength.
+    let edc_len = if plan.edc == Edc::Crc { 2 } else { 1 };
+    let fits_message = d.max_message_length.saturating_sub(10 + 3 + edc_len);
+    let max_ifsd = d.max_ifsd.min(fits_message).clamp(1, 254) as u8;
     {
         let card = st.card.as_mut().ok_or(ReaderError::NotPowered)?;
         card.protocol = Some(plan.protocol);
