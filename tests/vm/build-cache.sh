@@ -13,6 +13,10 @@ CACHE=${FERROCCID_VM_CACHE:-$ROOT/target/vm-cache}
 t0=$(date +%s.%N)
 step() { printf '[vm build %6.2fs] %s\n' "$(echo "$(date +%s.%N) - $t0" | bc)" "$*" >&2; }
 
+# guests booted in parallel (cargo test threads) must not build the cache concurrently
+mkdir -p "$CACHE"
+exec 9> "$CACHE/.lock"
+flock 9
 bash "$VM/install-packages.sh"
 command -v gcc >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >/dev/null; }
 
