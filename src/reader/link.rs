@@ -405,6 +405,10 @@ impl Link {
     ) -> Result<Answer, ReaderError> {
         let mut deadline = Instant::now() + wait.with_multiplier(1);
         let mut stale = 0usize;
+        // The last frame with another bSeq: if no right answer follows, it
+        // was the answer with a wrong bSeq, and the error says so (only
+        // this error path copies it).
+        let mut last_stale: Option<(u8, FrameBytes)> = None;
         let mut extensions = 0u32;
         loop {
             let n = match self.receive(slot, rx, deadline, true) {
@@ -412,7 +416,17 @@ impl Link {
                 Err(e @ (ReaderError::Cancelled | ReaderError::Timeout { .. })) => {
                     tracing::warn!(error = %e, seq, "aborting the pending command");
                     self.abort(slot, rx);
-                    return Err(e);
+                    return Err(match (e, last_stale) {
+                        (ReaderError::Timeout { .. }, Some((got, frame))) => {
+                            ReaderError::StaleSequence {
+                                expected: seq,
+                                got,
+                                skipped: stale,
+                                frame,
+                            }
+                        }
+                        (e, _) => e,
+                    });
                 }
                 Err(e) => return Err(e),
             };
@@ -421,6 +435,7 @@ impl Link {
             if n >= HEADER_LEN && frame[5] == slot.index && frame[6] != seq {
                 stale += 1;
                 tracing::debug!(expected = seq, got = frame[6], "stale answer dropped");
+                last_stale = Some((frame[6], FrameBytes::new(frame)));
                 if stale > usize::from(self.options.max_stale_frames) {
                     return Err(ReaderError::StaleSequence {
                         expected: seq,
