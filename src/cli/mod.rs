@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 mod apdu;
 mod atr;
+mod bundle;
 mod card;
 mod demo;
 mod descriptor;
@@ -26,6 +27,9 @@ enum Command {
     Apdu(apdu::Args),
     /// Decode an Answer-to-Reset (ISO/IEC 7816-3 §8).
     Atr(atr::Args),
+    /// pcscd bundle: `bundle`, `bundle refresh`, `install`, `uninstall`.
+    #[command(flatten)]
+    Bundle(bundle::Command),
     /// ISO/IEC 7816-4 card operations: status, select, read, PIN, challenge.
     Card(card::Args),
     /// Show the driver's main job on the simulated reader and card.
@@ -48,6 +52,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Apdu(args) => apdu::run(args),
         Command::Atr(args) => atr::run(args),
+        Command::Bundle(command) => bundle::run(command),
         Command::Card(args) => card::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Descriptor(args) => descriptor::run(args),

@@ -11,7 +11,10 @@
 # with PCSCLITE_CSOCK_NAME=DIR/run/pcscd.comm and other instances (tests
 # in parallel, the system's pcscd) are left alone. pcscd's log goes to
 # DIR/pcscd.log. With WATCH_PID set, pcscd is stopped when that process
-# exits. Fails loudly when pcscd is missing.
+# exits. With DRIVERS_DIR set, that directory is bind-mounted over pcscd's
+# USB drivers directory (/usr/lib/pcsc/drivers) inside the namespace, so a
+# test can make pcscd load bundles it installed. Fails loudly when pcscd
+# is missing.
 set -euo pipefail
 mode=${1:?usage: $0 start|stop|run DIR ...}
 dir=${2:?DIR missing}
@@ -37,7 +40,8 @@ CONF
   mkdir -p /run/pcscd
   unshare -m --propagation private sh -c '
     mount --bind "$1/run" /run/pcscd || exit 3
-    exec "$2" -f -d -c "$1/conf"' sh "$dir" "$PCSCD" > "$dir/pcscd.log" 2>&1 &
+    if [ -n "$3" ]; then mount --bind "$3" /usr/lib/pcsc/drivers || exit 3; fi
+    exec "$2" -f -d -c "$1/conf"' sh "$dir" "$PCSCD" "${DRIVERS_DIR:-}" > "$dir/pcscd.log" 2>&1 &
   echo $! > "$dir/pcscd.pid"
   for _ in $(seq 100); do
     [ -S "$dir/run/pcscd.comm" ] && break
