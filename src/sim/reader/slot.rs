@@ -641,10 +641,22 @@ impl Slot {
         }
     }
 
+    /// PC_to_RDR_Secure (CCID §6.1.11): the pad inserts the typed PIN into
+    /// the APDU template. APDU-level readers, and TPDU readers running T=0
+    /// (where the reader maps the APDU itself), exchange it as an APDU. A
+    /// TPDU reader with a T=1 card does not run T=1: like a real one it
+    /// wraps the APDU in the block prologue the host computed (bTeoPrologue:
+    /// NAD, PCB with the host's N(S), LEN), adds the EDC, sends that block
+    /// and returns the card's response block untouched, so the host's T=1
+    /// state (sequence numbers, chaining, S(WTX)) stays in step.
     fn secure(&mut self, data: &SecureData<'_>, d: &ClassDescriptor, entry: &PinEntry) -> Outcome {
-        let apdu = match data {
-            SecureData::Verify(v) if d.supports_pin_verify() => pin::verify_apdu(v, entry),
-            SecureData::Modify(m) if d.supports_pin_modify() => pin::modify_apdu(m, entry),
+        let (apdu, prologue) = match data {
+            SecureData::Verify(v) if d.supports_pin_verify() => {
+                (pin::verify_apdu(v, entry), v.teo_prologue)
+            }
+            SecureData::Modify(m) if d.supports_pin_modify() => {
+                (pin::modify_apdu(m, entry), m.teo_prologue)
+            }
             _ if d.pin_support == 0 => return fail(SlotError::CommandNotSupported),
             // bPINOperation not supported by this pad.
             _ => return fail(SlotError::BadParameter(OFFSET_DATA)),
@@ -653,6 +665,11 @@ impl Slot {
             Ok(apdu) => apdu,
             Err(e) => return fail(e),
         };
+        let tpdu_t1 =
+            d.exchange_level() == ExchangeLevel::Tpdu && matches!(self.params, ProtocolData::T1(_));
+        if tpdu_t1 {
+            return self.secure_t1_block(prologue, &apdu);
+        }
         match self.apdu_to_card(&apdu) {
             Ok((response, n, multiplier)) => Outcome {
                 time_extensions: n,
@@ -660,6 +677,25 @@ impl Slot {
                 ..Answer::Data(0, response).into()
             },
             Err(o) => o,
+        }
+    }
+
+    /// The T=1 block of a Secure at TPDU level: `prologue`, the APDU with
+    /// the PIN as INF, the EDC the parameters name; the card's answer block
+    /// goes back as it is (the prologue is used as given, as a real reader
+    /// does: a LEN that does not match the APDU is the card's to refuse).
+    fn secure_t1_block(&mut self, prologue: [u8; 3], apdu: &[u8]) -> Outcome {
+        if let Err(o) = self.link_ok() {
+            return o;
+        }
+        self.pps_window = false;
+        let mut block = Vec::with_capacity(3 + apdu.len() + 2);
+        block.extend_from_slice(&prologue);
+        block.extend_from_slice(apdu);
+        push_edc(&mut block, &self.params);
+        match self.card_t1_block(&block) {
+            Some(answer) => Answer::Data(0, answer).into(),
+            None => mute(),
         }
     }
 }
@@ -685,5 +721,90 @@ fn push_edc(block: &mut Vec<u8>, params: &ProtocolData) {
             let l = lrc(block);
             block.push(l);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Secure at TPDU level with a T=1 card, on the wire through
+    //! `SimTransport` (CCID §6.1.11, ISO/IEC 7816-3 §11.3).
+    use std::time::Duration;
+
+    use crate::sim::card::CardConfig;
+    use crate::sim::profile::Profile;
+    use crate::transport::sim::SimTransport;
+    use crate::transport::Transport;
+
+    const T: Duration = Duration::from_secs(5);
+
+    fn xchg(t: &SimTransport, ty: u8, seq: u8, data: &[u8]) -> Vec<u8> {
+        let mut f = vec![ty];
+        f.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        f.extend_from_slice(&[0, seq, 0, 0, 0]);
+        f.extend_from_slice(data);
+        t.bulk_out(&f, T).unwrap();
+        let mut buf = vec![0u8; 1024];
+        let n = t.bulk_in(&mut buf, T).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    /// abData of a PIN verification: ASCII digits, byte unit, position 0,
+    /// left justified, 6-byte block, 4 to 8 digits, then bTeoPrologue and
+    /// VERIFY (P2 81) with six placeholder bytes.
+    fn verify(prologue: [u8; 3]) -> Vec<u8> {
+        let mut s = vec![
+            0, 0, 0x82, 0x06, 0x00, 0x08, 0x04, 0x02, 0x01, 0x09, 0x04, 0,
+        ];
+        s.extend_from_slice(&prologue);
+        s.extend_from_slice(&[0x00, 0x20, 0x00, 0x81, 0x06, 0, 0, 0, 0, 0, 0]);
+        s
+    }
+
+    fn lrc(bytes: &[u8]) -> u8 {
+        bytes.iter().fold(0, |a, b| a ^ b)
+    }
+
+    #[test]
+    fn tpdu_reader_with_a_t1_card_sends_a_block_and_returns_the_card_block() {
+        let mut profile = Profile::from_name("pinpad").unwrap();
+        profile.slots[0].card = Some(CardConfig::t1());
+        let (t, h) = SimTransport::open(profile);
+        let on = xchg(&t, 0x62, 1, &[]);
+        assert_eq!(on[7], 0, "card powered: {on:02X?}");
+        // I(N(S)=0) prologue: NAD 00, PCB 00, LEN 11 (the template's length).
+        let r = xchg(&t, 0x69, 2, &verify([0x00, 0x00, 0x0B]));
+        assert_eq!((r[0], r[7]), (0x80, 0), "DataBlock, success: {r:02X?}");
+        let block = &r[10..];
+        // The card's I(N(S)=0) block with 90 00 and its LRC (ISO/IEC 7816-3
+        // §11.3.1: NAD PCB LEN INF EDC), not the bare APDU.
+        assert_eq!(block, &[0x00, 0x00, 0x02, 0x90, 0x00, 0x92]);
+        assert_eq!(lrc(block), 0);
+        // The next exchange has N(S)=1 (PCB 40); a wrong PIN: 63 C2.
+        h.set_pin_entry(crate::sim::profile::PinEntry::Typed {
+            pin: "000000".into(),
+            new_pin: String::new(),
+        });
+        let r = xchg(&t, 0x69, 3, &verify([0x00, 0x40, 0x0B]));
+        assert_eq!(
+            &r[10..],
+            &[0x00, 0x40, 0x02, 0x63, 0xC2, 0x40 ^ 0x02 ^ 0x63 ^ 0xC2]
+        );
+    }
+
+    #[test]
+    fn t0_and_apdu_level_secure_still_exchange_apdus() {
+        // T=0 card at TPDU level: the reader maps the APDU itself.
+        let (t, _h) = SimTransport::open(Profile::from_name("pinpad").unwrap());
+        xchg(&t, 0x62, 1, &[]);
+        let r = xchg(&t, 0x69, 2, &verify([0; 3]));
+        assert_eq!(&r[10..], &[0x90, 0x00]);
+        // APDU level with a T=1 card: the reader runs T=1, the host sees APDUs.
+        let mut profile = Profile::from_name("short-apdu").unwrap();
+        profile.slots[0].card = Some(CardConfig::t1());
+        let (t, _h) = SimTransport::open(profile);
+        xchg(&t, 0x62, 1, &[]);
+        let r = xchg(&t, 0x69, 2, &verify([0; 3]));
+        assert_eq!(&r[10..], &[0x90, 0x00]);
     }
 }
