@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use ferroccid::ccid::descriptor::features;
 use ferroccid::ccid::ClassDescriptor;
+use ferroccid::device::open;
+use ferroccid::transport::DeviceName;
 
 /// Arguments of `ferroccid descriptor`.
 #[derive(clap::Args)]
@@ -11,13 +13,19 @@ pub struct Args {
     /// The 54 descriptor bytes as hex (spaces and colons allowed).
     #[arg(required_unless_present = "reader", conflicts_with = "reader")]
     pub hex: Vec<String>,
-    /// Take the descriptor of a known reader from the corpus, by file name
-    /// stem (e.g. ACR122U) or VID:PID (e.g. 072F:90CC).
+    /// A live reader by device name (`usb:…`, `usbip:…`, `sim…`, as
+    /// `ferroccid list` shows it), else a known reader of the corpus by file
+    /// name stem (e.g. ACR122U) or VID:PID (e.g. 072F:90CC), else a unique
+    /// part of a connected reader's name.
     #[arg(long, value_name = "NAME")]
     pub reader: Option<String>,
     /// Print one JSON object instead of the human-readable decode.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "raw")]
     pub json: bool,
+    /// Print the descriptor's bytes as hex instead of decoding them (to
+    /// compare with another view, e.g. sysfs `descriptors`).
+    #[arg(long)]
+    pub raw: bool,
 }
 
 /// Run `ferroccid descriptor`.
@@ -36,11 +44,13 @@ pub fn run(args: Args) -> ExitCode {
 
 fn decode(args: &Args) -> Result<String, String> {
     let bytes = match &args.reader {
-        Some(name) => lookup_reader(name)?,
+        Some(name) => reader_descriptor(name)?,
         None => parse_hex(&args.hex.join(" "))?,
     };
     let d = ClassDescriptor::parse(&bytes).map_err(|e| e.to_string())?;
-    Ok(if args.json {
+    Ok(if args.raw {
+        bytes.iter().map(|b| format!("{b:02X}")).collect()
+    } else if args.json {
         json(&d).to_string()
     } else {
         human(&d)
@@ -66,6 +76,29 @@ fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).unwrap_or(0))
         .collect())
+}
+
+/// The descriptor `--reader NAME` stands for: a device name is opened and its
+/// interface's class descriptor read as the USB backend returned it; other
+/// names try the corpus first, then the connected readers' names.
+fn reader_descriptor(name: &str) -> Result<Vec<u8>, String> {
+    if name.parse::<DeviceName>().is_ok() {
+        return live_descriptor(name);
+    }
+    lookup_reader(name).or_else(|corpus_error| match super::list::resolve(name) {
+        Ok(device) => live_descriptor(&device.to_string()),
+        Err(live_error) => Err(format!("{corpus_error}; {live_error}")),
+    })
+}
+
+fn live_descriptor(name: &str) -> Result<Vec<u8>, String> {
+    let device = open(name).map_err(|e| format!("cannot open {name}: {e}"))?;
+    device
+        .transport
+        .info()
+        .class_descriptor
+        .clone()
+        .ok_or_else(|| format!("{name} has no CCID class descriptor"))
 }
 
 /// The corpus table: `FERROCCID_CORPUS` if set, else `../shared/corpus` next to the crate.
