@@ -31,6 +31,8 @@ pub mod fcp;
 pub mod file;
 pub mod lock;
 pub mod manage;
+#[cfg(feature = "pcsc")]
+pub mod pcsc;
 pub mod slot;
 pub mod tlv;
 pub mod verify;
