@@ -114,8 +114,12 @@ pub fn parse_configuration(raw: &[u8]) -> Result<Vec<InterfaceDescription>, Desc
     }
     let total = usize::from(u16::from_le_bytes([raw[2], raw[3]])).min(raw.len());
     let raw = &raw[..total];
+    // wTotalLength 0 leaves nothing to walk, not even this header.
+    let Some(&header_len) = raw.first() else {
+        return Ok(Vec::new());
+    };
     let mut interfaces: Vec<InterfaceDescription> = Vec::new();
-    let mut offset = usize::from(raw[0]);
+    let mut offset = usize::from(header_len);
     while offset < raw.len() {
         let len = usize::from(raw[offset]);
         if len < 2 || offset + len > raw.len() {
@@ -239,6 +243,14 @@ pub fn choose_interface(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `ccid_descriptor` fuzz target: a configuration
+    /// descriptor whose wTotalLength is 0 indexed an empty slice.
+    #[test]
+    fn zero_total_length_walks_nothing() {
+        let raw = [9, 2, 0, 0, 1, 1, 0, 0x80, 50, 9, 4, 0, 0, 0, 0x0B, 0, 0, 0];
+        assert_eq!(parse_configuration(&raw), Ok(Vec::new()));
+    }
 
     #[test]
     fn choosing_a_non_ccid_interface_is_a_distinct_error() {
