@@ -190,6 +190,13 @@ impl std::fmt::Debug for Reader {
 /// APDU exchange (261-byte command, 258-byte answer) plus the header.
 const MIN_BUFFER: usize = 10 + 261 + 10;
 
+/// Size of the largest buffers, whatever the descriptor says: CCID §5.1
+/// allows at most 65544 + 10, and the longest extended APDU command is
+/// 65545 bytes; the rest is headroom. dwMaxCCIDMessageLength comes from
+/// the device, and without this cap a hostile 0xFFFFFFFF would allocate
+/// 4 GiB per buffer, three buffers per slot.
+const MAX_BUFFER: usize = 1 << 17;
+
 impl Reader {
     /// Opens a reader on `transport` with default options.
     pub fn open(transport: Arc<dyn Transport>) -> Result<Reader, ReaderError> {
@@ -248,7 +255,7 @@ impl Reader {
         }
         let span = tracing::info_span!("reader", name = %info.name);
         let margin = options.margin;
-        let buffer_len = (descriptor.max_message_length as usize).max(MIN_BUFFER);
+        let buffer_len = (descriptor.max_message_length as usize).clamp(MIN_BUFFER, MAX_BUFFER);
         let (data_rates, clocks) = if flavour == Flavour::Ccid {
             (
                 read_u32_list(
@@ -490,5 +497,48 @@ fn read_u32_list(
             tracing::warn!(request, error = %e, "class request refused; list ignored");
             Ok(Vec::new())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::scripted::ScriptedTransport;
+
+    /// Found by the `reader_hostile_device` fuzz target: 256 slots and a
+    /// dwMaxCCIDMessageLength of 0xFFFFFFFF made `open` allocate three
+    /// 4 GiB buffers per slot (an abort where overcommit is off). The
+    /// buffers now stop at MAX_BUFFER, so a longer frame is refused by the
+    /// transport as an overflow instead of being read.
+    #[test]
+    fn huge_max_message_length_does_not_size_the_buffers() {
+        let mut descriptor = [0u8; 54];
+        descriptor[..2].copy_from_slice(&[0x36, 0x21]);
+        descriptor[4] = 0xFF; // bMaxSlotIndex: 256 slots
+        descriptor[5] = 0x07;
+        descriptor[6] = 0x03; // T=0 and T=1
+        descriptor[40..44].copy_from_slice(&0x0001_0000u32.to_le_bytes()); // TPDU
+        descriptor[44..48].copy_from_slice(&u32::MAX.to_le_bytes());
+        descriptor[53] = 1;
+        let mut huge = vec![0u8; MAX_BUFFER + 1];
+        huge[0] = 0x81; // RDR_to_PC_SlotStatus
+        huge[1..5].copy_from_slice(&((MAX_BUFFER + 1 - 10) as u32).to_le_bytes());
+        let get_slot_status = [0x65, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let transport = Arc::new(
+            ScriptedTransport::new(Some(&descriptor))
+                .expect_out_any_seq(&get_slot_status)
+                .reply_echo(&huge),
+        );
+        let reader = Reader::open(transport).expect("a valid descriptor opens");
+        assert_eq!(reader.slot_count(), 256);
+        assert_eq!(reader.descriptor().max_message_length, u32::MAX);
+        let err = reader.slot(0).unwrap().status().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ReaderError::Transport(crate::transport::TransportError::Overflow { .. })
+            ),
+            "{err:?}"
+        );
     }
 }
