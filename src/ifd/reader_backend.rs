@@ -471,9 +471,13 @@ impl Backend for ReaderBackend {
         let data =
             SecureData::parse(ab_data).map_err(|e| BackendError::Communication(e.reason.into()))?;
         if self.level == ExchangeLevel::Tpdu && self.protocol(slot) == Some(1) {
-            // bTeoPrologue should carry the T=1 prologue with the engine's
-            // N(S), which `Slot` does not expose; the APDU goes unwrapped.
-            tracing::debug!("PIN command at TPDU level, T=1: sent without a T=1 prologue");
+            // The reader wraps the APDU in the prologue we give (bTeoPrologue:
+            // NAD, PCB with the T=1 engine's N(S), LEN) and answers the
+            // card's block: that needs the engine's sequence state, which
+            // `Slot` does not expose. A guessed N(S) would desynchronise
+            // the card, so refuse instead.
+            tracing::error!("PIN pad at TPDU level with a T=1 card: not supported yet");
+            return Err(BackendError::NotSupported);
         }
         let timeout = Duration::from_secs(u64::from(ab_data.get(1).copied().unwrap_or(0)).max(30))
             + SECURE_MARGIN;
