@@ -15,6 +15,9 @@ cargo clippy --workspace --all-targets --features rusb -- -D warnings
 echo "== the protocol core links into a no_std, allocator-free staticlib"
 cargo build --manifest-path protocols/nostd-check/Cargo.toml
 
+echo "== build the binaries and the cdylib the pcscd tests load (cargo test does not)"
+cargo build --workspace --features rusb
+
 status=0
 echo "== cargo test (all features)"
 cargo test --workspace --features rusb --no-fail-fast 2>&1 | tee target/test-output.txt || status=1
