@@ -110,3 +110,91 @@ pub fn bounded<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send 
     rx.recv_timeout(limit)
         .unwrap_or_else(|_| panic!("operation did not finish within {limit:?}"))
 }
+
+/// What went out on the wire, recorded by [`Recorder`]: bulk-OUT message
+/// types and class requests on the control pipe, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// A bulk-OUT message: bMessageType, bSeq.
+    Bulk(u8, u8),
+    /// A class request (bRequest) with this wValue.
+    Control(u8, u16),
+}
+
+/// A transport wrapper that records what the reader logic sends.
+pub struct Recorder {
+    inner: SimTransport,
+    /// Everything sent so far.
+    pub sent: std::sync::Mutex<Vec<Sent>>,
+}
+
+impl Recorder {
+    /// Wraps `inner`.
+    pub fn new(inner: SimTransport) -> Self {
+        Recorder {
+            inner,
+            sent: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl ferroccid::transport::Transport for Recorder {
+    fn info(&self) -> &ferroccid::transport::TransportInfo {
+        self.inner.info()
+    }
+    fn bulk_out(
+        &self,
+        message: &[u8],
+        timeout: Duration,
+    ) -> Result<(), ferroccid::transport::TransportError> {
+        if message.len() >= 10 {
+            self.sent
+                .lock()
+                .unwrap()
+                .push(Sent::Bulk(message[0], message[6]));
+        }
+        self.inner.bulk_out(message, timeout)
+    }
+    fn bulk_in(
+        &self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize, ferroccid::transport::TransportError> {
+        self.inner.bulk_in(buf, timeout)
+    }
+    fn interrupt_in(
+        &self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize, ferroccid::transport::TransportError> {
+        self.inner.interrupt_in(buf, timeout)
+    }
+    fn control_in(
+        &self,
+        request: u8,
+        value: u16,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize, ferroccid::transport::TransportError> {
+        self.inner.control_in(request, value, buf, timeout)
+    }
+    fn control_out(
+        &self,
+        request: u8,
+        value: u16,
+        data: &[u8],
+        timeout: Duration,
+    ) -> Result<(), ferroccid::transport::TransportError> {
+        self.sent
+            .lock()
+            .unwrap()
+            .push(Sent::Control(request, value));
+        self.inner.control_out(request, value, data, timeout)
+    }
+    fn cancel(&self) {
+        self.inner.cancel()
+    }
+    fn reset_cancel(&self) {
+        self.inner.reset_cancel()
+    }
+}

@@ -375,27 +375,34 @@ impl ReaderModel {
         self.schedule(now, slot, seq, MessageType::Abort, true, frame);
     }
 
-    /// Class request ABORT (`wValue` = bSeq << 8 | bSlot): the slot's command
-    /// with that bSeq, if still running, is answered at once with CMD_ABORTED.
+    /// Class request ABORT (`wValue` = bSeq << 8 | bSlot): the command still
+    /// running on the slot is answered at once with CMD_ABORTED and its
+    /// remaining time-extension frames are dropped. bSeq is that of the
+    /// PC_to_RDR_Abort to come (CCID §5.3.1; libccid takes a fresh bSeq),
+    /// not necessarily the running command's, so it does not select it.
     pub fn control_abort(&mut self, value: u16, now: Instant) -> bool {
         let (slot, seq) = ((value & 0xFF) as u8, (value >> 8) as u8);
         let i = usize::from(slot);
         if i >= self.slots.len() {
             return false;
         }
-        let running: Vec<MessageType> = self
+        let running: Vec<(u8, MessageType)> = self
             .pending
             .iter()
-            .filter(|p| {
-                p.slot == slot && p.seq == seq && p.due > now && p.command != MessageType::Abort
-            })
-            .map(|p| p.command)
+            .filter(|p| p.slot == slot && p.due > now && p.command != MessageType::Abort)
+            .map(|p| (p.seq, p.command))
             .collect();
-        if let Some(&command) = running.first() {
+        if let Some(&(running_seq, command)) = running.first() {
             self.pending
-                .retain(|p| !(p.slot == slot && p.seq == seq && p.due > now));
-            let frame = failure(command, slot, seq, self.icc(slot), SlotError::CmdAborted);
-            self.schedule(now, slot, seq, command, true, frame);
+                .retain(|p| !(p.slot == slot && p.due > now && p.command != MessageType::Abort));
+            let frame = failure(
+                command,
+                slot,
+                running_seq,
+                self.icc(slot),
+                SlotError::CmdAborted,
+            );
+            self.schedule(now, slot, running_seq, command, true, frame);
         }
         if self.abort_command[i] == Some(seq) {
             self.abort_command[i] = None;

@@ -467,8 +467,13 @@ impl Slot {
             return self.host_pps(data);
         }
         self.pps_window = false;
+        let mut nulls = 0;
         let answer = match self.params {
             ProtocolData::T0(_) => {
+                // The card's NULL bytes restart WWT inside the reader; a TPDU
+                // reader reports each as a time extension (CCID §6.2.6
+                // bmCommandStatus 2), so the host keeps waiting.
+                nulls = self.t0_null_bytes(data);
                 let answer = self.card().t0_tpdu(data);
                 let dropped = std::mem::take(&mut self.faults.drop_next_answer);
                 (!answer.is_empty() && !dropped).then_some(answer)
@@ -476,8 +481,21 @@ impl Slot {
             ProtocolData::T1(_) => self.card_t1_block(data),
         };
         match answer {
-            Some(a) => Answer::Data(0, a).into(),
+            Some(a) => Outcome {
+                time_extensions: nulls,
+                ..Answer::Data(0, a).into()
+            },
             None => mute(),
+        }
+    }
+
+    /// NULL procedure bytes the card sends before answering this T=0 TPDU.
+    fn t0_null_bytes(&self, tpdu: &[u8]) -> u8 {
+        match (&self.card, tpdu.get(1)) {
+            (Some(card), Some(ins)) if card.config().slow.ins.contains(ins) => {
+                card.config().slow.t0_nulls.min(255) as u8
+            }
+            _ => 0,
         }
     }
 
