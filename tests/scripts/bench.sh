@@ -23,7 +23,7 @@ benches=(protocol_core ccid_wire reader_sim multi_slot)
 if [[ $mode == smoke ]]; then
   cargo test -p ferroccid --benches --no-run
 else
-  cargo bench -p ferroccid --no-run
+  cargo bench -p ferroccid --benches --no-run
 fi
 
 passed=0
