@@ -247,20 +247,27 @@ fn card_events_through_the_interrupt_endpoint_and_unplug() {
         run.console
     );
     assert_eq!(run.value("ev-apdu-after-insert: ").len(), 20);
-    assert_eq!(run.value("ev-no-card: "), "NoCard");
+    // checks that fail today are collected so one does not hide the next
+    let mut wrong = Vec::new();
+    let no_card = run.value("ev-no-card: ");
+    if !no_card.starts_with("NoCard ") {
+        wrong.push(format!(
+            "APDU after the removal event: {no_card}, not NoCard"
+        ));
+    }
     // unplug: every library call says DeviceGone, bounded
     for call in ["transmit", "status", "power_on", "wait_for_change"] {
-        assert_eq!(
-            run.value(&format!("gone {call}: ")),
-            "DeviceGone",
-            "{}",
-            run.console
-        );
+        let got = run.value(&format!("gone {call}: "));
+        if got != "DeviceGone" {
+            wrong.push(format!("{call} after unplug: {got}, not DeviceGone"));
+        }
     }
     let gone_ms: u64 = run.value("gone-ms: ").parse().unwrap();
     assert!(gone_ms < 3000, "DeviceGone after {gone_ms} ms");
     let calls_ms: u64 = run.value("gone-calls-ms: ").parse().unwrap();
-    assert!(calls_ms < 1000, "calls after unplug took {calls_ms} ms");
+    if calls_ms >= 1000 {
+        wrong.push(format!("the four calls after unplug took {calls_ms} ms"));
+    }
     assert_eq!(run.value("gone event: "), "DeviceGone");
     // unplug: every CLI command fails at once with a message, nothing hangs
     for (label, _) in CLI_AFTER_UNPLUG {
@@ -277,6 +284,7 @@ fn card_events_through_the_interrupt_endpoint_and_unplug() {
         "{}",
         run.console
     );
+    assert!(wrong.is_empty(), "wrong:\n{}", wrong.join("\n"));
 }
 
 fn rig(args: &[&str]) {
@@ -328,7 +336,7 @@ fn guest_events() {
     println!(
         "ev-no-card: {}",
         match no_card {
-            Err(e) => format!("{:?}", e.kind()),
+            Err(e) => format!("{:?} ({e})", e.kind()),
             Ok(n) => format!("answered {}", upper_hex(&response[..n])),
         }
     );
@@ -353,23 +361,33 @@ fn guest_events() {
         }
     }
     println!("gone-ms: {}", start.elapsed().as_millis());
-    let kind = |r: Result<(), ferroccid::reader::ReaderError>| match r {
+    let kind = |r: Result<String, ferroccid::reader::ReaderError>| match r {
         Err(e) => format!("{:?}", e.kind()),
-        Ok(()) => "ok".to_string(),
+        Ok(what) => format!("ok: {what}"),
     };
     let t = Instant::now();
     println!(
         "gone transmit: {}",
         kind(
             slot.transmit(&[0, 0x84, 0, 0, 8], &mut response)
-                .map(|_| ())
+                .map(|n| n.to_string())
         )
     );
-    println!("gone status: {}", kind(slot.status().map(|_| ())));
-    println!("gone power_on: {}", kind(slot.power_on().map(|_| ())));
+    println!(
+        "gone status: {}",
+        kind(slot.status().map(|s| format!("{s:?}")))
+    );
+    println!(
+        "gone power_on: {}",
+        kind(slot.power_on().map(|a| upper_hex(a.as_bytes())))
+    );
     println!(
         "gone wait_for_change: {}",
-        kind(reader.wait_for_change(Duration::from_secs(5)).map(|_| ()))
+        kind(
+            reader
+                .wait_for_change(Duration::from_secs(5))
+                .map(|e| format!("{e:?}"))
+        )
     );
     println!("gone-calls-ms: {}", t.elapsed().as_millis());
     // the subscription ends with DeviceGone ("no event follows")
