@@ -30,8 +30,8 @@ pub mod nusb;
 #[cfg(feature = "rusb")]
 pub mod rusb;
 pub mod scripted;
-pub mod usbip;
 pub mod sim;
+pub mod usbip;
 
 use std::time::Duration;
 
