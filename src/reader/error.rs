@@ -134,6 +134,17 @@ pub enum ReaderError {
     NoDescriptor,
     /// The operation is not available on this reader.
     NotSupported(&'static str),
+    /// The PIN pad's user did not finish entering the PIN in time
+    /// (CCID bError PIN_TIMEOUT).
+    PinTimeout,
+    /// The PIN pad's user pressed Cancel (CCID bError PIN_CANCELLED).
+    PinCancelled,
+    /// The PIN verify/modify structure given to
+    /// [`Slot::secure`](super::Slot::secure) is malformed.
+    InvalidSecureData {
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
     /// An ICCD token answered a data block with an error or an unknown
     /// response type.
     Iccd {
@@ -171,7 +182,9 @@ impl ReaderError {
             DeviceGone => ErrorKind::DeviceGone,
             Transport(TransportError::DeviceGone) => ErrorKind::DeviceGone,
             Transport(TransportError::Timeout) | Timeout { .. } => ErrorKind::Timeout,
-            Cancelled | Transport(TransportError::Cancelled) => ErrorKind::Cancelled,
+            Cancelled | Transport(TransportError::Cancelled) | PinCancelled => ErrorKind::Cancelled,
+            PinTimeout => ErrorKind::Timeout,
+            InvalidSecureData { .. } => ErrorKind::NotSupported,
             NoCard | CardMute { .. } | NotPowered => ErrorKind::NoCard,
             CommandFailed { icc, error, .. } => {
                 if *icc == IccStatus::Absent {
@@ -282,6 +295,9 @@ impl fmt::Display for ReaderError {
             Descriptor(e) => write!(f, "CCID class descriptor: {e}"),
             NoDescriptor => f.write_str("transport gave no CCID class descriptor"),
             NotSupported(what) => write!(f, "not supported: {what}"),
+            PinTimeout => f.write_str("PIN entry timed out on the reader's pad"),
+            PinCancelled => f.write_str("PIN entry cancelled on the reader's pad"),
+            InvalidSecureData { reason } => write!(f, "invalid PIN structure: {reason}"),
             Iccd {
                 response_type,
                 error,

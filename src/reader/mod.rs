@@ -51,6 +51,7 @@ mod exchange;
 mod iccd;
 mod link;
 pub mod quirks;
+mod secure;
 mod slot;
 
 use std::sync::atomic::Ordering;
@@ -372,6 +373,14 @@ impl Reader {
     pub fn cancel_wait(&self) {
         self.shared.events.cancel_wait();
     }
+
+    /// Sends a vendor command (PC_to_RDR_Escape, CCID §6.1.8) and writes
+    /// the reader's RDR_to_PC_Escape data into `response`, returning its
+    /// length. It goes through the reader's own bSeq and receive dispatch
+    /// (on slot 0's bSlot), so it cannot collide with status polling.
+    pub fn escape(&self, data: &[u8], response: &mut [u8]) -> Result<usize, ReaderError> {
+        secure::escape(&self.shared, data, response)
+    }
 }
 
 /// A handle on one slot: cheap to clone and to share between threads.
@@ -455,6 +464,23 @@ impl Slot {
     pub fn cancel(&self) {
         let link = &self.shared.link;
         link.cancel(&link.slots[self.index]);
+    }
+
+    /// PIN verification or modification on the reader's pad
+    /// (PC_to_RDR_Secure, CCID §6.1.11). `ab_data` is the command's abData:
+    /// bPINOperation, then the PIN verification or modification structure
+    /// with the APDU template. Writes the card's response APDU into
+    /// `response` and returns its length.
+    ///
+    /// Waits for the structure's bTimeOut (30 s when 0) plus the usual
+    /// margin and the card's waiting time; the reader's time extensions are
+    /// honoured. The pad's own outcomes are [`ReaderError::PinTimeout`] and
+    /// [`ReaderError::PinCancelled`]. At TPDU level with a T=1 card the
+    /// prologue comes from the slot's T=1 engine and the card's block is
+    /// unwrapped by it (any bTeoPrologue given is replaced); elsewhere the
+    /// APDU goes as it is.
+    pub fn secure(&self, ab_data: &[u8], response: &mut [u8]) -> Result<usize, ReaderError> {
+        secure::secure(&self.shared, self.index, ab_data, response)
     }
 
     /// Current T=0 options.
