@@ -7,7 +7,7 @@
 //! 3. ferroccid's bundle in pcscd, through the harness's C PC/SC client;
 //! 4. libccid's bundle in pcscd, the same client.
 //!
-//! Prints the medians and the ratios and writes the table to `target/vm-out/bench/
+//! Prints the medians and the ratios and writes the table to `target/vm-out/bench-table/
 //! table.md` (quoted in `benches/VM.md`). Targets (issue 6): ferroccid direct ≤ 1.10 ×
 //! floor, ferroccid through pcscd ≤ 0.90 × libccid through pcscd.
 
@@ -79,8 +79,7 @@ fn guest_dir() -> std::path::PathBuf {
         ferroccid::ifd::plist::render(&config, &[qemu]),
     )
     .unwrap();
-    let lib =
-        std::path::Path::new(env!("CARGO_BIN_EXE_ferroccid")).with_file_name("libferroccid.so");
+    let lib = fresh_cdylib();
     let so = contents.join("Linux/libferroccid.so");
     std::fs::copy(&lib, &so).unwrap_or_else(|e| panic!("{}: {e}", lib.display()));
     let status = Command::new("strip")
@@ -90,6 +89,33 @@ fn guest_dir() -> std::path::PathBuf {
         .unwrap();
     assert!(status.success());
     dir
+}
+
+/// This build's cdylib, built (or found up to date) by cargo in the profile the tests
+/// run in: `cargo test` builds only the rlib, so the .so next to the binaries may be
+/// stale or missing.
+fn fresh_cdylib() -> std::path::PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["build", "--lib", "--message-format=json"]);
+    if !cfg!(debug_assertions) {
+        cmd.arg("--release");
+    }
+    let out = cmd.output().expect("run cargo");
+    assert!(
+        out.status.success(),
+        "cargo build --lib failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["filenames"].as_array().cloned())
+        .flatten()
+        .filter_map(|f| f.as_str().map(std::path::PathBuf::from))
+        .find(|f| f.extension().is_some_and(|e| e == "so"))
+        .expect("cargo names libferroccid.so")
 }
 
 fn guest_script() -> String {
@@ -162,7 +188,7 @@ fn apdu_latency_floor_library_and_pcscd() {
         verdict(pcscd_ratio <= 0.90),
     );
     println!("{table}");
-    let dir = harness::out_dir("bench");
+    let dir = harness::out_dir("bench-table");
     std::fs::write(dir.join("table.md"), &table).unwrap();
 }
 

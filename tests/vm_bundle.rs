@@ -12,7 +12,7 @@ mod harness;
 
 use ferroccid::ifd::plist::{render, BundleConfig, ReaderId};
 use harness::{out_dir, Guest, GuestRun};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// The same script as `vm_libccid.rs`, with the status word ISO/IEC 7816-4 gives.
@@ -27,16 +27,31 @@ const SCRIPT: [(&str, &str); 5] = [
 /// pcscd's drivers directory on Debian (compiled into pcscd).
 const DRIVERS: &str = "/usr/lib/pcsc/drivers";
 
-/// The ferroccid cdylib the integration tests were built with (cargo builds the
-/// library's crate types before the tests).
-fn library() -> PathBuf {
-    let lib = Path::new(env!("CARGO_BIN_EXE_ferroccid")).with_file_name("libferroccid.so");
+/// This build's cdylib, built (or found up to date) by cargo in the profile the tests
+/// run in: `cargo test` builds only the rlib, so the .so next to the binaries may be
+/// stale or missing.
+fn fresh_cdylib() -> std::path::PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["build", "--lib", "--message-format=json"]);
+    if !cfg!(debug_assertions) {
+        cmd.arg("--release");
+    }
+    let out = cmd.output().expect("run cargo");
     assert!(
-        lib.is_file(),
-        "{} missing: build the cdylib (cargo build --lib)",
-        lib.display()
+        out.status.success(),
+        "cargo build --lib failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    lib
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["filenames"].as_array().cloned())
+        .flatten()
+        .filter_map(|f| f.as_str().map(std::path::PathBuf::from))
+        .find(|f| f.extension().is_some_and(|e| e == "so"))
+        .expect("cargo names libferroccid.so")
 }
 
 /// `DIR/ifd-ferroccid.bundle/Contents/{Info.plist, Linux/libferroccid.so}` listing
@@ -53,7 +68,7 @@ fn bundle_dir(name: &str, readers: &[ReaderId]) -> PathBuf {
     };
     std::fs::write(contents.join("Info.plist"), render(&config, readers)).unwrap();
     let so = contents.join("Linux/libferroccid.so");
-    std::fs::copy(library(), &so).expect("copy libferroccid.so");
+    std::fs::copy(fresh_cdylib(), &so).expect("copy libferroccid.so");
     let status = Command::new("strip")
         .arg("--strip-debug")
         .arg(&so)
@@ -96,7 +111,7 @@ fn pcscd_with_the_ferroccid_bundle_answers_like_libccid() {
     let run = Guest::new()
         .extra(&dir)
         .run(&format!(
-            "mkdir -p /tmp/off && mv {DRIVERS}/ifd-ccid.bundle /tmp/off/ && \
+            "set -o pipefail; mkdir -p /tmp/off && mv {DRIVERS}/ifd-ccid.bundle /tmp/off/ && \
              cp -r /extra/ifd-ferroccid.bundle {DRIVERS}/ && ls {DRIVERS} | sed 's/^/drivers:/' && \
              {START_PCSCD} && \
              {{ pcsc-apdu -w 5 {script} | sed 's/^/fb:/'; }} && {STOP_PCSCD} && \
