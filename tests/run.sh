@@ -30,5 +30,11 @@ else
   status=1
 fi
 
+echo "== benches run (smoke mode: tiny rounds, answers checked, no timing asserted)"
+if ! bash tests/scripts/bench.sh >> target/test-output.txt; then
+  status=1
+fi
+tail -1 target/test-output.txt
+
 bash tests/scripts/summarize.sh target/test-output.txt || status=1
 exit $status
