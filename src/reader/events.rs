@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -54,11 +54,133 @@ pub(crate) struct Hub {
     gone: Arc<AtomicBool>,
     waiter: Mutex<Option<Receiver<ReaderEvent>>>,
     wait_cancelled: AtomicBool,
+    pub tracker: Arc<Tracker>,
+}
+
+/// What [`Slot::wait_for_change`](super::Slot::wait_for_change) ended on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotWait {
+    /// The slot changed (card inserted, removed, or both; or a hardware
+    /// error) since the last wait on this slot returned.
+    Changed,
+    /// Nothing happened within the timeout.
+    Timeout,
+    /// [`Slot::cancel_wait`](super::Slot::cancel_wait) or
+    /// [`Reader::cancel_wait`](super::Reader::cancel_wait) was called while
+    /// waiting, or before the wait began and after the previous one ended.
+    Cancelled,
+}
+
+/// Card-event bookkeeping per slot: insertion counters, and the counters
+/// per-slot waiters and cancels compare against. Counters rather than
+/// flags: a cancel that arrives before the wait starts is still seen, and
+/// an event between two waits is not lost.
+pub(crate) struct Tracker {
+    state: Mutex<TrackerState>,
+    changed: Condvar,
+}
+
+struct TrackerState {
+    slots: Vec<SlotTrack>,
+    /// Edges come from GetSlotStatus answers (no interrupt endpoint), not
+    /// from NotifySlotChange; never both, or one edge would count twice.
+    polling: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct SlotTrack {
+    /// Presence last seen; `None` until the first observation, which is
+    /// the baseline and not an insertion.
+    present: Option<bool>,
+    insertions: u64,
+    /// Bumped on every change of the slot.
+    generation: u64,
+    /// The generation the slot's last wait returned on.
+    returned: u64,
+    cancels: u64,
+    cancels_seen: u64,
+}
+
+impl Tracker {
+    fn new(slots: usize, polling: bool) -> Tracker {
+        Tracker {
+            state: Mutex::new(TrackerState {
+                slots: vec![SlotTrack::default(); slots],
+                polling,
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// Records what the reader said about `slot`: `changed` is the
+    /// NotifySlotChange "changed" bit (a removal and reinsertion since the
+    /// last notification shows as present + changed). Returns whether
+    /// subscribers should hear about it.
+    fn observe(&self, slot: usize, present: bool, changed: bool) -> bool {
+        let mut st = lock(&self.state);
+        let Some(t) = st.slots.get_mut(slot) else {
+            return false;
+        };
+        let news = changed || t.present != Some(present);
+        if present && t.present.is_some() && (changed || t.present == Some(false)) {
+            t.insertions += 1;
+        }
+        t.present = Some(present);
+        if news {
+            t.generation += 1;
+            drop(st);
+            self.changed.notify_all();
+        }
+        news
+    }
+
+    fn bump(&self, slot: usize) {
+        if let Some(t) = lock(&self.state).slots.get_mut(slot) {
+            t.generation += 1;
+        }
+        self.changed.notify_all();
+    }
+
+    fn is_polling(&self) -> bool {
+        lock(&self.state).polling
+    }
+
+    fn set_polling(&self) {
+        lock(&self.state).polling = true;
+    }
+
+    pub fn insertions(&self, slot: usize) -> u64 {
+        lock(&self.state)
+            .slots
+            .get(slot)
+            .map_or(0, |t| t.insertions)
+    }
+
+    /// Makes the pending or next wait of `slot` (every slot if `None`)
+    /// return [`SlotWait::Cancelled`].
+    pub fn cancel(&self, slot: Option<usize>) {
+        let mut st = lock(&self.state);
+        for (i, t) in st.slots.iter_mut().enumerate() {
+            if slot.is_none_or(|s| s == i) {
+                t.cancels += 1;
+            }
+        }
+        drop(st);
+        self.changed.notify_all();
+    }
+
+    pub fn wake(&self) {
+        let _st = lock(&self.state);
+        self.changed.notify_all();
+    }
 }
 
 impl Hub {
-    pub fn new(gone: Arc<AtomicBool>) -> Hub {
+    /// `polling`: the reader is known to have no interrupt endpoint (or is
+    /// polled anyway), so GetSlotStatus answers are its card events.
+    pub fn new(gone: Arc<AtomicBool>, slots: usize, polling: bool) -> Hub {
         Hub {
+            tracker: Arc::new(Tracker::new(slots, polling)),
             subscribers: Arc::default(),
             thread: Mutex::new(None),
             stop: Arc::new(AtomicBool::new(false)),
@@ -81,6 +203,21 @@ impl Hub {
 
     pub fn cancel_wait(&self) {
         self.wait_cancelled.store(true, Ordering::SeqCst);
+        self.tracker.cancel(None);
+    }
+
+    /// A GetSlotStatus answer for `slot`, from anyone: on a polled reader
+    /// it is the card event source.
+    pub fn observe_status(&self, slot: usize, present: bool) {
+        if self.tracker.is_polling() && self.tracker.observe(slot, present, false) {
+            broadcast(
+                &self.subscribers,
+                ReaderEvent::SlotChanged {
+                    slot: slot as u8,
+                    present,
+                },
+            );
+        }
     }
 }
 
@@ -92,6 +229,12 @@ fn broadcast(subscribers: &Subscribers, event: ReaderEvent) {
 pub(crate) fn subscribe(shared: &Arc<Shared>) -> Receiver<ReaderEvent> {
     let (tx, rx) = channel();
     lock(&shared.events.subscribers).push(tx);
+    ensure_thread(shared);
+    rx
+}
+
+/// Starts the event thread unless it runs.
+pub(crate) fn ensure_thread(shared: &Arc<Shared>) {
     let mut thread = lock(&shared.events.thread);
     if thread.is_none() {
         let weak = Arc::downgrade(shared);
@@ -100,8 +243,8 @@ pub(crate) fn subscribe(shared: &Arc<Shared>) -> Receiver<ReaderEvent> {
         let gone = shared.events.gone.clone();
         let transport = shared.link.transport.clone();
         let max_slot_index = shared.link.descriptor.max_slot_index;
-        let poll =
-            shared.link.quirks.poll_instead_of_interrupt || shared.flavour != super::Flavour::Ccid;
+        let tracker = shared.events.tracker.clone();
+        let poll = tracker.is_polling();
         let interval = shared.link.options.poll_interval;
         let span = shared.span.clone();
         let spawned = std::thread::Builder::new()
@@ -117,6 +260,7 @@ pub(crate) fn subscribe(shared: &Arc<Shared>) -> Receiver<ReaderEvent> {
                     max_slot_index,
                     poll,
                     interval,
+                    tracker,
                 })
             });
         match spawned {
@@ -124,7 +268,6 @@ pub(crate) fn subscribe(shared: &Arc<Shared>) -> Receiver<ReaderEvent> {
             Err(e) => tracing::error!(error = %e, "cannot start the event thread"),
         }
     }
-    rx
 }
 
 struct Thread {
@@ -136,19 +279,20 @@ struct Thread {
     max_slot_index: u8,
     poll: bool,
     interval: Duration,
+    tracker: Arc<Tracker>,
 }
 
 fn run(t: Thread) {
     let mut buf = [0u8; 64];
     let mut poll = t.poll;
-    let mut last: Vec<Option<bool>> = vec![None; usize::from(t.max_slot_index) + 1];
     while !t.stop.load(Ordering::SeqCst) {
         if t.gone.load(Ordering::SeqCst) {
             broadcast(&t.subscribers, ReaderEvent::DeviceGone);
+            t.tracker.wake();
             return;
         }
         if poll {
-            if !poll_once(&t, &mut last) {
+            if !poll_once(&t) {
                 return;
             }
             let until = Instant::now() + t.interval;
@@ -162,8 +306,10 @@ fn run(t: Thread) {
                 Ok(msg @ InterruptMessage::NotifySlotChange { .. }) => {
                     for s in 0..=t.max_slot_index {
                         if let Some(change) = msg.slot_change(s) {
-                            let known = &mut last[usize::from(s)];
-                            if change.changed || *known != Some(change.present) {
+                            let news =
+                                t.tracker
+                                    .observe(usize::from(s), change.present, change.changed);
+                            if news {
                                 broadcast(
                                     &t.subscribers,
                                     ReaderEvent::SlotChanged {
@@ -172,20 +318,23 @@ fn run(t: Thread) {
                                     },
                                 );
                             }
-                            *known = Some(change.present);
                         }
                     }
                 }
-                Ok(InterruptMessage::HardwareError { slot, seq, code }) => broadcast(
-                    &t.subscribers,
-                    ReaderEvent::HardwareError { slot, seq, code },
-                ),
+                Ok(InterruptMessage::HardwareError { slot, seq, code }) => {
+                    t.tracker.bump(usize::from(slot));
+                    broadcast(
+                        &t.subscribers,
+                        ReaderEvent::HardwareError { slot, seq, code },
+                    )
+                }
                 Err(e) => tracing::warn!(error = %e, "bad interrupt message"),
             },
             Err(TransportError::Timeout) => {}
             Err(TransportError::Cancelled) => std::thread::sleep(SLICE),
             Err(TransportError::NoInterruptEndpoint) => {
                 tracing::debug!("no interrupt endpoint: polling GetSlotStatus");
+                t.tracker.set_polling();
                 poll = true;
             }
             Err(TransportError::DeviceGone) => {
@@ -203,30 +352,20 @@ fn run(t: Thread) {
 }
 
 /// One GetSlotStatus round over the slots that are idle; false when the
-/// reader is gone or dropped.
-fn poll_once(t: &Thread, last: &mut [Option<bool>]) -> bool {
+/// reader is gone or dropped. `slot::status` reports what it sees to the
+/// tracker, which counts and broadcasts the edges.
+fn poll_once(t: &Thread) -> bool {
     let Some(shared) = t.weak.upgrade() else {
         return false;
     };
-    for (i, known) in last.iter_mut().enumerate() {
+    for i in 0..=usize::from(t.max_slot_index) {
         // A slot in the middle of an exchange is present by definition;
         // do not queue behind it.
         if shared.slots[i].state.try_lock().is_err() {
             continue;
         }
         match slot::status(&shared, i) {
-            Ok(status) => {
-                if *known != Some(status.present) {
-                    broadcast(
-                        &t.subscribers,
-                        ReaderEvent::SlotChanged {
-                            slot: i as u8,
-                            present: status.present,
-                        },
-                    );
-                }
-                *known = Some(status.present);
-            }
+            Ok(_) => {}
             Err(ReaderError::DeviceGone) => return true,
             Err(e) => tracing::debug!(error = %e, "status poll failed"),
         }
@@ -239,7 +378,7 @@ pub(crate) fn wait_for_change(
     timeout: Duration,
 ) -> Result<Option<ReaderEvent>, ReaderError> {
     let hub = &shared.events;
-    hub.wait_cancelled.store(false, Ordering::SeqCst);
+    // A cancel that came before this wait is kept: it ends this wait.
     let mut waiter = lock(&hub.waiter);
     if waiter.is_none() {
         *waiter = Some(subscribe(shared));
@@ -262,4 +401,53 @@ pub(crate) fn wait_for_change(
             Err(RecvTimeoutError::Disconnected) => return Err(ReaderError::DeviceGone),
         }
     }
+}
+
+/// Waits until `slot` changes after the last wait on it returned, the
+/// timeout, or a cancel; starts the event thread if needed.
+pub(crate) fn wait_for_slot(
+    shared: &Arc<Shared>,
+    slot: usize,
+    timeout: Duration,
+) -> Result<SlotWait, ReaderError> {
+    ensure_thread(shared);
+    let tracker = &shared.events.tracker;
+    let deadline = Instant::now() + timeout;
+    let mut st = lock(&tracker.state);
+    loop {
+        let t = st.slots.get_mut(slot).ok_or(ReaderError::NoSuchSlot {
+            index: slot,
+            count: shared.slots.len(),
+        })?;
+        if t.cancels != t.cancels_seen {
+            t.cancels_seen = t.cancels;
+            return Ok(SlotWait::Cancelled);
+        }
+        if t.generation != t.returned {
+            t.returned = t.generation;
+            return Ok(SlotWait::Changed);
+        }
+        if shared.events.gone.load(Ordering::SeqCst) {
+            return Err(ReaderError::DeviceGone);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(SlotWait::Timeout);
+        }
+        // Bounded slices: the unplug flag changes without a notification.
+        st = tracker
+            .changed
+            .wait_timeout(st, (deadline - now).min(INTERRUPT_SLICE))
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0;
+    }
+}
+
+/// Insertions seen in `slot`; on an interrupt-driven reader the first call
+/// starts the event thread, so counting starts then.
+pub(crate) fn insertions(shared: &Arc<Shared>, slot: usize) -> u64 {
+    if !shared.events.tracker.is_polling() {
+        ensure_thread(shared);
+    }
+    shared.events.tracker.insertions(slot)
 }

@@ -65,7 +65,7 @@ use crate::protocols::atr::Atr;
 use crate::transport::{Transport, TransportInfo};
 
 pub use error::{ErrorKind, ReaderError};
-pub use events::ReaderEvent;
+pub use events::{ReaderEvent, SlotWait};
 
 use link::Link;
 
@@ -277,10 +277,16 @@ impl Reader {
         };
         let slot_options = options.slot;
         let link = Link::new(transport, descriptor, options, quirks, buffer_len);
-        let slots = (0..descriptor.slot_count())
+        let slots: Vec<slot::SlotCell> = (0..descriptor.slot_count())
             .map(|i| slot::SlotCell::new(i as u8, buffer_len, slot_options, &span))
             .collect();
-        let events = events::Hub::new(link.gone.clone());
+        let polled = link.quirks.poll_instead_of_interrupt
+            || flavour != Flavour::Ccid
+            || info
+                .endpoints
+                .as_ref()
+                .is_some_and(|e| e.interrupt_in.is_none());
+        let events = events::Hub::new(link.gone.clone(), slots.len(), polled);
         {
             let _enter = span.enter();
             tracing::info!(
@@ -369,7 +375,9 @@ impl Reader {
         events::wait_for_change(&self.shared, timeout)
     }
 
-    /// Ends a pending [`Reader::wait_for_change`].
+    /// Ends a pending [`Reader::wait_for_change`] and every slot's pending
+    /// [`Slot::wait_for_change`]; a wait that is not running yet ends at
+    /// once when it starts.
     pub fn cancel_wait(&self) {
         self.shared.events.cancel_wait();
     }
@@ -481,6 +489,30 @@ impl Slot {
     /// APDU goes as it is.
     pub fn secure(&self, ab_data: &[u8], response: &mut [u8]) -> Result<usize, ReaderError> {
         secure::secure(&self.shared, self.index, ab_data, response)
+    }
+
+    /// Card insertions the reader has reported in this slot: every
+    /// card-present edge of NotifySlotChange (including "present, changed":
+    /// a removal and reinsertion between two notifications), or of
+    /// GetSlotStatus answers on a reader without an interrupt endpoint. A
+    /// card already there at the first report is not counted. On a reader
+    /// with an interrupt endpoint the first call starts the event thread.
+    pub fn insertions(&self) -> u64 {
+        events::insertions(&self.shared, self.index)
+    }
+
+    /// Waits until this slot changes (after the last wait on it returned),
+    /// the timeout, or [`Slot::cancel_wait`]. Each slot has its own
+    /// waiter, so one thread per slot can wait at the same time (as pcscd
+    /// does); a cancel that comes before the wait starts ends it at once.
+    /// Fails with [`ReaderError::DeviceGone`] once the reader is unplugged.
+    pub fn wait_for_change(&self, timeout: Duration) -> Result<SlotWait, ReaderError> {
+        events::wait_for_slot(&self.shared, self.index, timeout)
+    }
+
+    /// Ends this slot's pending [`Slot::wait_for_change`], or the next one.
+    pub fn cancel_wait(&self) {
+        self.shared.events.tracker.cancel(Some(self.index));
     }
 
     /// Current T=0 options.

@@ -294,9 +294,11 @@ pub(crate) fn status(shared: &Shared, index: usize) -> Result<SlotStatus, Reader
     if icc != IccStatus::PresentActive {
         st.card = None;
     }
+    let present = matches!(icc, IccStatus::PresentActive | IccStatus::PresentInactive);
+    shared.events.observe_status(index, present);
     Ok(SlotStatus {
         icc,
-        present: matches!(icc, IccStatus::PresentActive | IccStatus::PresentInactive),
+        present,
         powered: icc == IccStatus::PresentActive,
     })
 }
