@@ -291,8 +291,15 @@ fn udev_rules_parse_and_put_uaccess_on_the_device_node() {
             .any(|(k, _, v)| k == "RUN" && v.contains("bundle refresh"))
         {
             assert!(has("ENV{DEVTYPE}", "==", "usb_interface"));
-            assert!(has("ATTR{bInterfaceClass}", "==", "0b"));
-            refresh_on_interface = true;
+            // CCID class, or vendor class for pre-standard readers whose
+            // descriptor `bundle refresh` checks itself.
+            assert!(
+                has("ATTR{bInterfaceClass}", "==", "0b")
+                    || has("ATTR{bInterfaceClass}", "==", "ff"),
+                "line {}: refresh on an interface that cannot be a reader",
+                n + 1
+            );
+            refresh_on_interface |= has("ATTR{bInterfaceClass}", "==", "0b");
         }
     }
     assert!(uaccess_on_device && refresh_on_interface);

@@ -275,9 +275,12 @@ fn refresh(args: &RefreshArgs) -> Result<(), String> {
 /// pcscd reads bundles only at start (`pcscd --hotplug` rescans USB but
 /// keeps its driver table), so a changed list needs a restart. Debian's
 /// pcscd is socket-activated: `try-restart` restarts it only if running.
+/// `--no-block` queues the restart and returns at once: udev kills
+/// programs of a RUN rule that take long, and a restart waits for pcscd to
+/// stop.
 fn restart_pcscd(quiet: bool) {
     match std::process::Command::new("systemctl")
-        .args(["try-restart", "pcscd.service"])
+        .args(["--no-block", "try-restart", "pcscd.service"])
         .status()
     {
         Ok(status) if status.success() => {}
@@ -313,10 +316,34 @@ fn install(args: &InstallArgs) -> Result<(), String> {
     println!("installed {} ({readers} readers)", bundle.display());
     println!("installed {}", rules_path.display());
     if !args.no_rescan {
+        ensure_pcscd_group();
         reload_udev();
         restart_pcscd(false);
     }
     Ok(())
+}
+
+/// The udev rules give CCID readers to group `pcscd` (as upstream libccid
+/// does); Debian's pcscd runs as root and ships no such group, so a real
+/// install creates it as a system group. Staged installs (`--no-rescan`)
+/// touch no system state and skip this.
+fn ensure_pcscd_group() {
+    let exists = std::process::Command::new("getent")
+        .args(["group", "pcscd"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if exists {
+        return;
+    }
+    match std::process::Command::new("groupadd")
+        .args(["--system", "pcscd"])
+        .status()
+    {
+        Ok(status) if status.success() => println!("created system group pcscd"),
+        Ok(status) => eprintln!("ferroccid: groupadd --system pcscd: {status}"),
+        Err(e) => eprintln!("ferroccid: cannot run groupadd to create group pcscd: {e}"),
+    }
 }
 
 fn uninstall(args: &UninstallArgs) -> Result<(), String> {
