@@ -575,7 +575,6 @@ fn attributes_describe_the_reader() {
 }
 
 #[test]
-#[ignore = "PIN pad at TPDU level with a T=1 card needs Slot::secure in src/reader (bTeoPrologue from the T=1 engine's N(S)); the driver refuses it for now"]
 fn pin_verify_at_tpdu_level_with_a_t1_card() {
     let ctx = context();
     let reader = reader_name(&ctx, "sim:pinpad");

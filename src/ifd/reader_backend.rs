@@ -1,100 +1,39 @@
 //! [`Backend`] over the real stack: [`crate::device::open`] for the
-//! transport, [`Reader`]/[`Slot`] for everything on the card path.
-//!
-//! What the reader API does not offer yet is built here on top of it:
-//! - per-slot insertion counters and a cancellable wait-for-change with one
-//!   waiter per slot (pcscd runs one polling thread per slot), fed by a
-//!   small thread consuming [`Reader::events`];
-//! - PC_to_RDR_Secure and PC_to_RDR_Escape, sent as raw CCID frames on the
-//!   transport while every other operation of this reader is held off
-//!   (`pipe`), since `Slot` has no such calls.
+//! transport, [`Reader`]/[`Slot`] for everything else — the card path, PIN
+//! pad (`Slot::secure`, which at TPDU level with a T=1 card wraps the APDU
+//! with the slot's T=1 state), Escape (`Reader::escape`), insertion
+//! counters and the per-slot wait for card events. Nothing here talks to
+//! the transport directly, so nothing competes with the reader's own bSeq
+//! and receive dispatch.
 //!
 //! The slots are opened with automatic GET RESPONSE / 6Cxx resend off:
 //! pcscd's clients expect to see 61xx and 6Cxx and react themselves.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::backend::{Backend, BackendError, PinPad, ReaderInfo, SlotState, Wait};
-use crate::ccid::command::{Command, CommandRepr};
 use crate::ccid::descriptor::ExchangeLevel;
-use crate::ccid::message::Message;
-use crate::ccid::response::{Response, ResponseRepr};
-use crate::ccid::secure::SecureData;
-use crate::ccid::status::CommandStatus;
-use crate::ccid::SlotError;
 use crate::reader::{
-    ErrorKind, ProtocolPreference, Reader, ReaderError, ReaderEvent, Slot, SlotOptions,
+    ErrorKind, ProtocolPreference, Reader, ReaderError, Slot, SlotOptions, SlotWait,
 };
 use crate::sim::control::{control_key, ControlWatcher};
-use crate::transport::{DeviceName, Transport, TransportError};
+use crate::transport::{DeviceName, TransportError};
 
 /// Largest response APDU: 65536 data bytes and SW1 SW2.
 const MAX_RESPONSE: usize = 65538;
 /// Part 10 `bMinPINSize`/`bMaxPINSize` when the reader does not say
 /// (CCID has no such field): the PIN lengths of ISO 9564-1.
 const PIN_LENGTHS: (u8, u8) = (4, 12);
-/// Added to a PIN pad's bTimeOut for the reader's own latency.
-const SECURE_MARGIN: Duration = Duration::from_secs(5);
-/// How long raw Escape commands may take.
-const ESCAPE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Time-extension frames accepted for one raw command.
-const MAX_TIME_EXTENSIONS: u32 = 600;
 /// SCARD_ATTR_CHANNEL_ID's data channel type for USB (PC/SC part 3).
 const CHANNEL_TYPE_USB: u32 = 0x0020_0000;
-
-/// Card events as the adapter counts them, per slot.
-#[derive(Default)]
-struct EventState {
-    insertions: Vec<u64>,
-    /// Bumped on any event of the slot.
-    generation: Vec<u64>,
-    /// The generation each slot's waiter last returned on.
-    seen: Vec<u64>,
-    /// A cancel is pending for the slot's waiter.
-    cancel: Vec<bool>,
-    /// Presence last seen by `slot_state`: counts insertions on readers
-    /// without an interrupt endpoint (no event thread).
-    last_present: Vec<bool>,
-    gone: bool,
-}
-
-struct Events {
-    state: Mutex<EventState>,
-    wake: Condvar,
-}
-
-impl Events {
-    fn lock(&self) -> MutexGuard<'_, EventState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
 
 /// A reader opened through [`crate::device::open`].
 pub struct ReaderBackend {
     info: ReaderInfo,
     reader: Reader,
     slots: Vec<Slot>,
-    transport: Arc<dyn Transport>,
-    level: ExchangeLevel,
-    events: Arc<Events>,
-    /// Raw Secure/Escape frames take it exclusively so no `Slot` call
-    /// reads their answer off the bulk pipe.
-    pipe: RwLock<()>,
-    raw_seq: AtomicU8,
     /// Keeps the simulator's control-file watcher alive (sim names only).
     _control: Option<ControlWatcher>,
-    /// Set when the adapter is dropped: ends the event thread.
-    closed: Arc<AtomicBool>,
-}
-
-impl Drop for ReaderBackend {
-    fn drop(&mut self) {
-        self.closed.store(true, Ordering::SeqCst);
-        self.events.wake.notify_all();
-    }
 }
 
 fn kind_error(e: &ReaderError) -> BackendError {
@@ -178,34 +117,16 @@ impl ReaderBackend {
             _ => None,
         };
         let info = reader_info(&reader);
-        let n = slots.len();
-        let events = Arc::new(Events {
-            state: Mutex::new(EventState {
-                insertions: vec![0; n],
-                generation: vec![0; n],
-                seen: vec![0; n],
-                cancel: vec![false; n],
-                last_present: vec![false; n],
-                gone: false,
-            }),
-            wake: Condvar::new(),
-        });
-        let closed = Arc::new(AtomicBool::new(false));
-        if info.has_interrupt {
-            spawn_event_thread(reader.events(), events.clone(), closed.clone())
-                .map_err(|e| BackendError::Communication(e.to_string()))?;
+        // Counting insertions starts now (on readers with an interrupt
+        // endpoint this starts the reader's event thread).
+        for slot in &slots {
+            slot.insertions();
         }
         Ok(ReaderBackend {
             info,
-            level: reader.descriptor().exchange_level(),
-            transport: opened.transport,
             reader,
             slots,
-            events,
-            pipe: RwLock::new(()),
-            raw_seq: AtomicU8::new(0x80),
             _control: control,
-            closed,
         })
     }
 
@@ -213,77 +134,6 @@ impl ReaderBackend {
         self.slots
             .get(usize::from(slot))
             .ok_or(BackendError::NotSupported)
-    }
-
-    fn shared_pipe(&self) -> std::sync::RwLockReadGuard<'_, ()> {
-        self.pipe.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Sends one raw command and returns the payload of its answer,
-    /// skipping time extensions and frames of other sequence numbers.
-    fn raw(
-        &self,
-        repr: &CommandRepr<'_>,
-        timeout: Duration,
-    ) -> Result<(Vec<u8>, Option<SlotError>), BackendError> {
-        let _pipe = self.pipe.write().unwrap_or_else(PoisonError::into_inner);
-        if self.reader.is_gone() {
-            return Err(BackendError::Gone);
-        }
-        let seq = self.raw_seq.fetch_add(1, Ordering::Relaxed);
-        let mut frame = vec![0u8; repr.buffer_len()];
-        let n = repr
-            .emit(seq, &mut frame)
-            .map_err(|e| BackendError::Communication(e.to_string()))?;
-        self.transport
-            .bulk_out(&frame[..n], timeout)
-            .map_err(transport_error)?;
-        let max = (self.reader.descriptor().max_message_length as usize).max(MAX_RESPONSE + 10);
-        let mut buf = vec![0u8; max];
-        let mut extensions = 0;
-        let mut deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(BackendError::Timeout);
-            }
-            let n = self
-                .transport
-                .bulk_in(&mut buf, left)
-                .map_err(transport_error)?;
-            let msg = Message::new_checked(&buf[..n])
-                .map_err(|e| BackendError::Communication(e.to_string()))?;
-            if msg.seq() != seq {
-                tracing::debug!(got = msg.seq(), expected = seq, "stale frame dropped");
-                continue;
-            }
-            let response = ResponseRepr::parse(&msg)
-                .map_err(|e| BackendError::Communication(e.to_string()))?;
-            match response.status.command() {
-                CommandStatus::TimeExtension => {
-                    extensions += 1;
-                    if extensions > MAX_TIME_EXTENSIONS {
-                        return Err(BackendError::Timeout);
-                    }
-                    deadline = Instant::now() + timeout;
-                }
-                CommandStatus::Ok => {
-                    let data = match response.response {
-                        Response::DataBlock { data, .. } | Response::Escape { data } => data,
-                        _ => &[],
-                    };
-                    return Ok((data.to_vec(), None));
-                }
-                CommandStatus::Failed => {
-                    return Ok((Vec::new(), Some(SlotError::from_byte(response.error))));
-                }
-                CommandStatus::Reserved => {
-                    return Err(BackendError::Communication(
-                        "reserved bmCommandStatus".into(),
-                    ))
-                }
-            }
-        }
     }
 }
 
@@ -321,67 +171,13 @@ fn reader_info(reader: &Reader) -> ReaderInfo {
     }
 }
 
-fn spawn_event_thread(
-    rx: Receiver<ReaderEvent>,
-    events: Arc<Events>,
-    closed: Arc<AtomicBool>,
-) -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .name("ferroccid-ifd-events".into())
-        .spawn(move || loop {
-            if closed.load(Ordering::SeqCst) {
-                return;
-            }
-            let event = match rx.recv_timeout(Duration::from_millis(250)) {
-                Ok(event) => event,
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => ReaderEvent::DeviceGone,
-            };
-            let mut state = events.lock();
-            match event {
-                ReaderEvent::SlotChanged { slot, present } => {
-                    let i = usize::from(slot);
-                    if i < state.generation.len() {
-                        if present {
-                            state.insertions[i] += 1;
-                        }
-                        state.generation[i] += 1;
-                    }
-                }
-                ReaderEvent::HardwareError { slot, code, .. } => {
-                    tracing::warn!(slot, code, "reader hardware error");
-                    if let Some(g) = state.generation.get_mut(usize::from(slot)) {
-                        *g += 1;
-                    }
-                }
-                ReaderEvent::DeviceGone => state.gone = true,
-            }
-            let gone = state.gone;
-            drop(state);
-            events.wake.notify_all();
-            if gone {
-                return;
-            }
-        })
-        .map(|_| ())
-}
-
 impl Backend for ReaderBackend {
     fn info(&self) -> &ReaderInfo {
         &self.info
     }
 
     fn slot_state(&self, slot: u8) -> Result<SlotState, BackendError> {
-        let _pipe = self.shared_pipe();
         let status = self.slot(slot)?.status().map_err(|e| kind_error(&e))?;
-        if !self.info.has_interrupt {
-            let mut state = self.events.lock();
-            let i = usize::from(slot);
-            if status.present && !state.last_present[i] {
-                state.insertions[i] += 1;
-            }
-            state.last_present[i] = status.present;
-        }
         Ok(match (status.present, status.powered) {
             (false, _) => SlotState::Absent,
             (true, false) => SlotState::Inactive,
@@ -390,16 +186,12 @@ impl Backend for ReaderBackend {
     }
 
     fn insertions(&self, slot: u8) -> u64 {
-        self.events
-            .lock()
-            .insertions
+        self.slots
             .get(usize::from(slot))
-            .copied()
-            .unwrap_or(0)
+            .map_or(0, Slot::insertions)
     }
 
     fn power_on(&self, slot: u8, warm: bool) -> Result<Vec<u8>, BackendError> {
-        let _pipe = self.shared_pipe();
         let slot = self.slot(slot)?;
         let atr = if warm { slot.reset() } else { slot.power_on() };
         match atr {
@@ -416,12 +208,10 @@ impl Backend for ReaderBackend {
     }
 
     fn power_off(&self, slot: u8) -> Result<(), BackendError> {
-        let _pipe = self.shared_pipe();
         self.slot(slot)?.power_off().map_err(|e| kind_error(&e))
     }
 
     fn set_protocol(&self, slot: u8, t: u8, pps1: Option<u8>) -> Result<(), BackendError> {
-        let _pipe = self.shared_pipe();
         if pps1.is_some() {
             // The reader logic picks Fi/Di from the ATR and the reader's
             // rates itself; a client's PPS1 is advice it does not take.
@@ -454,7 +244,6 @@ impl Backend for ReaderBackend {
     }
 
     fn transmit(&self, slot: u8, apdu: &[u8]) -> Result<Vec<u8>, BackendError> {
-        let _pipe = self.shared_pipe();
         let slot = self.slot(slot)?;
         let mut response = vec![0u8; MAX_RESPONSE];
         let n = slot
@@ -468,91 +257,46 @@ impl Backend for ReaderBackend {
         if self.info.pinpad.is_none() {
             return Err(BackendError::NotSupported);
         }
-        let data =
-            SecureData::parse(ab_data).map_err(|e| BackendError::Communication(e.reason.into()))?;
-        if self.level == ExchangeLevel::Tpdu && self.protocol(slot) == Some(1) {
-            // The reader wraps the APDU in the prologue we give (bTeoPrologue:
-            // NAD, PCB with the T=1 engine's N(S), LEN) and answers the
-            // card's block: that needs the engine's sequence state, which
-            // `Slot` does not expose. A guessed N(S) would desynchronise
-            // the card, so refuse instead.
-            tracing::error!("PIN pad at TPDU level with a T=1 card: not supported yet");
-            return Err(BackendError::NotSupported);
-        }
-        let timeout = Duration::from_secs(u64::from(ab_data.get(1).copied().unwrap_or(0)).max(30))
-            + SECURE_MARGIN;
-        let repr = CommandRepr {
-            slot,
-            command: Command::Secure {
-                bwi: 0,
-                level_parameter: 0,
-                data,
-            },
-        };
-        match self.raw(&repr, timeout)? {
-            (answer, None) => Ok(answer),
+        let mut response = vec![0u8; MAX_RESPONSE];
+        match self.slot(slot)?.secure(ab_data, &mut response) {
+            Ok(n) => {
+                response.truncate(n);
+                Ok(response)
+            }
             // Part 10 / libccid: the pad's own outcomes become status words.
-            (_, Some(SlotError::PinTimeout)) => Ok(vec![0x64, 0x00]),
-            (_, Some(SlotError::PinCancelled)) => Ok(vec![0x64, 0x01]),
-            (_, Some(SlotError::CommandNotSupported)) => Err(BackendError::NotSupported),
-            (_, Some(error)) => Err(BackendError::Communication(format!(
-                "PC_to_RDR_Secure failed: {error:?}"
-            ))),
+            Err(ReaderError::PinTimeout) => Ok(vec![0x64, 0x00]),
+            Err(ReaderError::PinCancelled) => Ok(vec![0x64, 0x01]),
+            Err(ReaderError::InvalidSecureData { reason }) => {
+                Err(BackendError::Communication(reason.into()))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "PC_to_RDR_Secure failed");
+                Err(kind_error(&e))
+            }
         }
     }
 
     fn escape(&self, data: &[u8]) -> Result<Vec<u8>, BackendError> {
-        let repr = CommandRepr {
-            slot: 0,
-            command: Command::Escape { data },
-        };
-        match self.raw(&repr, ESCAPE_TIMEOUT)? {
-            (answer, None) => Ok(answer),
-            (_, Some(SlotError::CommandNotSupported)) => Err(BackendError::NotSupported),
-            (_, Some(error)) => Err(BackendError::Communication(format!(
-                "PC_to_RDR_Escape failed: {error:?}"
-            ))),
-        }
+        let mut response = vec![0u8; MAX_RESPONSE];
+        let n = self
+            .reader
+            .escape(data, &mut response)
+            .map_err(|e| kind_error(&e))?;
+        response.truncate(n);
+        Ok(response)
     }
 
     fn wait_for_change(&self, slot: u8, timeout: Duration) -> Result<Wait, BackendError> {
-        let i = usize::from(slot);
-        let deadline = Instant::now() + timeout;
-        let mut state = self.events.lock();
-        if i >= state.generation.len() {
-            return Err(BackendError::NotSupported);
-        }
-        loop {
-            if std::mem::take(&mut state.cancel[i]) {
-                return Ok(Wait::Cancelled);
-            }
-            if state.generation[i] != state.seen[i] {
-                state.seen[i] = state.generation[i];
-                return Ok(Wait::Changed);
-            }
-            if state.gone || self.reader.is_gone() {
-                return Err(BackendError::Gone);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(Wait::Timeout);
-            }
-            // Bounded slices: `is_gone` can change without a notification.
-            let step = (deadline - now).min(Duration::from_millis(200));
-            state = self
-                .events
-                .wake
-                .wait_timeout(state, step)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+        match self.slot(slot)?.wait_for_change(timeout) {
+            Ok(SlotWait::Changed) => Ok(Wait::Changed),
+            Ok(SlotWait::Timeout) => Ok(Wait::Timeout),
+            Ok(SlotWait::Cancelled) => Ok(Wait::Cancelled),
+            Err(e) => Err(kind_error(&e)),
         }
     }
 
     fn cancel_wait(&self) {
-        let mut state = self.events.lock();
-        state.cancel.iter_mut().for_each(|c| *c = true);
-        drop(state);
-        self.events.wake.notify_all();
+        self.reader.cancel_wait();
     }
 }
 
