@@ -47,6 +47,7 @@ fn fresh_cdylib() -> std::path::PathBuf {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"]["name"] == "ferroccid")
         .filter_map(|v| v["filenames"].as_array().cloned())
         .flatten()
         .filter_map(|f| f.as_str().map(std::path::PathBuf::from))
