@@ -59,6 +59,10 @@ const PROPERTY_MAX_APDU_DATA_SIZE: u8 = 10;
 /// card is free (pcsc-lite's own client polls every 100 ms).
 pub const LOCK_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
+/// How long past its deadline a caller waits for the worker's own
+/// timeout answer before giving up on a begin stuck in libpcsclite.
+const BEGIN_MARGIN: Duration = Duration::from_millis(50);
+
 /// Largest command APDU libpcsclite carries (`MAX_BUFFER_SIZE_EXTENDED`).
 const PCSC_MAX_COMMAND: usize = pcsc::MAX_BUFFER_SIZE_EXTENDED;
 /// Largest response: 65536 data bytes and SW1 SW2.
@@ -386,7 +390,19 @@ pub fn pin_modify_structure(p: &PinModify<'_>) -> Vec<u8> {
 
 // ---------------------------------------------------------------- channel
 
+/// What SCardGetStatusChange tells about a reader.
+struct ReaderNow {
+    present: bool,
+    powered: bool,
+    atr: Vec<u8>,
+    /// Card insertions and removals counted by pcsc-lite (16 bits).
+    events: u32,
+}
+
 /// A connection to the card in a PC/SC reader.
+///
+/// While another handle holds a transaction, pcsc-lite makes every call
+/// of this handle (status included) wait until it ends.
 pub struct PcscChannel {
     reader: CString,
     reader_name: String,
@@ -397,6 +413,9 @@ pub struct PcscChannel {
     worker: Option<(Sender<Message>, JoinHandle<()>)>,
     limits: ReaderLimits,
     protocol: Option<Protocol>,
+    /// The reader's card event counter when the card was last connected:
+    /// a different count later means the card was swapped, not reset.
+    card_events: Option<u32>,
 }
 
 impl std::fmt::Debug for PcscChannel {
@@ -468,6 +487,11 @@ impl PcscChannel {
             worker: Some((tx, thread)),
             limits,
             protocol,
+            card_events: None,
+        })
+        .map(|mut channel| {
+            channel.card_events = channel.reader_state().ok().map(|s| s.events);
+            channel
         })
     }
 
@@ -517,8 +541,8 @@ impl PcscChannel {
         }
     }
 
-    /// The reader's state from SCardGetStatusChange: (present, powered, ATR).
-    fn reader_state(&self) -> std::result::Result<(bool, bool, Vec<u8>), ChannelError> {
+    /// The reader's state from SCardGetStatusChange.
+    fn reader_state(&self) -> std::result::Result<ReaderNow, ChannelError> {
         let mut states = [ReaderState::new(self.reader.clone(), State::UNAWARE)];
         self.context
             .get_status_change(Duration::ZERO, &mut states)
@@ -528,20 +552,29 @@ impl PcscChannel {
             return Err(ChannelError::ReaderUnavailable);
         }
         let present = s.contains(State::PRESENT);
-        let powered = present && !s.intersects(State::UNPOWERED | State::MUTE);
-        Ok((present, powered, states[0].atr().to_vec()))
+        Ok(ReaderNow {
+            present,
+            powered: present && !s.intersects(State::UNPOWERED | State::MUTE),
+            atr: states[0].atr().to_vec(),
+            events: states[0].event_count(),
+        })
     }
 
-    /// A handle error, told apart by the reader state: a removal while the
-    /// reader is empty is [`ChannelError::NoCard`], one with a card back
-    /// in is [`ChannelError::CardRemoved`].
+    /// A handle error, told apart by the reader state: while the reader is
+    /// empty it is [`ChannelError::NoCard`]; with a card in that came after
+    /// our connection (the reader's event counter moved — pcsc-lite may
+    /// call that a reset) it is [`ChannelError::CardRemoved`].
     fn handle_error(&self, e: pcsc::Error) -> ChannelError {
         match e {
-            pcsc::Error::RemovedCard | pcsc::Error::NoSmartcard => match self.reader_state() {
-                Ok((true, _, _)) if e == pcsc::Error::RemovedCard => ChannelError::CardRemoved,
-                Ok((false, _, _)) => ChannelError::NoCard,
-                _ => channel_error(e),
-            },
+            pcsc::Error::RemovedCard | pcsc::Error::NoSmartcard | pcsc::Error::ResetCard => {
+                match self.reader_state() {
+                    Ok(now) if !now.present => ChannelError::NoCard,
+                    Ok(now) if self.card_events.is_some_and(|c| c != now.events) => {
+                        ChannelError::CardRemoved
+                    }
+                    _ => channel_error(e),
+                }
+            }
             other => channel_error(other),
         }
     }
@@ -642,13 +675,13 @@ impl CardChannel for PcscChannel {
                 | pcsc::Error::NoSmartcard
                 | pcsc::Error::UnpoweredCard,
             ) => {
-                let (present, powered, atr) = self.reader_state()?;
+                let now = self.reader_state()?;
                 Ok(ChannelStatus {
                     reader: self.reader_name.clone(),
-                    present,
-                    powered,
+                    present: now.present,
+                    powered: now.powered,
                     protocol: None,
-                    atr: if powered { atr } else { Vec::new() },
+                    atr: if now.powered { now.atr } else { Vec::new() },
                 })
             }
             Err(e) => Err(channel_error(e)),
@@ -669,6 +702,7 @@ impl CardChannel for PcscChannel {
         };
         self.run(move |conn| conn.reconnect(share, protocols, init))?
             .map_err(|e| self.handle_error(e))?;
+        self.card_events = self.reader_state().ok().map(|s| s.events);
         self.refresh();
         self.status()
     }
@@ -690,7 +724,7 @@ impl CardChannel for PcscChannel {
         let deadline = timeout.map(|t| Instant::now() + t);
         // The worker answers Timeout itself at the deadline; the margin
         // covers a begin stuck in libpcsclite after the card looked free.
-        let wait = timeout.map(|t| t + Duration::from_millis(500));
+        let wait = timeout.map(|t| t + BEGIN_MARGIN);
         self.request(|reply| Message::Begin { deadline, reply }, wait)
     }
 
