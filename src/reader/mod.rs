@@ -30,7 +30,8 @@
 //! | `link` | bSeq, receive dispatch, time extension, abort |
 //! | `slot` | power, parameter selection, timeouts |
 //! | `exchange` | TPDU (T=0/T=1), short/extended APDU, character level |
-//! | `events` | interrupt endpoint, polling, [`ReaderEvent`] |
+//! | `events` | interrupt endpoint, polling, [`ReaderEvent`], insertion counters, per-slot waits |
+//! | `secure` | PIN pad (PC_to_RDR_Secure, T=1 prologue at TPDU level) and Escape |
 //! | `iccd` | ICCD version A and B tokens (control pipe) |
 //!
 //! # Timeouts
