@@ -324,7 +324,7 @@ fn read_limits(card: &Card) -> ReaderLimits {
     let mut buf = vec![0u8; pcsc::MAX_BUFFER_SIZE];
     let features = card
         .control(CM_IOCTL_GET_FEATURE_REQUEST.into(), &[], &mut buf)
-        .map(|f| parse_features(f))
+        .map(parse_features)
         .unwrap_or_default();
     let code = |tag: u8| features.iter().find(|(t, _)| *t == tag).map(|(_, c)| *c);
     let from_properties = code(FEATURE_GET_TLV_PROPERTIES).and_then(|c| {
