@@ -383,3 +383,46 @@ fn two_processes_compete_for_the_lock() {
     drop(guard);
     assert!(child.wait().unwrap().success());
 }
+
+// ---------------------------------------------------------------- powered by another
+
+/// `ferroccid card status` on a reader whose card an earlier process left
+/// powered: the reader reports the card active, but the new reader handle
+/// has no ATR for it, so connecting must power it on (a warm reset)
+/// before selecting a protocol instead of failing with "not powered".
+#[test]
+fn slot_channel_connects_to_a_card_an_earlier_handle_left_powered() {
+    use ferroccid::reader::Reader;
+    let opened = ferroccid::device::open("sim").expect("the sim device opens");
+    let sim = opened.sim.expect("sim names come with a handle");
+    sim.insert_new_card(
+        0,
+        CardConfig {
+            rng_seed: Some(SEED),
+            ..CardConfig::dual()
+        },
+    );
+    let name = format!("card-suite-earlier-{}", std::process::id());
+    {
+        // The earlier process: powers the card and goes away, leaving it on.
+        let earlier = Reader::open(Arc::clone(&opened.transport)).expect("reader");
+        let mut channel = SlotChannel::connect(&earlier, 0, &name).expect("connect");
+        assert!(channel.status().unwrap().powered);
+        channel.disconnect(Disposition::Leave).unwrap();
+    }
+    let reader = Reader::open(opened.transport).expect("second reader handle");
+    let slot = reader.slot(0).unwrap();
+    let before = slot.status().unwrap();
+    assert!(
+        before.present && before.powered && slot.atr().is_none(),
+        "the situation of the bug: active card, no ATR in this handle ({before:?})"
+    );
+    let channel = SlotChannel::connect(&reader, 0, &name).expect("connects to the powered card");
+    let card = CardManager::attach_by_handle(channel, AttachOptions::default()).unwrap();
+    let status = card.status().unwrap();
+    assert!(status.present && status.powered);
+    assert_eq!(status.atr, CardConfig::dual().atr());
+    assert!(status.protocol.is_some());
+    let ef = card.file_access().select_fid(0x2F00).unwrap().unwrap();
+    assert_eq!(ef.fid, Some(0x2F00));
+}

@@ -183,7 +183,10 @@ impl CardChannel for SlotChannel {
         if !status.present {
             return Err(ChannelError::NoCard);
         }
-        let must_power = !status.powered || self.removed;
+        // A card powered by an earlier process (or reader handle) is
+        // active, but this handle has no ATR for it and cannot select a
+        // protocol without one: power it on (a warm reset) as well.
+        let must_power = !status.powered || self.removed || self.slot.atr().is_none();
         match init {
             Initialization::Leave if !must_power => {}
             Initialization::Cold => {
