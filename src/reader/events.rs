@@ -3,7 +3,7 @@
 //! a background thread, or GetSlotStatus polling for readers without one.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -390,6 +390,18 @@ pub(crate) fn wait_for_change(
     loop {
         if hub.wait_cancelled.swap(false, Ordering::SeqCst) {
             return Err(ReaderError::Cancelled);
+        }
+        // Events queued before the unplug are still delivered (the last
+        // one is `ReaderEvent::DeviceGone`); after them nothing can come:
+        // the event thread has ended, and a subscription made after it
+        // ended would otherwise wait out the whole timeout.
+        match rx.try_recv() {
+            Ok(event) => return Ok(Some(event)),
+            Err(TryRecvError::Disconnected) => return Err(ReaderError::DeviceGone),
+            Err(TryRecvError::Empty) => {}
+        }
+        if hub.gone.load(Ordering::SeqCst) {
+            return Err(ReaderError::DeviceGone);
         }
         let now = Instant::now();
         if now >= deadline {

@@ -36,7 +36,8 @@ pub(crate) struct Io<'a> {
 }
 
 impl Io<'_> {
-    /// One XfrBlock; the answer's payload is then [`Io::payload`].
+    /// One XfrBlock; the answer's payload is then [`Io::payload`]. "No
+    /// card" in the answer is [`ReaderError::NoCard`] at every level.
     fn xfr(
         &mut self,
         data: &[u8],
@@ -44,7 +45,7 @@ impl Io<'_> {
         bwi: u8,
         wait: Wait,
     ) -> Result<Answer, ReaderError> {
-        self.link.transact(
+        super::slot::card_answer(self.link.transact(
             self.slot,
             self.tx,
             self.rx,
@@ -54,7 +55,7 @@ impl Io<'_> {
                 data,
             },
             wait,
-        )
+        ))
     }
 
     fn payload(&self, answer: &Answer) -> &[u8] {

@@ -371,7 +371,10 @@ impl Reader {
 
     /// Waits up to `timeout` for the next event; `Ok(None)` on timeout.
     /// [`Reader::cancel_wait`] from another thread ends the wait with
-    /// [`ReaderError::Cancelled`].
+    /// [`ReaderError::Cancelled`]. Once the reader is unplugged, events
+    /// already queued (ending with [`ReaderEvent::DeviceGone`]) are
+    /// returned, then every call fails at once with
+    /// [`ReaderError::DeviceGone`].
     pub fn wait_for_change(&self, timeout: Duration) -> Result<Option<ReaderEvent>, ReaderError> {
         events::wait_for_change(&self.shared, timeout)
     }

@@ -139,7 +139,7 @@ pub(crate) fn secure(
         t1.wrap_single(apdu, &mut block)?;
         prologue.copy_from_slice(&block[..3]);
     }
-    let answer = slot::transact(
+    let answer = slot::card_transact(
         shared,
         index,
         &mut st,
@@ -260,7 +260,7 @@ fn t1_answer(
             margin: wait.margin,
             card: wait.card * u32::from(multiplier),
         };
-        let answer = slot::transact(
+        let answer = slot::card_transact(
             shared,
             index,
             st,

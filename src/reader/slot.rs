@@ -151,6 +151,40 @@ pub(crate) fn transact(
     )
 }
 
+/// Runs one command that talks to the card (XfrBlock, Secure,
+/// SetParameters) and turns "no card" into [`ReaderError::NoCard`] before
+/// anyone looks at the payload: see [`card_answer`].
+pub(crate) fn card_transact(
+    shared: &Shared,
+    index: usize,
+    st: &mut SlotState,
+    command: Command<'_>,
+    wait: Wait,
+) -> Result<Answer, ReaderError> {
+    card_answer(transact(shared, index, st, command, wait))
+}
+
+/// A card command's answer with bmICCStatus 2 (CCID §6.2.6: no ICC
+/// present) is [`ReaderError::NoCard`], whether the command "succeeded"
+/// (QEMU's usb-ccid answers XfrBlock on an empty slot with an empty
+/// DataBlock, bStatus 0x02) or failed (bStatus 0x42). Without this the
+/// empty payload reaches the T=0/T=1 engines and reads as a short
+/// response. Commands about the slot itself (GetSlotStatus, IccPowerOff)
+/// do not go through here: for them an absent card is a state.
+pub(crate) fn card_answer(result: Result<Answer, ReaderError>) -> Result<Answer, ReaderError> {
+    match result {
+        Ok(answer) if Status(answer.status).icc() == IccStatus::Absent => {
+            tracing::info!(status = answer.status, "reader reports no card");
+            Err(ReaderError::NoCard)
+        }
+        Err(ReaderError::CommandFailed {
+            icc: IccStatus::Absent,
+            ..
+        }) => Err(ReaderError::NoCard),
+        other => other,
+    }
+}
+
 fn begin(shared: &Shared, index: usize) -> Result<(), ReaderError> {
     shared.link.check_gone()?;
     shared.link.slots[index]
@@ -424,7 +458,7 @@ pub(crate) fn select_protocol(
                 clock_stop,
             })
         };
-        match transact(
+        match card_transact(
             shared,
             index,
             st,
@@ -517,7 +551,7 @@ fn send_pps(
     } else {
         0
     };
-    let answer = transact(
+    let answer = card_transact(
         shared,
         index,
         st,
@@ -618,8 +652,15 @@ pub(crate) fn transmit(
     if shared.flavour != Flavour::Ccid {
         return iccd::transmit(shared, &mut st, command, response);
     }
-    if st.card.as_ref().and_then(|c| c.protocol).is_none() {
-        select_protocol(shared, index, &mut st, ProtocolPreference::Any)?;
+    let result = match st.card.as_ref().and_then(|c| c.protocol) {
+        None => select_protocol(shared, index, &mut st, ProtocolPreference::Any)
+            .and_then(|_| exchange::transmit(shared, index, &mut st, command, response)),
+        Some(_) => exchange::transmit(shared, index, &mut st, command, response),
+    };
+    if matches!(result, Err(ReaderError::NoCard)) {
+        // The card is gone with its parameters and T=1 state; the next
+        // card starts from a power on.
+        st.card = None;
     }
-    exchange::transmit(shared, index, &mut st, command, response)
+    result
 }
