@@ -5,11 +5,23 @@
 //! # Receiving with several slots
 //!
 //! Only one thread reads bulk-IN at a time (leader/follower). A slot that
-//! waits for an answer first looks in its mailbox; if the receive lock is
+//! waits for an answer first looks in its mailbox; if the receive turn is
 //! free it takes it and reads. A frame for another slot is copied into that
-//! slot's preallocated mailbox and its waiter woken; a frame for itself is
-//! returned. Followers sleep on their mailbox condition variable and try to
-//! become the leader whenever the current one gives the lock up.
+//! slot's preallocated mailbox *before* the turn is given up (otherwise the
+//! other slot could take the turn, find its mailbox still empty and wait on
+//! bulk-IN for an answer that was already read); a frame for itself is
+//! returned. Followers park on their mailbox condition variable and try to
+//! become the leader whenever the current one gives the turn up.
+//!
+//! # Cost per exchange
+//!
+//! An embedded gateway runs many slots in one process, so the success path
+//! makes no system call of its own: the busy-slot semaphore and the receive
+//! turn are atomics with a mutex and condition variable only for threads
+//! that really wait, a condition variable is notified only when a thread is
+//! parked on it (std's futex condvar makes a syscall per notify, waiter or
+//! not), a frame wakes only the slot it was posted to, and the clock is read
+//! once per exchange (again after a wait, a time extension or a stale frame).
 //!
 //! # Allocation
 //!
@@ -18,8 +30,8 @@
 //! open), mailboxes are preallocated, and frame validation borrows. Errors
 //! copy the offending frame (that is their point).
 
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU8, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::ccid::command::Command;
@@ -39,8 +51,9 @@ use super::ReaderOptions;
 /// No slot holds the receive lock.
 const NO_LEADER: u16 = u16::MAX;
 
-/// Longest a follower sleeps before looking at the receive lock again; a
-/// safety net, since the leader wakes followers when it gives up the lock.
+/// Longest a follower sleeps before looking at the receive turn again; a
+/// safety net, since the leader wakes parked followers when it gives the
+/// turn up.
 const FOLLOWER_NAP: Duration = Duration::from_millis(20);
 
 /// Locks a mutex, ignoring poisoning: the data behind our mutexes stays
@@ -91,6 +104,12 @@ pub(crate) struct Mailbox {
 pub(crate) struct SlotLink {
     pub index: u8,
     mailbox: Mutex<Mailbox>,
+    /// Mirrors `mailbox.len.is_some()` (written under the mailbox lock), so
+    /// that looking into an empty mailbox, the usual case, takes no lock.
+    has_mail: AtomicBool,
+    /// A follower of this slot is waiting on `mail`, or about to (set and
+    /// cleared under the mailbox lock); nobody notifies `mail` otherwise.
+    parked: AtomicBool,
     mail: Condvar,
     /// Set by `Slot::cancel`, cleared when an operation starts.
     pub cancelled: AtomicBool,
@@ -104,21 +123,85 @@ impl SlotLink {
                 buf: vec![0; buffer_len],
                 len: None,
             }),
+            has_mail: AtomicBool::new(false),
+            parked: AtomicBool::new(false),
             mail: Condvar::new(),
             cancelled: AtomicBool::new(false),
         }
     }
 
+    /// Wakes this slot's follower whether or not it is parked (cancel,
+    /// unplug: rare, and the flag could be about to be set).
     fn wake(&self) {
         let _mb = lock(&self.mailbox);
         self.mail.notify_all();
     }
+
+    /// Wakes this slot's follower only if it is parked: no lock and no
+    /// syscall when nobody waits.
+    fn wake_if_parked(&self) {
+        if self.parked.load(Ordering::SeqCst) {
+            let _mb = lock(&self.mailbox);
+            if self.parked.swap(false, Ordering::SeqCst) {
+                self.mail.notify_all();
+            }
+        }
+    }
 }
 
-/// A counting semaphore for bMaxCCIDBusySlots.
+/// A counting semaphore for bMaxCCIDBusySlots. Taking and giving back a
+/// permit are atomic operations; the mutex and condition variable are used
+/// only by threads that find no permit free, and a permit given back
+/// notifies only when `waiting` says such a thread exists.
 struct Semaphore {
-    free: Mutex<usize>,
+    free: AtomicUsize,
+    /// Threads in `Link::acquire_slow` (changed under `lock`).
+    waiting: AtomicUsize,
+    lock: Mutex<()>,
     cv: Condvar,
+}
+
+impl Semaphore {
+    fn new(permits: usize) -> Semaphore {
+        Semaphore {
+            free: AtomicUsize::new(permits),
+            waiting: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            cv: Condvar::new(),
+        }
+    }
+
+    fn try_take(&self) -> bool {
+        let mut free = self.free.load(Ordering::SeqCst);
+        while free > 0 {
+            match self.free.compare_exchange_weak(
+                free,
+                free - 1,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return true,
+                Err(now) => free = now,
+            }
+        }
+        false
+    }
+
+    /// Gives a permit back. A waiter either sees the permit when it looks
+    /// after counting itself in `waiting`, or is counted before this looks
+    /// at `waiting` (both sides SeqCst) and is notified under the lock it
+    /// holds until it sleeps, so no wake-up is lost.
+    fn release(&self) {
+        self.free.fetch_add(1, Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.wake_all();
+        }
+    }
+
+    fn wake_all(&self) {
+        let _guard = lock(&self.lock);
+        self.cv.notify_all();
+    }
 }
 
 /// The bulk pipe of one reader.
@@ -131,7 +214,9 @@ pub(crate) struct Link {
     pub gone: std::sync::Arc<AtomicBool>,
     seq: AtomicU8,
     busy: Semaphore,
-    receive_lock: Mutex<()>,
+    /// The receive turn: true while a leader reads bulk-IN (only ever
+    /// tried, never waited for, so an atomic flag rather than a mutex).
+    receiving: AtomicBool,
     leader: AtomicU16,
 }
 
@@ -140,8 +225,30 @@ pub(crate) struct Permit<'a>(&'a Link);
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        *lock(&self.0.busy.free) += 1;
-        self.0.busy.cv.notify_one();
+        self.0.busy.release();
+    }
+}
+
+/// The receive turn of one leader; giving it up (on drop, so a panic in a
+/// transport gives it up too) wakes the parked followers, one of which
+/// becomes the next leader.
+struct ReceiveTurn<'a> {
+    link: &'a Link,
+    slot: u8,
+}
+
+impl Drop for ReceiveTurn<'_> {
+    fn drop(&mut self) {
+        let link = self.link;
+        link.leader.store(NO_LEADER, Ordering::SeqCst);
+        // SeqCst pairs with `park`: a follower that sets `parked` after this
+        // load sees `receiving` false and does not sleep.
+        link.receiving.store(false, Ordering::SeqCst);
+        for s in &link.slots {
+            if s.index != self.slot {
+                s.wake_if_parked();
+            }
+        }
     }
 }
 
@@ -165,11 +272,8 @@ impl Link {
             slots,
             gone: std::sync::Arc::new(AtomicBool::new(false)),
             seq: AtomicU8::new(0),
-            busy: Semaphore {
-                free: Mutex::new(permits),
-                cv: Condvar::new(),
-            },
-            receive_lock: Mutex::new(()),
+            busy: Semaphore::new(permits),
+            receiving: AtomicBool::new(false),
             leader: AtomicU16::new(NO_LEADER),
         }
     }
@@ -192,7 +296,7 @@ impl Link {
         for s in &self.slots {
             s.wake();
         }
-        self.busy.cv.notify_all();
+        self.busy.wake_all();
     }
 
     /// Fails fast once the reader is gone.
@@ -218,34 +322,59 @@ impl Link {
         if self.leader.load(Ordering::SeqCst) == u16::from(slot.index) {
             self.transport.cancel();
         }
-        self.busy.cv.notify_all();
+        self.busy.wake_all();
     }
 
-    /// Takes a busy-slot permit, waiting while bMaxCCIDBusySlots slots are busy.
-    pub fn acquire(&self, slot: &SlotLink, deadline: Instant) -> Result<Permit<'_>, ReaderError> {
-        let mut free = lock(&self.busy.free);
-        loop {
-            self.check_gone()?;
-            if slot.cancelled.load(Ordering::SeqCst) {
-                return Err(ReaderError::Cancelled);
+    /// Takes a busy-slot permit, waiting while bMaxCCIDBusySlots slots are
+    /// busy. Returns the permit and the time it was granted: `now` when one
+    /// was free, the clock after a wait (the answer's wait starts then).
+    pub fn acquire(
+        &self,
+        slot: &SlotLink,
+        now: Instant,
+        deadline: Instant,
+    ) -> Result<(Permit<'_>, Instant), ReaderError> {
+        self.check_gone()?;
+        if slot.cancelled.load(Ordering::SeqCst) {
+            return Err(ReaderError::Cancelled);
+        }
+        if self.busy.try_take() {
+            return Ok((Permit(self), now));
+        }
+        self.acquire_slow(slot, deadline)
+            .map(|()| (Permit(self), Instant::now()))
+    }
+
+    /// Waits for a permit (the semaphore's `try_take` succeeded on return).
+    fn acquire_slow(&self, slot: &SlotLink, deadline: Instant) -> Result<(), ReaderError> {
+        let mut guard = lock(&self.busy.lock);
+        self.busy.waiting.fetch_add(1, Ordering::SeqCst);
+        let result = loop {
+            if let Err(e) = self.check_gone() {
+                break Err(e);
             }
-            if *free > 0 {
-                *free -= 1;
-                return Ok(Permit(self));
+            if slot.cancelled.load(Ordering::SeqCst) {
+                break Err(ReaderError::Cancelled);
+            }
+            if self.busy.try_take() {
+                break Ok(());
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(ReaderError::Timeout {
+                break Err(ReaderError::Timeout {
                     waited: Duration::ZERO,
                 });
             }
-            free = self
+            guard = self
                 .busy
                 .cv
-                .wait_timeout(free, (deadline - now).min(FOLLOWER_NAP))
+                .wait_timeout(guard, (deadline - now).min(FOLLOWER_NAP))
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
-        }
+        };
+        self.busy.waiting.fetch_sub(1, Ordering::SeqCst);
+        drop(guard);
+        result
     }
 
     /// Sends one whole frame.
@@ -259,15 +388,19 @@ impl Link {
     }
 
     /// Receives the next frame addressed to `slot` (or one nobody can be
-    /// given: too short, or bSlot out of range) into `rx`.
+    /// given: too short, or bSlot out of range) into `rx`. `now` is the
+    /// caller's reading of the clock, so the first attempt reads none.
     pub fn receive(
         &self,
         slot: &SlotLink,
         rx: &mut [u8],
+        now: Instant,
         deadline: Instant,
         honour_cancel: bool,
     ) -> Result<usize, ReaderError> {
-        let started = Instant::now();
+        let started = now;
+        let mut now = now;
+        let mut first_attempt = true;
         let mut empty_reads = 0u32;
         loop {
             self.check_gone()?;
@@ -277,44 +410,40 @@ impl Link {
             if honour_cancel && slot.cancelled.load(Ordering::SeqCst) {
                 return Err(ReaderError::Cancelled);
             }
-            let now = Instant::now();
+            if !first_attempt {
+                now = Instant::now();
+            }
+            first_attempt = false;
             if now >= deadline {
                 return Err(ReaderError::Timeout {
                     waited: now - started,
                 });
             }
-            let guard = match self.receive_lock.try_lock() {
-                Ok(g) => g,
-                Err(TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(TryLockError::WouldBlock) => {
-                    let mb = lock(&slot.mailbox);
-                    if mb.len.is_none() {
-                        let _ = slot
-                            .mail
-                            .wait_timeout(mb, (deadline - now).min(FOLLOWER_NAP))
-                            .unwrap_or_else(PoisonError::into_inner);
-                    }
-                    continue;
-                }
+            let Some(turn) = self.try_receive_turn(slot) else {
+                self.park(slot, (deadline - now).min(FOLLOWER_NAP));
+                continue;
             };
-            // The previous leader may have posted for us just before we
-            // took the lock.
+            // The previous leader posts before giving the turn up, so an
+            // answer read for us is in the mailbox by now.
             if let Some(n) = take_mail(slot, rx) {
                 return Ok(n);
             }
-            self.leader.store(u16::from(slot.index), Ordering::SeqCst);
             if honour_cancel && slot.cancelled.load(Ordering::SeqCst) {
-                self.leader.store(NO_LEADER, Ordering::SeqCst);
                 return Err(ReaderError::Cancelled);
             }
             let result = self.transport.bulk_in(rx, deadline - now);
-            self.leader.store(NO_LEADER, Ordering::SeqCst);
-            drop(guard);
-            for s in &self.slots {
-                if s.index != slot.index {
-                    s.wake();
+            if let Ok(n) = result {
+                if n > 6 && rx[5] != slot.index {
+                    if let Some(other) = self.slots.get(usize::from(rx[5])) {
+                        let frame = &rx[..n];
+                        trace_frame("recv (for another slot)", frame);
+                        post_mail(other, frame);
+                        drop(turn);
+                        continue;
+                    }
                 }
             }
+            drop(turn);
             match result {
                 Ok(0) => {
                     // Zero-length packets (a known firmware fault, see
@@ -327,26 +456,46 @@ impl Link {
                         }));
                     }
                 }
-                Ok(n) => {
-                    let frame = &rx[..n];
-                    if n > 6 {
-                        let target = frame[5];
-                        if target != slot.index {
-                            if let Some(other) = self.slots.get(usize::from(target)) {
-                                trace_frame("recv (for another slot)", frame);
-                                post_mail(other, frame);
-                                continue;
-                            }
-                        }
-                    }
-                    return Ok(n);
-                }
+                Ok(n) => return Ok(n),
                 Err(TransportError::Cancelled) => {
                     self.transport.reset_cancel();
                 }
                 Err(e) => return Err(self.transport_error(e, Instant::now() - started)),
             }
         }
+    }
+
+    /// Takes the receive turn for `slot` if no other thread has it.
+    fn try_receive_turn(&self, slot: &SlotLink) -> Option<ReceiveTurn<'_>> {
+        self.receiving
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .ok()?;
+        // Set before the caller looks at `cancelled`: a cancel either sees
+        // us as the leader (and cancels the transfer) or we see its flag.
+        self.leader.store(u16::from(slot.index), Ordering::SeqCst);
+        Some(ReceiveTurn {
+            link: self,
+            slot: slot.index,
+        })
+    }
+
+    /// Sleeps as a follower until mail comes, the turn is given up, or
+    /// `nap` passes.
+    fn park(&self, slot: &SlotLink, nap: Duration) {
+        let mut mb = lock(&slot.mailbox);
+        slot.parked.store(true, Ordering::SeqCst);
+        // Looked at after announcing ourselves (SeqCst, pairs with
+        // `ReceiveTurn::drop`): if the leader gave up the turn before it
+        // could see `parked`, we see `receiving` false and try again now.
+        if mb.len.is_none() && self.receiving.load(Ordering::SeqCst) {
+            mb = slot
+                .mail
+                .wait_timeout(mb, nap)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        slot.parked.store(false, Ordering::SeqCst);
+        drop(mb);
     }
 
     /// Sends `command` to `slot` and waits for its answer, honouring time
@@ -368,7 +517,11 @@ impl Link {
         let mut attempts = 0u32;
         loop {
             attempts += 1;
-            let _permit = self.acquire(slot, Instant::now() + wait.with_multiplier(1))?;
+            // The one reading of the clock on the success path: the permit
+            // deadline, and (unless the permit had to be waited for) the
+            // start of the answer's wait, which thus covers the send too.
+            let now = Instant::now();
+            let (_permit, started) = self.acquire(slot, now, now + wait.with_multiplier(1))?;
             let seq = self.next_seq();
             let n = repr.emit(seq, tx).map_err(|e| match e {
                 CcidError::BufferTooSmall { needed, available } => ReaderError::CommandTooLong {
@@ -378,7 +531,7 @@ impl Link {
                 other => ReaderError::Protocol(other),
             })?;
             self.send(&tx[..n])?;
-            match self.await_answer(slot, seq, msg_type, rx, wait) {
+            match self.await_answer(slot, seq, msg_type, rx, wait, started) {
                 Err(ReaderError::CommandFailed {
                     error: SlotError::CmdSlotBusy,
                     ..
@@ -402,8 +555,10 @@ impl Link {
         msg_type: MessageType,
         rx: &mut [u8],
         wait: Wait,
+        started: Instant,
     ) -> Result<Answer, ReaderError> {
-        let mut deadline = Instant::now() + wait.with_multiplier(1);
+        let mut now = started;
+        let mut deadline = started + wait.with_multiplier(1);
         let mut stale = 0usize;
         // The last frame with another bSeq: if no right answer follows, it
         // was the answer with a wrong bSeq, and the error says so (only
@@ -411,7 +566,7 @@ impl Link {
         let mut last_stale: Option<(u8, FrameBytes)> = None;
         let mut extensions = 0u32;
         loop {
-            let n = match self.receive(slot, rx, deadline, true) {
+            let n = match self.receive(slot, rx, now, deadline, true) {
                 Ok(n) => n,
                 Err(e @ (ReaderError::Cancelled | ReaderError::Timeout { .. })) => {
                     tracing::warn!(error = %e, seq, "aborting the pending command");
@@ -444,6 +599,7 @@ impl Link {
                         frame: FrameBytes::new(frame),
                     });
                 }
+                now = Instant::now();
                 continue;
             }
             let expected = Expectation {
@@ -471,7 +627,8 @@ impl Link {
                         });
                     }
                     tracing::debug!(multiplier, "time extension");
-                    deadline = Instant::now() + wait.with_multiplier(multiplier);
+                    now = Instant::now();
+                    deadline = now + wait.with_multiplier(multiplier);
                 }
                 Err(CcidError::CommandFailed { error, icc, frame }) => {
                     return Err(ReaderError::CommandFailed {
@@ -522,7 +679,7 @@ impl Link {
         }
         let deadline = Instant::now() + margin;
         for _ in 0..=self.options.max_stale_frames {
-            match self.receive(slot, rx, deadline, false) {
+            match self.receive(slot, rx, Instant::now(), deadline, false) {
                 Ok(n) => {
                     trace_frame("recv (draining)", &rx[..n]);
                     if n >= HEADER_LEN && rx[0] == MessageType::SlotStatus.to_byte() && rx[6] == seq
@@ -541,13 +698,18 @@ impl Link {
 }
 
 fn take_mail(slot: &SlotLink, rx: &mut [u8]) -> Option<usize> {
+    if !slot.has_mail.load(Ordering::SeqCst) {
+        return None;
+    }
     let mut mb = lock(&slot.mailbox);
     let n = mb.len.take()?;
+    slot.has_mail.store(false, Ordering::SeqCst);
     let n = n.min(rx.len());
     rx[..n].copy_from_slice(&mb.buf[..n]);
     Some(n)
 }
 
+/// Copies `frame` into `slot`'s mailbox and wakes its follower if parked.
 fn post_mail(slot: &SlotLink, frame: &[u8]) {
     let mut mb = lock(&slot.mailbox);
     if mb.len.is_some() {
@@ -556,5 +718,171 @@ fn post_mail(slot: &SlotLink, frame: &[u8]) {
     let n = frame.len().min(mb.buf.len());
     mb.buf[..n].copy_from_slice(&frame[..n]);
     mb.len = Some(n);
-    slot.mail.notify_all();
+    slot.has_mail.store(true, Ordering::SeqCst);
+    if slot.parked.swap(false, Ordering::SeqCst) {
+        slot.mail.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Arc;
+    use std::thread;
+
+    use super::*;
+    use crate::transport::TransportInfo;
+
+    /// bulk-IN hands out queued frames; the first read waits (up to 2 s)
+    /// until `second_started`, so the test knows which thread leads first.
+    /// A read with nothing queued is counted and fails at once: in these
+    /// tests every frame is queued up front, so such a read means a thread
+    /// went to the wire for an answer another thread had already read.
+    struct QueueTransport {
+        info: TransportInfo,
+        frames: Mutex<VecDeque<Vec<u8>>>,
+        second_started: AtomicBool,
+        reads: AtomicUsize,
+        reads_of_nothing: AtomicUsize,
+    }
+
+    impl Transport for QueueTransport {
+        fn info(&self) -> &TransportInfo {
+            &self.info
+        }
+        fn bulk_out(&self, _: &[u8], _: Duration) -> Result<(), TransportError> {
+            Ok(())
+        }
+        fn bulk_in(&self, buf: &mut [u8], _: Duration) -> Result<usize, TransportError> {
+            if self.reads.fetch_add(1, Ordering::SeqCst) == 0 {
+                let until = Instant::now() + Duration::from_secs(2);
+                while !self.second_started.load(Ordering::SeqCst) && Instant::now() < until {
+                    thread::sleep(Duration::from_millis(1));
+                }
+                // Let the second thread find the turn taken and park.
+                thread::sleep(Duration::from_millis(5));
+            }
+            let Some(frame) = lock(&self.frames).pop_front() else {
+                self.reads_of_nothing.fetch_add(1, Ordering::SeqCst);
+                return Err(TransportError::Timeout);
+            };
+            buf[..frame.len()].copy_from_slice(&frame);
+            Ok(frame.len())
+        }
+        fn interrupt_in(&self, _: &mut [u8], _: Duration) -> Result<usize, TransportError> {
+            Err(TransportError::NoInterruptEndpoint)
+        }
+        fn control_in(
+            &self,
+            _: u8,
+            _: u16,
+            _: &mut [u8],
+            _: Duration,
+        ) -> Result<usize, TransportError> {
+            Err(TransportError::Stall)
+        }
+        fn control_out(&self, _: u8, _: u16, _: &[u8], _: Duration) -> Result<(), TransportError> {
+            Err(TransportError::Stall)
+        }
+        fn cancel(&self) {}
+        fn reset_cancel(&self) {}
+    }
+
+    /// CCID rev 1.1 §5.1 class descriptor of a two-slot reader with
+    /// bMaxCCIDBusySlots 2, written field by field.
+    fn two_slot_descriptor() -> ClassDescriptor {
+        let mut d = vec![0x36, 0x21, 0x10, 0x01, 0x01, 0x07]; // bMaxSlotIndex 1
+        d.extend_from_slice(&3u32.to_le_bytes()); // dwProtocols T=0, T=1
+        d.extend_from_slice(&4000u32.to_le_bytes()); // dwDefaultClock
+        d.extend_from_slice(&4000u32.to_le_bytes()); // dwMaximumClock
+        d.push(0); // bNumClockSupported
+        d.extend_from_slice(&10_752u32.to_le_bytes()); // dwDataRate
+        d.extend_from_slice(&344_086u32.to_le_bytes()); // dwMaxDataRate
+        d.push(0); // bNumDataRatesSupported
+        d.extend_from_slice(&254u32.to_le_bytes()); // dwMaxIFSD
+        d.extend_from_slice(&0u32.to_le_bytes()); // dwSynchProtocols
+        d.extend_from_slice(&0u32.to_le_bytes()); // dwMechanical
+        d.extend_from_slice(&0x0002_0000u32.to_le_bytes()); // dwFeatures: short APDU
+        d.extend_from_slice(&271u32.to_le_bytes()); // dwMaxCCIDMessageLength
+        d.extend_from_slice(&[0xFF, 0xFF, 0, 0, 0, 2]); // ..., bMaxCCIDBusySlots 2
+        ClassDescriptor::parse(&d).expect("valid class descriptor")
+    }
+
+    /// RDR_to_PC_DataBlock (§6.2.1) for `slot`, bSeq 0, one data byte.
+    fn data_block(slot: u8, byte: u8) -> Vec<u8> {
+        vec![0x80, 1, 0, 0, 0, slot, 0, 0, 0, 0, byte]
+    }
+
+    /// A log writer that takes 20 ms per line: with TRACE on, it widens
+    /// the window between a leader reading a frame for another slot (which
+    /// it logs) and that frame reaching the other slot.
+    struct SlowWriter;
+
+    impl std::io::Write for SlowWriter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            thread::sleep(Duration::from_millis(20));
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Regression (reader_robust::two_slots_answered_out_of_order hung
+    /// under load): the leader gave up the receive lock *before* posting
+    /// a frame for another slot; that slot could take the lock, find its
+    /// mailbox empty and wait on bulk-IN for an answer already read.
+    #[test]
+    fn a_frame_for_another_slot_is_posted_before_the_turn_is_given_up() {
+        let transport = Arc::new(QueueTransport {
+            info: TransportInfo::default(),
+            // Slot 1's answer first, then slot 0's.
+            frames: Mutex::new(VecDeque::from([data_block(1, 0x11), data_block(0, 0x00)])),
+            second_started: AtomicBool::new(false),
+            reads: AtomicUsize::new(0),
+            reads_of_nothing: AtomicUsize::new(0),
+        });
+        let link = Arc::new(Link::new(
+            transport.clone(),
+            two_slot_descriptor(),
+            ReaderOptions::default(),
+            Active::default(),
+            271,
+        ));
+        let receive = |link: Arc<Link>, index: usize, slow_log: bool| {
+            thread::spawn(move || {
+                let _log = slow_log.then(|| {
+                    let subscriber = tracing_subscriber::fmt()
+                        .with_max_level(tracing::Level::TRACE)
+                        .with_writer(|| SlowWriter)
+                        .finish();
+                    tracing::subscriber::set_default(subscriber)
+                });
+                let mut rx = [0u8; 271];
+                let now = Instant::now();
+                let n = link.receive(
+                    &link.slots[index],
+                    &mut rx,
+                    now,
+                    now + Duration::from_secs(5),
+                    true,
+                )?;
+                Ok::<_, ReaderError>(rx[..n].to_vec())
+            })
+        };
+        // Slot 0 leads and reads slot 1's answer first (bulk-IN holds it
+        // until slot 1 is waiting too).
+        let first = receive(link.clone(), 0, true);
+        while transport.reads.load(Ordering::SeqCst) == 0 {
+            thread::sleep(Duration::from_millis(1));
+        }
+        transport.second_started.store(true, Ordering::SeqCst);
+        let second = receive(link.clone(), 1, false);
+        let slot0 = first.join().expect("slot 0 thread");
+        let slot1 = second.join().expect("slot 1 thread");
+        assert_eq!(transport.reads_of_nothing.load(Ordering::SeqCst), 0);
+        assert_eq!(slot0.expect("slot 0 answer"), data_block(0, 0x00));
+        assert_eq!(slot1.expect("slot 1 answer"), data_block(1, 0x11));
+        assert_eq!(transport.reads.load(Ordering::SeqCst), 2);
+    }
 }
