@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferroccid::card::*;
+use ferroccid::sim::card::fs::TEXT_2F00;
 use ferroccid::sim::card::{CardConfig, VirtualCard};
 use suite::{Fixture, SEED};
 
@@ -425,4 +426,164 @@ fn slot_channel_connects_to_a_card_an_earlier_handle_left_powered() {
     assert!(status.protocol.is_some());
     let ef = card.file_access().select_fid(0x2F00).unwrap().unwrap();
     assert_eq!(ef.fid, Some(0x2F00));
+}
+
+// ---------------------------------------------------------------- late events
+
+/// A transport whose interrupt endpoint can be held back: the reader's
+/// notifications stay queued in the simulator until released, as when the
+/// event thread is not scheduled for a while (the cause of a removal event
+/// arriving after a successful reconnect).
+struct GatedInterrupts {
+    inner: Arc<dyn ferroccid::transport::Transport>,
+    held: std::sync::atomic::AtomicBool,
+    delivered: std::sync::atomic::AtomicUsize,
+}
+
+impl GatedInterrupts {
+    fn set_held(&self, held: bool) {
+        self.held.store(held, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl ferroccid::transport::Transport for GatedInterrupts {
+    fn info(&self) -> &ferroccid::transport::TransportInfo {
+        self.inner.info()
+    }
+    fn bulk_out(
+        &self,
+        message: &[u8],
+        timeout: Duration,
+    ) -> Result<(), ferroccid::transport::TransportError> {
+        self.inner.bulk_out(message, timeout)
+    }
+    fn bulk_in(
+        &self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize, ferroccid::transport::TransportError> {
+        self.inner.bulk_in(buf, timeout)
+    }
+    fn interrupt_in(
+        &self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize, ferroccid::transport::TransportError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.held.load(SeqCst) {
+            std::thread::sleep(timeout.min(Duration::from_millis(5)));
+            return Err(ferroccid::transport::TransportError::Timeout);
+        }
+        let n = self
+            .inner
+            .interrupt_in(buf, timeout.min(Duration::from_millis(20)))?;
+        self.delivered.fetch_add(1, SeqCst);
+        Ok(n)
+    }
+    fn control_in(
+        &self,
+        request: u8,
+        value: u16,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize, ferroccid::transport::TransportError> {
+        self.inner.control_in(request, value, buf, timeout)
+    }
+    fn control_out(
+        &self,
+        request: u8,
+        value: u16,
+        data: &[u8],
+        timeout: Duration,
+    ) -> Result<(), ferroccid::transport::TransportError> {
+        self.inner.control_out(request, value, data, timeout)
+    }
+    fn cancel(&self) {
+        self.inner.cancel()
+    }
+    fn reset_cancel(&self) {
+        self.inner.reset_cancel()
+    }
+}
+
+/// Waits until the reader has counted `count` insertions in `slot`.
+fn wait_for_insertions(slot: &ferroccid::reader::Slot, count: u64) {
+    let start = Instant::now();
+    while slot.insertions() < count {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the reader counted {} insertions, not {count}",
+            slot.insertions()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The reader's notifications of a removal and re-insertion arrive only
+/// after the application has seen the removal (no card), reconnected and
+/// used the card again: they must not condemn the card the reconnect
+/// brought back. A swap the channel did not see happen is still told by
+/// the insertion counter.
+#[test]
+fn slot_channel_survives_card_events_that_arrive_after_the_reconnect() {
+    let opened = ferroccid::device::open("sim").expect("the sim device opens");
+    let sim = opened.sim.expect("sim names come with a handle");
+    sim.insert_new_card(
+        0,
+        CardConfig {
+            rng_seed: Some(SEED),
+            ..CardConfig::dual()
+        },
+    );
+    let gate = Arc::new(GatedInterrupts {
+        inner: opened.transport,
+        held: false.into(),
+        delivered: 0.into(),
+    });
+    let reader = ferroccid::reader::Reader::open(gate.clone()).expect("reader");
+    let slot = reader.slot(0).unwrap();
+    let name = format!("card-suite-late-{}", std::process::id());
+    let channel = SlotChannel::connect(&reader, 0, &name).expect("connect");
+    let card = CardManager::attach_by_handle(channel, AttachOptions::default()).unwrap();
+    let files = card.file_access();
+    files.select_fid(0x2F00).unwrap();
+    let counted = slot.insertions();
+
+    gate.set_held(true);
+    sim.remove_card(0);
+    assert_eq!(
+        files.select_fid(0x2F00),
+        Err(Error::Channel(ChannelError::NoCard))
+    );
+    sim.insert_card(0);
+    assert_eq!(
+        files.select_fid(0x2F00),
+        Err(Error::Channel(ChannelError::CardRemoved))
+    );
+    card.reconnect(Initialization::Cold, ProtocolChoice::Any)
+        .unwrap();
+    files.select_fid(0x2F00).unwrap();
+    assert_eq!(slot.insertions(), counted, "the notifications are held");
+    // Now the reader's removal and insertion notifications come through.
+    gate.set_held(false);
+    wait_for_insertions(&slot, counted + 1);
+    assert_eq!(
+        files.select_fid(0x2F00).unwrap().and_then(|f| f.fid),
+        Some(0x2F00),
+        "late notifications of a removal the reconnect dealt with"
+    );
+    assert_eq!(files.read_binary(Ef::Current, 0, None).unwrap(), TEXT_2F00);
+
+    // Out and back in with no exchange in between: the card is another.
+    sim.remove_card(0);
+    sim.insert_card(0);
+    wait_for_insertions(&slot, counted + 2);
+    assert_eq!(
+        files.select_fid(0x2F00),
+        Err(Error::Channel(ChannelError::CardRemoved))
+    );
+    card.reconnect(Initialization::Leave, ProtocolChoice::Any)
+        .unwrap();
+    files.select_fid(0x2F00).unwrap();
+    assert_eq!(files.read_binary(Ef::Current, 0, None).unwrap(), TEXT_2F00);
 }

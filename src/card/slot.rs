@@ -2,8 +2,18 @@
 //! (for gateways and tools): the exclusive lock is the in-process lock plus
 //! an advisory `flock` of [`DeviceLock`], named after the device and slot,
 //! so two processes driving the same reader cannot interleave APDUs.
+//!
+//! # Removal and swap detection
+//! Only what the reader answers this channel, and the slot's insertion
+//! counter, tell that the card went away: a removal is noted when an
+//! exchange or a status answer says "no card", a swap when the counter
+//! moved past the value of the last (re)connect. Removal *events* are not
+//! used: the reader's event thread delivers them late under load, and a
+//! late one would condemn the card a reconnect had just brought back. The
+//! counter can lag too: when a removal was seen and the reconnect finds
+//! the card back before the insertion was counted, that one increment is
+//! expected and absorbed when it comes.
 
-use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use super::apdu::{EXTENDED_MAX_APDU, SHORT_MAX_APDU, SHORT_MAX_NE};
@@ -13,7 +23,7 @@ use super::channel::{
 use super::error::ChannelError;
 use super::lock::{DeviceLock, DeviceLockGuard};
 use crate::ccid::descriptor::ExchangeLevel;
-use crate::reader::{ErrorKind, ProtocolPreference, Reader, ReaderError, ReaderEvent, Slot};
+use crate::reader::{ErrorKind, ProtocolPreference, Reader, ReaderError, Slot};
 
 /// CCID message header bytes around an APDU in a bulk message.
 const CCID_HEADER: usize = 10;
@@ -24,9 +34,15 @@ pub struct SlotChannel {
     name: String,
     level: ExchangeLevel,
     max_message: usize,
-    events: Receiver<ReaderEvent>,
-    /// The card was removed since the last (re)connect.
-    removed: bool,
+    /// The slot's insertion counter at the last (re)connect.
+    insertions: u64,
+    /// The card was removed since the last (re)connect: `Some` of the
+    /// insertion count the removal belongs to (an insertion after it makes
+    /// the counter pass this value).
+    removed: Option<u64>,
+    /// The reconnect found the card back before the reader counted its
+    /// insertion: the next increment of the counter is that insertion.
+    insertion_pending: bool,
     connected: bool,
     lock: DeviceLock,
     guard: Option<DeviceLockGuard>,
@@ -70,11 +86,12 @@ impl SlotChannel {
         };
         let descriptor = reader.descriptor();
         let mut channel = SlotChannel {
-            events: reader.events(),
+            insertions: slot.insertions(),
             slot,
             level: descriptor.exchange_level(),
             max_message: descriptor.max_message_length as usize,
-            removed: false,
+            removed: None,
+            insertion_pending: false,
             connected: false,
             lock: DeviceLock::for_device(&name),
             guard: None,
@@ -102,17 +119,36 @@ impl SlotChannel {
         &self.slot
     }
 
-    /// Notes removals the reader reported since the last look.
-    fn drain_events(&mut self) {
-        let index = self.slot.index();
-        while let Ok(event) = self.events.try_recv() {
-            match event {
-                ReaderEvent::SlotChanged {
-                    slot,
-                    present: false,
-                } if usize::from(slot) == index => self.removed = true,
-                _ => {}
-            }
+    /// Notes that the card was found gone (once per removal).
+    fn note_removal(&mut self) {
+        if self.removed.is_none() {
+            self.removed = Some(self.slot.insertions());
+        }
+    }
+
+    /// Whether a card was inserted since the last (re)connect, i.e. the
+    /// card there now (if any) is not the one this channel connected to.
+    fn swapped(&mut self) -> bool {
+        let now = self.slot.insertions();
+        if self.insertion_pending && now > self.insertions {
+            // The insertion the last reconnect already dealt with.
+            self.insertions += 1;
+            self.insertion_pending = false;
+        }
+        if now != self.insertions && self.removed.is_none() {
+            // Removed and put back between two looks: the removal belongs
+            // to the count of the connect.
+            self.removed = Some(self.insertions);
+        }
+        now != self.insertions
+    }
+
+    /// The error for an exchange after the card was removed.
+    fn removal_error(&self) -> ChannelError {
+        match self.slot.status() {
+            Ok(status) if status.present => ChannelError::CardRemoved,
+            Ok(_) => ChannelError::NoCard,
+            Err(e) => channel_error(e),
         }
     }
 
@@ -126,28 +162,26 @@ impl CardChannel for SlotChannel {
         if !self.connected {
             return Err(ChannelError::Detached);
         }
-        self.drain_events();
-        if self.removed {
-            let present = self.slot.status().map_err(channel_error)?.present;
-            return Err(if present {
-                ChannelError::CardRemoved
-            } else {
-                ChannelError::NoCard
-            });
+        if self.swapped() || self.removed.is_some() {
+            return Err(self.removal_error());
         }
         match self.slot.transmit(cmd, resp).map_err(channel_error) {
             Err(ChannelError::NoCard) => {
-                // The reader saw the removal before its event reached us.
-                self.removed = true;
+                self.note_removal();
                 Err(ChannelError::NoCard)
             }
+            // A card put back is unpowered: if the counter has caught up
+            // by now, say what happened rather than "unpowered".
+            Err(ChannelError::Unpowered) if self.swapped() => Err(self.removal_error()),
             other => other,
         }
     }
 
     fn status(&mut self) -> Result<ChannelStatus, ChannelError> {
-        self.drain_events();
         let status = self.slot.status().map_err(channel_error)?;
+        if !status.present {
+            self.note_removal();
+        }
         let atr = if status.powered {
             self.slot
                 .atr()
@@ -178,15 +212,16 @@ impl CardChannel for SlotChannel {
         init: Initialization,
         protocol: ProtocolChoice,
     ) -> Result<ChannelStatus, ChannelError> {
-        self.drain_events();
         let status = self.slot.status().map_err(channel_error)?;
         if !status.present {
+            self.note_removal();
             return Err(ChannelError::NoCard);
         }
+        self.swapped();
         // A card powered by an earlier process (or reader handle) is
         // active, but this handle has no ATR for it and cannot select a
         // protocol without one: power it on (a warm reset) as well.
-        let must_power = !status.powered || self.removed || self.slot.atr().is_none();
+        let must_power = !status.powered || self.removed.is_some() || self.slot.atr().is_none();
         match init {
             Initialization::Leave if !must_power => {}
             Initialization::Cold => {
@@ -208,7 +243,11 @@ impl CardChannel for SlotChannel {
             };
             self.slot.set_protocol(preference).map_err(channel_error)?;
         }
-        self.removed = false;
+        let now = self.slot.insertions();
+        // Removed, and back before the reader counted the insertion.
+        self.insertion_pending = self.removed == Some(now);
+        self.insertions = now;
+        self.removed = None;
         self.connected = true;
         self.status()
     }
