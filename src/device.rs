@@ -15,20 +15,39 @@ pub enum UsbBackend {
     Nusb,
     /// libusb through rusb (feature `rusb`).
     Rusb,
+    /// Linux usbfs ioctls, completions reaped in the calling thread
+    /// (feature `usbfs`, Linux only).
+    Usbfs,
 }
 
 impl UsbBackend {
-    /// The backend chosen by `FERROCCID_USB_BACKEND` (`nusb` or `rusb`),
-    /// else nusb when compiled in, else rusb.
+    /// The backend chosen by `FERROCCID_USB_BACKEND` (`nusb`, `rusb` or
+    /// `usbfs`), else [`default`](Self::default).
     pub fn from_env() -> UsbBackend {
         match std::env::var("FERROCCID_USB_BACKEND").as_deref() {
             Ok("rusb") if cfg!(feature = "rusb") => UsbBackend::Rusb,
             Ok("nusb") if cfg!(feature = "nusb") => UsbBackend::Nusb,
-            _ if cfg!(feature = "nusb") => UsbBackend::Nusb,
-            _ => UsbBackend::Rusb,
+            Ok("usbfs") if USBFS_COMPILED => UsbBackend::Usbfs,
+            _ => UsbBackend::default(),
         }
     }
 }
+
+impl Default for UsbBackend {
+    /// nusb when compiled in, else usbfs (Linux), else rusb.
+    fn default() -> UsbBackend {
+        if cfg!(feature = "nusb") {
+            UsbBackend::Nusb
+        } else if USBFS_COMPILED {
+            UsbBackend::Usbfs
+        } else {
+            UsbBackend::Rusb
+        }
+    }
+}
+
+/// Whether the usbfs backend exists in this build.
+const USBFS_COMPILED: bool = cfg!(all(feature = "usbfs", target_os = "linux"));
 
 /// An opened device: the transport, plus the fault and event handle when
 /// it is the built-in simulator.
@@ -77,6 +96,10 @@ fn open_usb(name: &DeviceName, backend: UsbBackend) -> Result<Arc<dyn Transport>
         UsbBackend::Nusb => Ok(Arc::new(crate::transport::nusb::NusbTransport::open(name)?)),
         #[cfg(feature = "rusb")]
         UsbBackend::Rusb => Ok(Arc::new(crate::transport::rusb::RusbTransport::open(name)?)),
+        #[cfg(all(feature = "usbfs", target_os = "linux"))]
+        UsbBackend::Usbfs => Ok(Arc::new(crate::transport::usbfs::UsbfsTransport::open(
+            name,
+        )?)),
         #[allow(unreachable_patterns)]
         _ => Err(TransportError::Unsupported(format!(
             "USB backend {backend:?} is not compiled in"
@@ -91,6 +114,8 @@ pub fn list_usb(backend: UsbBackend) -> Result<Vec<TransportInfo>, TransportErro
         UsbBackend::Nusb => crate::transport::nusb::list(),
         #[cfg(feature = "rusb")]
         UsbBackend::Rusb => crate::transport::rusb::list(),
+        #[cfg(all(feature = "usbfs", target_os = "linux"))]
+        UsbBackend::Usbfs => crate::transport::usbfs::list(),
         #[allow(unreachable_patterns)]
         _ => Err(TransportError::Unsupported(format!(
             "USB backend {backend:?} is not compiled in"

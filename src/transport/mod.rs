@@ -12,6 +12,7 @@
 //! |---|---|
 //! | [`nusb`](self::nusb) | pure-Rust USB (feature `nusb`, default) |
 //! | [`rusb`](self::rusb) | libusb-1.0 (feature `rusb`) |
+//! | `usbfs` | Linux usbfs ioctls, transfers complete in the calling thread (feature `usbfs`, Linux) |
 //! | [`usbip`](self::usbip) | userspace USB/IP client over TCP |
 //! | [`sim`] | the in-process simulated reader |
 //!
@@ -31,6 +32,9 @@ pub mod nusb;
 pub mod rusb;
 pub mod scripted;
 pub mod sim;
+#[cfg(all(feature = "usbfs", target_os = "linux"))]
+#[allow(unsafe_code)]
+pub mod usbfs;
 pub mod usbip;
 
 use std::time::Duration;
@@ -146,7 +150,7 @@ pub struct TransportInfo {
 /// Rounds a requested IN length up to a whole number of packets, as USB
 /// host controllers require; a zero-length request still asks for one
 /// packet.
-#[cfg_attr(not(feature = "nusb"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "nusb", feature = "usbfs")), allow(dead_code))]
 pub(crate) fn round_up_to_packets(len: usize, max_packet_size: usize) -> usize {
     let mps = max_packet_size.max(1);
     len.max(1).div_ceil(mps) * mps

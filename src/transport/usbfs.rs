@@ -1,0 +1,1201 @@
+//! USB straight through Linux usbfs ioctls: no helper thread, no library.
+//!
+//! Questions every backend answers, in this order: discovery ([`list`]),
+//! open ([`UsbfsTransport::open`]), transfers and cancellation (the
+//! [`Transport`] impl), error mapping ([`map_urb_status`]).
+//!
+//! Why this backend exists: nusb reaps completions on a background event
+//! thread, so every transfer costs two thread hand-offs; in the QEMU guest
+//! that made ferroccid 1.44× slower per APDU than a bare usbfs loop
+//! (`benches/VM.md`). Here every transfer completes in the calling thread:
+//!
+//! - bulk-OUT and control requests are one synchronous ioctl each
+//!   (`USBDEVFS_BULK`, `USBDEVFS_CONTROL`): nobody cancels them, and the
+//!   kernel enforces their timeout;
+//! - bulk-IN and interrupt-IN must be cancellable, so each submits a URB
+//!   and `poll()`s the usbfs fd (POLLOUT = a URB completed) together with
+//!   its own wake-up eventfd and the transport's cancel eventfd, then reaps
+//!   with `USBDEVFS_REAPURBNDELAY`. On timeout or cancel the URB is
+//!   discarded and waited for (bounded), so its memory is never freed while
+//!   the kernel owns it.
+//!
+//! Reaping returns *any* completed URB of the fd, so a thread may reap the
+//! other IN endpoint's URB; it records it in [`ReapState`] and writes that
+//! endpoint's eventfd, which ends the owner's `poll()`. URBs and buffers
+//! belong to their endpoint and are reused: steady-state transfers do not
+//! allocate.
+
+use std::ffi::{c_int, c_uint, c_void, CString};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::descriptors::{
+    choose_interface, find_class_descriptor, is_ccid_interface, parse_configuration,
+    select_endpoints, InterfaceDescription,
+};
+use super::{
+    round_up_to_packets, CcidEndpoints, DeviceName, Transport, TransportError, TransportInfo,
+    UsbLocation,
+};
+
+// ---------------------------------------------------------------------------
+// Kernel ABI (linux/usbdevice_fs.h), pinned by tests/transport_usbfs.rs
+// ---------------------------------------------------------------------------
+
+/// The usbfs structures and ioctl numbers this backend uses, as declared in
+/// `linux/usbdevice_fs.h` (asm-generic ioctl encoding: x86, arm, riscv).
+pub mod abi {
+    use std::ffi::{c_int, c_uint, c_void};
+
+    /// `struct usbdevfs_ctrltransfer`.
+    #[repr(C)]
+    #[derive(Debug)]
+    pub struct CtrlTransfer {
+        /// bmRequestType.
+        pub request_type: u8,
+        /// bRequest.
+        pub request: u8,
+        /// wValue.
+        pub value: u16,
+        /// wIndex.
+        pub index: u16,
+        /// wLength.
+        pub length: u16,
+        /// Milliseconds; 0 waits for ever.
+        pub timeout: u32,
+        /// The data stage.
+        pub data: *mut c_void,
+    }
+
+    /// `struct usbdevfs_bulktransfer`.
+    #[repr(C)]
+    #[derive(Debug)]
+    pub struct BulkTransfer {
+        /// Endpoint address.
+        pub ep: c_uint,
+        /// Bytes to move.
+        pub len: c_uint,
+        /// Milliseconds; 0 waits for ever.
+        pub timeout: c_uint,
+        /// The data.
+        pub data: *mut c_void,
+    }
+
+    /// `struct usbdevfs_urb` without the trailing ISO packet array.
+    #[repr(C)]
+    #[derive(Debug)]
+    pub struct Urb {
+        /// `USBDEVFS_URB_TYPE_*`.
+        pub kind: u8,
+        /// Endpoint address.
+        pub endpoint: u8,
+        /// Completion status: 0 or a negative errno.
+        pub status: c_int,
+        /// `USBDEVFS_URB_*` flags.
+        pub flags: c_uint,
+        /// The data buffer.
+        pub buffer: *mut c_void,
+        /// Its length.
+        pub buffer_length: c_int,
+        /// Bytes transferred.
+        pub actual_length: c_int,
+        /// ISO only.
+        pub start_frame: c_int,
+        /// `number_of_packets` (ISO) or `stream_id` (bulk streams).
+        pub number_of_packets: c_int,
+        /// ISO only.
+        pub error_count: c_int,
+        /// Signal on completion, 0 for none.
+        pub signr: c_uint,
+        /// Caller's cookie.
+        pub usercontext: *mut c_void,
+    }
+
+    /// `struct usbdevfs_disconnect_claim`.
+    #[repr(C)]
+    #[derive(Debug)]
+    pub struct DisconnectClaim {
+        /// bInterfaceNumber.
+        pub interface: c_uint,
+        /// `DISCONNECT_CLAIM_*`.
+        pub flags: c_uint,
+        /// NUL-terminated driver name the flags compare against.
+        pub driver: [u8; 256],
+    }
+
+    /// `USBDEVFS_URB_TYPE_INTERRUPT`.
+    pub const URB_TYPE_INTERRUPT: u8 = 1;
+    /// `USBDEVFS_URB_TYPE_BULK`.
+    pub const URB_TYPE_BULK: u8 = 3;
+    /// `USBDEVFS_DISCONNECT_CLAIM_EXCEPT_DRIVER`.
+    pub const DISCONNECT_CLAIM_EXCEPT_DRIVER: c_uint = 0x02;
+    /// `USBDEVFS_CAP_REAP_AFTER_DISCONNECT`.
+    pub const CAP_REAP_AFTER_DISCONNECT: u32 = 0x10;
+
+    const IOC_NONE: u64 = 0;
+    const IOC_WRITE: u64 = 1;
+    const IOC_READ: u64 = 2;
+
+    const fn ioc(dir: u64, nr: u64, size: usize) -> u64 {
+        (dir << 30) | ((size as u64) << 16) | ((b'U' as u64) << 8) | nr
+    }
+
+    /// `_IOWR('U', 0, struct usbdevfs_ctrltransfer)`.
+    pub const USBDEVFS_CONTROL: u64 = ioc(IOC_READ | IOC_WRITE, 0, size_of::<CtrlTransfer>());
+    /// `_IOWR('U', 2, struct usbdevfs_bulktransfer)`.
+    pub const USBDEVFS_BULK: u64 = ioc(IOC_READ | IOC_WRITE, 2, size_of::<BulkTransfer>());
+    /// `_IOR('U', 10, struct usbdevfs_urb)`.
+    pub const USBDEVFS_SUBMITURB: u64 = ioc(IOC_READ, 10, size_of::<Urb>());
+    /// `_IO('U', 11)`.
+    pub const USBDEVFS_DISCARDURB: u64 = ioc(IOC_NONE, 11, 0);
+    /// `_IOW('U', 13, void *)`.
+    pub const USBDEVFS_REAPURBNDELAY: u64 = ioc(IOC_WRITE, 13, size_of::<*mut c_void>());
+    /// `_IOR('U', 15, unsigned int)`.
+    pub const USBDEVFS_CLAIMINTERFACE: u64 = ioc(IOC_READ, 15, size_of::<c_uint>());
+    /// `_IOR('U', 16, unsigned int)`.
+    pub const USBDEVFS_RELEASEINTERFACE: u64 = ioc(IOC_READ, 16, size_of::<c_uint>());
+    /// `_IOR('U', 21, unsigned int)`.
+    pub const USBDEVFS_CLEAR_HALT: u64 = ioc(IOC_READ, 21, size_of::<c_uint>());
+    /// `_IOR('U', 26, __u32)`.
+    pub const USBDEVFS_GET_CAPABILITIES: u64 = ioc(IOC_READ, 26, size_of::<u32>());
+    /// `_IOR('U', 27, struct usbdevfs_disconnect_claim)`.
+    pub const USBDEVFS_DISCONNECT_CLAIM: u64 = ioc(IOC_READ, 27, size_of::<DisconnectClaim>());
+
+    const _: () = assert!(size_of::<c_int>() == 4);
+}
+
+use abi::Urb;
+
+/// One ioctl; `Err` carries errno.
+fn ioctl(fd: RawFd, request: u64, arg: *mut c_void) -> Result<c_int, i32> {
+    // SAFETY: every caller passes a request number from `abi` together with
+    // a pointer to the matching, live `abi` structure (or null for
+    // argument-less requests); the kernel validates everything else.
+    let rc = unsafe { libc::ioctl(fd, request as _, arg) };
+    if rc < 0 {
+        Err(errno())
+    } else {
+        Ok(rc)
+    }
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+// ---------------------------------------------------------------------------
+// Discovery
+// ---------------------------------------------------------------------------
+
+const SYSFS_DEVICES: &str = "/sys/bus/usb/devices";
+
+/// One USB device as sysfs shows it.
+struct SysfsDevice {
+    dir: PathBuf,
+    bus: u8,
+    address: u8,
+    vendor_id: u16,
+    product_id: u16,
+    bcd_device: u16,
+}
+
+impl SysfsDevice {
+    fn read(dir: PathBuf) -> Option<Self> {
+        let dec = |attr: &str| read_attr(&dir, attr)?.parse::<u8>().ok();
+        let hex = |attr: &str| u16::from_str_radix(&read_attr(&dir, attr)?, 16).ok();
+        Some(SysfsDevice {
+            bus: dec("busnum")?,
+            address: dec("devnum")?,
+            vendor_id: hex("idVendor")?,
+            product_id: hex("idProduct")?,
+            bcd_device: hex("bcdDevice")?,
+            dir,
+        })
+    }
+
+    fn string(&self, attr: &str) -> Option<String> {
+        read_attr(&self.dir, attr)
+    }
+
+    fn node(&self) -> PathBuf {
+        PathBuf::from(format!("/dev/bus/usb/{:03}/{:03}", self.bus, self.address))
+    }
+
+    /// sysfs `descriptors` is the 18-byte device descriptor followed by
+    /// every configuration descriptor; pick the active one. Readable by
+    /// every user, unlike the usbfs node.
+    fn active_configuration(&self) -> Option<(u8, Vec<u8>)> {
+        let raw = std::fs::read(self.dir.join("descriptors")).ok()?;
+        let active: u8 = read_attr(&self.dir, "bConfigurationValue")?.parse().ok()?;
+        let mut offset = 18;
+        while offset + 6 <= raw.len() {
+            let total = usize::from(u16::from_le_bytes([raw[offset + 2], raw[offset + 3]]));
+            if total < 9 {
+                return None;
+            }
+            let end = (offset + total).min(raw.len());
+            if raw[offset + 5] == active {
+                return Some((active, raw[offset..end].to_vec()));
+            }
+            offset = end;
+        }
+        None
+    }
+
+    /// The driver bound to an interface (`usbfs` means a userspace program
+    /// holds it).
+    fn bound_driver(&self, config_value: u8, number: u8) -> Option<String> {
+        let name = self.dir.file_name()?.to_str()?;
+        let link = std::fs::read_link(
+            self.dir
+                .join(format!("{name}:{config_value}.{number}/driver")),
+        )
+        .ok()?;
+        Some(link.file_name()?.to_string_lossy().into_owned())
+    }
+
+    fn describe(
+        &self,
+        interface_number: u8,
+        interface_class: u8,
+        intf: Option<&InterfaceDescription>,
+        config: &[u8],
+    ) -> TransportInfo {
+        let name = DeviceName::Usb {
+            vendor_id: self.vendor_id,
+            product_id: self.product_id,
+            location: UsbLocation::Libusb {
+                bus: self.bus,
+                address: self.address,
+                interface: interface_number,
+            },
+        };
+        TransportInfo {
+            name: name.to_string(),
+            vendor_id: self.vendor_id,
+            product_id: self.product_id,
+            bcd_device: self.bcd_device,
+            manufacturer: self.string("manufacturer"),
+            product: self.string("product"),
+            serial: self.string("serial"),
+            bus: self.bus,
+            address: self.address,
+            interface_number,
+            interface_class,
+            endpoints: intf.and_then(|i| select_endpoints(&i.endpoints).ok()),
+            class_descriptor: intf
+                .and_then(|i| find_class_descriptor(&i.extra))
+                .map(<[u8]>::to_vec),
+            configuration_descriptor: config.to_vec(),
+        }
+    }
+}
+
+fn read_attr(dir: &Path, attr: &str) -> Option<String> {
+    let s = std::fs::read_to_string(dir.join(attr)).ok()?;
+    Some(s.trim_end_matches('\n').to_owned())
+}
+
+/// Every USB device in sysfs (interface entries, named `1-1:1.0`, skipped).
+fn sysfs_devices() -> Result<Vec<SysfsDevice>, TransportError> {
+    let entries = match std::fs::read_dir(SYSFS_DEVICES) {
+        Ok(entries) => entries,
+        // No USB subsystem (a container): no readers, not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(TransportError::io("listing USB devices", e)),
+    };
+    Ok(entries
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_name().to_string_lossy().contains(':'))
+        .filter_map(|e| SysfsDevice::read(e.path()))
+        .collect())
+}
+
+/// Every CCID interface of every connected device: class 0x0B, and class
+/// 0xFF when it carries a CCID class descriptor — the same answer as the
+/// nusb backend's `list`, read from sysfs without opening any device.
+pub fn list() -> Result<Vec<TransportInfo>, TransportError> {
+    let mut found = Vec::new();
+    for device in sysfs_devices()? {
+        let config = device.active_configuration();
+        let interfaces = config
+            .as_ref()
+            .and_then(|(_, raw)| parse_configuration(raw).ok())
+            .unwrap_or_default();
+        let raw = config
+            .as_ref()
+            .map(|(_, raw)| raw.as_slice())
+            .unwrap_or(&[]);
+        if interfaces.is_empty() {
+            found.extend(
+                class_only_interfaces(&device)
+                    .into_iter()
+                    .map(|number| device.describe(number, 0x0B, None, &[])),
+            );
+            continue;
+        }
+        for intf in interfaces
+            .iter()
+            .filter(|i| i.alt_setting == 0 && is_ccid_interface(i.class, &i.extra))
+        {
+            found.push(device.describe(intf.number, intf.class, Some(intf), raw));
+        }
+    }
+    Ok(found)
+}
+
+/// Interfaces of class 0x0B from sysfs attributes alone, for devices whose
+/// descriptors could not be parsed.
+fn class_only_interfaces(device: &SysfsDevice) -> Vec<u8> {
+    let Some(name) = device.dir.file_name().and_then(|n| n.to_str()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{name}:");
+    let Ok(entries) = std::fs::read_dir(&device.dir) else {
+        return Vec::new();
+    };
+    let mut numbers: Vec<u8> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter(|e| read_attr(&e.path(), "bInterfaceClass").as_deref() == Some("0b"))
+        .filter_map(|e| u8::from_str_radix(&read_attr(&e.path(), "bInterfaceNumber")?, 16).ok())
+        .collect();
+    numbers.sort_unstable();
+    numbers
+}
+
+// ---------------------------------------------------------------------------
+// Open
+// ---------------------------------------------------------------------------
+
+/// Which IN endpoint a URB belongs to: the index into [`ReapState`].
+const BULK_IN: usize = 0;
+const INTERRUPT_IN: usize = 1;
+
+/// How long a discarded URB may take to come back before its memory is
+/// given up (leaked) rather than freed under the kernel.
+const DISCARD_WAIT: Duration = Duration::from_secs(5);
+
+/// One IN endpoint: its URB and buffer (heap memory the kernel writes while
+/// the URB is in flight, so reached through raw pointers only) and the
+/// eventfd that tells its waiter another thread reaped its URB.
+struct InPipe {
+    which: usize,
+    address: u8,
+    kind: u8,
+    max_packet_size: usize,
+    /// Address of the current URB, compared against reaped pointers by
+    /// whichever thread reaps.
+    urb_address: AtomicUsize,
+    wake: OwnedFd,
+    memory: Mutex<UrbMemory>,
+}
+
+/// A URB and its data buffer, allocated once and reused.
+struct UrbMemory {
+    urb: NonNull<Urb>,
+    buffer: NonNull<u8>,
+    capacity: usize,
+}
+
+// SAFETY: the pointers own their heap allocations (like a Box); they are
+// only dereferenced by the thread holding the pipe's mutex, after the
+// kernel has handed the URB back.
+unsafe impl Send for UrbMemory {}
+
+impl UrbMemory {
+    fn new(capacity: usize) -> Self {
+        let urb = Box::new(Urb {
+            kind: 0,
+            endpoint: 0,
+            status: 0,
+            flags: 0,
+            buffer: std::ptr::null_mut(),
+            buffer_length: 0,
+            actual_length: 0,
+            start_frame: 0,
+            number_of_packets: 0,
+            error_count: 0,
+            signr: 0,
+            usercontext: std::ptr::null_mut(),
+        });
+        let buffer: Box<[u8]> = vec![0u8; capacity.max(1)].into_boxed_slice();
+        let capacity = buffer.len();
+        UrbMemory {
+            urb: NonNull::from(Box::leak(urb)),
+            buffer: NonNull::from(Box::leak(buffer)).cast(),
+            capacity,
+        }
+    }
+
+    /// Gives the memory up for good: the kernel may still write it.
+    fn abandon(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for UrbMemory {
+    fn drop(&mut self) {
+        // SAFETY: both pointers came from Box::leak in `new` with these
+        // sizes, and no URB is in flight: every transfer waits for its URB
+        // to be reaped or abandons the memory instead of dropping it.
+        unsafe {
+            drop(Box::from_raw(self.urb.as_ptr()));
+            drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                self.buffer.as_ptr(),
+                self.capacity,
+            )));
+        }
+    }
+}
+
+/// Completions reaped by a thread for another endpoint, waiting for their
+/// owner.
+#[derive(Default)]
+struct ReapState {
+    done: [bool; 2],
+}
+
+/// A claimed CCID interface reached through usbfs ioctls.
+pub struct UsbfsTransport {
+    info: TransportInfo,
+    fd: OwnedFd,
+    bulk_out_address: u8,
+    bulk_in: InPipe,
+    interrupt_in: Option<InPipe>,
+    reaped: Mutex<ReapState>,
+    cancelled: AtomicBool,
+    cancel_fd: OwnedFd,
+    gone: AtomicBool,
+}
+
+impl std::fmt::Debug for UsbfsTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UsbfsTransport")
+            .field("name", &self.info.name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn eventfd() -> Result<OwnedFd, TransportError> {
+    // SAFETY: eventfd has no pointer arguments.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(TransportError::io(
+            "creating an eventfd",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: `fd` was just returned by eventfd and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn signal(fd: &OwnedFd) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a live u64 to an eventfd we own; a full
+    // counter (EAGAIN) already means "signalled".
+    unsafe { libc::write(fd.as_raw_fd(), (&raw const one).cast(), 8) };
+}
+
+fn drain(fd: &OwnedFd) {
+    let mut value: u64 = 0;
+    // SAFETY: reads at most 8 bytes into a live u64; the fd is non-blocking.
+    unsafe { libc::read(fd.as_raw_fd(), (&raw mut value).cast(), 8) };
+}
+
+impl UsbfsTransport {
+    /// Parses `name` and opens it; see [`open`](Self::open).
+    pub fn open_str(name: &str) -> Result<Self, TransportError> {
+        Self::open(&DeviceName::parse(name)?)
+    }
+
+    /// Opens the CCID interface `name` points at and claims it.
+    ///
+    /// A kernel driver bound to the interface is detached (and logged); an
+    /// interface held by another usbfs user (pcscd, another ferroccid) is
+    /// [`TransportError::Busy`] and is left alone.
+    pub fn open(name: &DeviceName) -> Result<Self, TransportError> {
+        let DeviceName::Usb {
+            vendor_id,
+            product_id,
+            location,
+        } = *name
+        else {
+            return Err(TransportError::Unsupported(format!(
+                "the usbfs backend opens USB names only, not {name}"
+            )));
+        };
+        let candidates = sysfs_devices()?
+            .into_iter()
+            .filter(|d| d.vendor_id == vendor_id && d.product_id == product_id)
+            .filter(|d| match location.bus_address() {
+                Some((bus, address)) => d.bus == bus && d.address == address,
+                None => true,
+            });
+        for device in candidates {
+            let Some((config_value, config_raw)) = device.active_configuration() else {
+                continue;
+            };
+            let interfaces = parse_configuration(&config_raw).map_err(|e| {
+                TransportError::io("parsing configuration descriptor", std::io::Error::other(e))
+            })?;
+            let chosen = match choose_interface(&interfaces, location.interface()) {
+                Ok(intf) => intf,
+                // "First match" keeps looking at the next device with that VID/PID.
+                Err(TransportError::NotFound(_)) if location.interface().is_none() => continue,
+                Err(e) => return Err(e),
+            };
+            let endpoints = select_endpoints(&chosen.endpoints)?;
+            let fd = open_node(&device.node())?;
+            claim(&fd, &device, config_value, chosen.number)?;
+            let mut info = device.describe(chosen.number, chosen.class, Some(chosen), &config_raw);
+            info.endpoints = Some(endpoints);
+            return Self::from_claimed(info, fd, endpoints);
+        }
+        Err(TransportError::NotFound(name.to_string()))
+    }
+
+    fn from_claimed(
+        info: TransportInfo,
+        fd: OwnedFd,
+        endpoints: CcidEndpoints,
+    ) -> Result<Self, TransportError> {
+        let mut capabilities: u32 = 0;
+        match ioctl(
+            fd.as_raw_fd(),
+            abi::USBDEVFS_GET_CAPABILITIES,
+            (&raw mut capabilities).cast(),
+        ) {
+            Ok(_) if capabilities & abi::CAP_REAP_AFTER_DISCONNECT == 0 => {
+                tracing::warn!("kernel cannot reap URBs after disconnect; unplug may be slow");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(errno = e, "USBDEVFS_GET_CAPABILITIES failed"),
+        }
+        let pipe = |which: usize, ep: super::EndpointInfo, kind: u8| -> Result<InPipe, _> {
+            let memory = UrbMemory::new(usize::from(ep.max_packet_size.max(64)));
+            Ok::<_, TransportError>(InPipe {
+                which,
+                address: ep.address,
+                kind,
+                max_packet_size: usize::from(ep.max_packet_size),
+                urb_address: AtomicUsize::new(memory.urb.as_ptr() as usize),
+                wake: eventfd()?,
+                memory: Mutex::new(memory),
+            })
+        };
+        Ok(UsbfsTransport {
+            bulk_out_address: endpoints.bulk_out.address,
+            bulk_in: pipe(BULK_IN, endpoints.bulk_in, abi::URB_TYPE_BULK)?,
+            interrupt_in: endpoints
+                .interrupt_in
+                .map(|ep| pipe(INTERRUPT_IN, ep, abi::URB_TYPE_INTERRUPT))
+                .transpose()?,
+            info,
+            fd,
+            reaped: Mutex::new(ReapState::default()),
+            cancelled: AtomicBool::new(false),
+            cancel_fd: eventfd()?,
+            gone: AtomicBool::new(false),
+        })
+    }
+}
+
+fn open_node(node: &Path) -> Result<OwnedFd, TransportError> {
+    let path = CString::new(node.as_os_str().as_encoded_bytes())
+        .map_err(|e| TransportError::io("device node path", std::io::Error::other(e)))?;
+    // SAFETY: `path` is a NUL-terminated string that outlives the call.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(match e.raw_os_error() {
+            Some(libc::ENOENT | libc::ENODEV) => TransportError::DeviceGone,
+            _ => TransportError::io("opening the usbfs device node", e),
+        });
+    }
+    // SAFETY: `fd` was just returned by open and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn claim(
+    fd: &OwnedFd,
+    device: &SysfsDevice,
+    config_value: u8,
+    number: u8,
+) -> Result<(), TransportError> {
+    let mut interface = c_uint::from(number);
+    let result = match device.bound_driver(config_value, number) {
+        Some(driver) if driver == "usbfs" => {
+            return Err(TransportError::Busy(format!(
+                "interface {number} is claimed by another program"
+            )))
+        }
+        Some(driver) => {
+            tracing::info!(interface = number, %driver, "detaching kernel driver from CCID interface");
+            let mut request = abi::DisconnectClaim {
+                interface,
+                flags: abi::DISCONNECT_CLAIM_EXCEPT_DRIVER,
+                driver: [0; 256],
+            };
+            // Never take the interface from another usbfs program.
+            request.driver[..5].copy_from_slice(b"usbfs");
+            ioctl(
+                fd.as_raw_fd(),
+                abi::USBDEVFS_DISCONNECT_CLAIM,
+                (&raw mut request).cast(),
+            )
+        }
+        None => ioctl(
+            fd.as_raw_fd(),
+            abi::USBDEVFS_CLAIMINTERFACE,
+            (&raw mut interface).cast(),
+        ),
+    };
+    result.map(drop).map_err(|e| match e {
+        libc::EBUSY => {
+            TransportError::Busy(format!("interface {number} is claimed by another program"))
+        }
+        e => map_errno("claiming CCID interface", e),
+    })
+}
+
+impl Drop for UsbfsTransport {
+    fn drop(&mut self) {
+        let mut interface = c_uint::from(self.info.interface_number);
+        // Closing the fd releases it too; releasing first lets a kernel
+        // driver rebind at once. Failure (device gone) changes nothing.
+        let _ = ioctl(
+            self.fd.as_raw_fd(),
+            abi::USBDEVFS_RELEASEINTERFACE,
+            (&raw mut interface).cast(),
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Transfers and cancellation
+// ---------------------------------------------------------------------------
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic mid-transfer leaves the state usable: the URB was reaped or
+    // abandoned before any code that can panic.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Milliseconds for a kernel timeout, where 0 would mean "for ever".
+fn kernel_timeout(timeout: Duration) -> u32 {
+    u32::try_from(timeout.as_millis())
+        .unwrap_or(u32::MAX)
+        .max(1)
+}
+
+/// How waiting for a URB ended.
+enum Waited {
+    Reaped,
+    Cancelled,
+    TimedOut,
+    Gone,
+}
+
+impl UsbfsTransport {
+    fn check_gone(&self) -> Result<(), TransportError> {
+        if self.gone.load(Ordering::SeqCst) {
+            Err(TransportError::DeviceGone)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn mark_gone(&self) {
+        if !self.gone.swap(true, Ordering::SeqCst) {
+            tracing::info!(name = %self.info.name, "USB device gone");
+        }
+        // Every waiter re-checks the flag.
+        signal(&self.bulk_in.wake);
+        if let Some(p) = &self.interrupt_in {
+            signal(&p.wake);
+        }
+    }
+
+    fn pipe(&self, which: usize) -> Option<&InPipe> {
+        match which {
+            BULK_IN => Some(&self.bulk_in),
+            _ => self.interrupt_in.as_ref(),
+        }
+    }
+
+    /// Reaps completed URBs until `mine` is among them or none is left;
+    /// other endpoints' URBs are recorded and their owners woken.
+    fn reap(&self, mine: &InPipe) -> Option<Waited> {
+        let mut state = lock(&self.reaped);
+        loop {
+            if std::mem::take(&mut state.done[mine.which]) {
+                return Some(Waited::Reaped);
+            }
+            let mut reaped: *mut c_void = std::ptr::null_mut();
+            match ioctl(
+                self.fd.as_raw_fd(),
+                abi::USBDEVFS_REAPURBNDELAY,
+                (&raw mut reaped).cast(),
+            ) {
+                Ok(_) => {
+                    let address = reaped as usize;
+                    for which in [BULK_IN, INTERRUPT_IN] {
+                        if let Some(pipe) = self.pipe(which) {
+                            if pipe.urb_address.load(Ordering::SeqCst) == address {
+                                state.done[which] = true;
+                                if which != mine.which {
+                                    signal(&pipe.wake);
+                                }
+                            }
+                        }
+                    }
+                    // Anything else is an abandoned URB coming back late.
+                }
+                Err(libc::EAGAIN) => return None,
+                Err(libc::EINTR) => {}
+                // The queue is empty and the device is gone: nothing of
+                // ours is in flight any more.
+                Err(libc::ENODEV) => {
+                    drop(state);
+                    self.mark_gone();
+                    return Some(Waited::Gone);
+                }
+                Err(e) => {
+                    tracing::warn!(errno = e, "USBDEVFS_REAPURBNDELAY failed");
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Waits for `pipe`'s URB to be reaped (by this thread or another),
+    /// the deadline, or a cancel when `cancellable`.
+    fn wait(&self, pipe: &InPipe, deadline: Option<Instant>, cancellable: bool) -> Waited {
+        loop {
+            let mut fds = [
+                libc::pollfd {
+                    fd: self.fd.as_raw_fd(),
+                    events: libc::POLLOUT,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: pipe.wake.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.cancel_fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            let watched = if cancellable { 3 } else { 2 };
+            let timeout_ms = match deadline {
+                None => -1,
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    // Round up: poll must not return before the deadline.
+                    c_int::try_from(left.as_micros().div_ceil(1000)).unwrap_or(c_int::MAX)
+                }
+            };
+            // SAFETY: `fds` is a live array of `watched` (≤ 3) pollfds.
+            let ready = unsafe { libc::poll(fds.as_mut_ptr(), watched, timeout_ms) };
+            if ready < 0 && errno() != libc::EINTR {
+                tracing::warn!(errno = errno(), "poll on usbfs failed");
+            }
+            if fds[1].revents & libc::POLLIN != 0 {
+                drain(&pipe.wake);
+            }
+            if fds[0].revents != 0 || fds[1].revents != 0 {
+                if let Some(outcome) = self.reap(pipe) {
+                    return outcome;
+                }
+            }
+            if self.gone.load(Ordering::SeqCst) && fds[0].revents & libc::POLLHUP != 0 {
+                // Disconnected: reap said the queue is not empty yet, so
+                // go round again to collect ours.
+                continue;
+            }
+            if cancellable && self.cancelled.load(Ordering::SeqCst) {
+                return Waited::Cancelled;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Waited::TimedOut;
+            }
+        }
+    }
+
+    /// Submits one IN URB of at least `buf.len()` bytes on `pipe` and waits
+    /// for it, the deadline, or cancellation.
+    fn read(
+        &self,
+        pipe: &InPipe,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize, TransportError> {
+        let mut memory = lock(&pipe.memory);
+        self.check_gone()?;
+        if self.cancelled.load(Ordering::SeqCst) {
+            return Err(TransportError::Cancelled);
+        }
+        let requested = round_up_to_packets(buf.len(), pipe.max_packet_size);
+        if memory.capacity < requested {
+            *memory = UrbMemory::new(requested);
+            pipe.urb_address
+                .store(memory.urb.as_ptr() as usize, Ordering::SeqCst);
+        }
+        let urb = memory.urb.as_ptr();
+        // SAFETY: `urb` points at our URB, which the kernel does not own
+        // (the previous transfer was reaped); the buffer holds `requested`
+        // bytes and stays allocated until this URB is reaped or abandoned.
+        unsafe {
+            urb.write(Urb {
+                kind: pipe.kind,
+                endpoint: pipe.address,
+                status: 0,
+                flags: 0,
+                buffer: memory.buffer.as_ptr().cast(),
+                buffer_length: c_int::try_from(requested).unwrap_or(c_int::MAX),
+                actual_length: 0,
+                start_frame: 0,
+                number_of_packets: 0,
+                error_count: 0,
+                signr: 0,
+                usercontext: std::ptr::null_mut(),
+            });
+        }
+        if let Err(e) = ioctl(self.fd.as_raw_fd(), abi::USBDEVFS_SUBMITURB, urb.cast()) {
+            if matches!(e, libc::ENODEV | libc::ESHUTDOWN) {
+                self.mark_gone();
+            }
+            return Err(map_errno("submitting a USB transfer", e));
+        }
+        let deadline = Instant::now().checked_add(timeout);
+        let interrupted_by = match self.wait(pipe, deadline, true) {
+            Waited::Reaped => None,
+            Waited::Gone => Some(TransportError::DeviceGone),
+            outcome => {
+                // Discard, then collect the URB: EINVAL means it already
+                // completed and only needs reaping.
+                let _ = ioctl(self.fd.as_raw_fd(), abi::USBDEVFS_DISCARDURB, urb.cast());
+                let give_up = Instant::now() + DISCARD_WAIT;
+                match self.wait(pipe, Some(give_up), false) {
+                    Waited::Reaped => {}
+                    Waited::Gone => return Err(TransportError::DeviceGone),
+                    _ => {
+                        tracing::error!(
+                            endpoint = pipe.address,
+                            "discarded URB not returned after {DISCARD_WAIT:?}; abandoning its memory"
+                        );
+                        let fresh = UrbMemory::new(memory.capacity);
+                        pipe.urb_address
+                            .store(fresh.urb.as_ptr() as usize, Ordering::SeqCst);
+                        std::mem::replace(&mut *memory, fresh).abandon();
+                        return Err(TransportError::Timeout);
+                    }
+                }
+                Some(match outcome {
+                    Waited::Cancelled => TransportError::Cancelled,
+                    _ => TransportError::Timeout,
+                })
+            }
+        };
+        if matches!(interrupted_by, Some(TransportError::DeviceGone)) {
+            // Reaping reported an empty queue on a gone device; only the
+            // reap ioctl writes our memory, and later calls stop at
+            // `check_gone` before touching it.
+            return Err(TransportError::DeviceGone);
+        }
+        // SAFETY: the URB was reaped: the kernel no longer writes it or
+        // its buffer, and the reaping thread's writes are visible through
+        // the reap-state mutex.
+        let (status, actual) = unsafe { ((*urb).status, (*urb).actual_length) };
+        let actual = usize::try_from(actual).unwrap_or(0);
+        match (status, interrupted_by) {
+            // Data that made it before the cancel is delivered, not dropped.
+            (0, _) if actual > buf.len() => Err(TransportError::Overflow {
+                received: actual,
+                capacity: buf.len(),
+            }),
+            (0, _) => {
+                // SAFETY: the kernel wrote `actual` ≤ requested bytes into
+                // the buffer and has handed it back.
+                let data = unsafe { std::slice::from_raw_parts(memory.buffer.as_ptr(), actual) };
+                buf[..actual].copy_from_slice(data);
+                Ok(actual)
+            }
+            (_, Some(why)) if matches!(-status, libc::ENOENT | libc::ECONNRESET) => Err(why),
+            (status, _) => Err(self.urb_failed(pipe.address, status, actual, buf.len())),
+        }
+    }
+
+    /// Maps a failed URB; a stall is cleared so the next transfer works.
+    fn urb_failed(
+        &self,
+        endpoint: u8,
+        status: c_int,
+        actual: usize,
+        capacity: usize,
+    ) -> TransportError {
+        let error = map_urb_status(status, actual, capacity);
+        match error {
+            TransportError::DeviceGone => self.mark_gone(),
+            TransportError::Stall => self.clear_halt(endpoint),
+            // Killed without us asking: the kernel does that at unplug.
+            TransportError::Timeout if !self.still_connected() => {
+                self.mark_gone();
+                return TransportError::DeviceGone;
+            }
+            _ => {}
+        }
+        error
+    }
+
+    /// Any non-reap ioctl answers ENODEV once the device is unplugged.
+    fn still_connected(&self) -> bool {
+        let mut capabilities: u32 = 0;
+        ioctl(
+            self.fd.as_raw_fd(),
+            abi::USBDEVFS_GET_CAPABILITIES,
+            (&raw mut capabilities).cast(),
+        ) != Err(libc::ENODEV)
+    }
+
+    fn clear_halt(&self, endpoint: u8) {
+        let mut ep = c_uint::from(endpoint);
+        if let Err(e) = ioctl(
+            self.fd.as_raw_fd(),
+            abi::USBDEVFS_CLEAR_HALT,
+            (&raw mut ep).cast(),
+        ) {
+            tracing::warn!(endpoint, errno = e, "clearing the endpoint halt failed");
+        }
+    }
+
+    /// A synchronous ioctl's errno, with unplug remembered.
+    fn sync_failed(&self, context: &'static str, e: i32) -> TransportError {
+        if matches!(e, libc::ENODEV | libc::ESHUTDOWN) {
+            self.mark_gone();
+        }
+        map_errno(context, e)
+    }
+
+    fn control(
+        &self,
+        request_type: u8,
+        request: u8,
+        value: u16,
+        data: *mut u8,
+        length: u16,
+        timeout: Duration,
+    ) -> Result<usize, TransportError> {
+        self.check_gone()?;
+        let mut transfer = abi::CtrlTransfer {
+            request_type,
+            request,
+            value,
+            index: u16::from(self.info.interface_number),
+            length,
+            timeout: kernel_timeout(timeout),
+            data: data.cast(),
+        };
+        ioctl(
+            self.fd.as_raw_fd(),
+            abi::USBDEVFS_CONTROL,
+            (&raw mut transfer).cast(),
+        )
+        .map(|n| usize::try_from(n).unwrap_or(0))
+        .map_err(|e| self.sync_failed("USB control request", e))
+    }
+}
+
+/// Largest control data stage usbfs accepts (one page).
+const CONTROL_MAX: usize = 4096;
+
+impl Transport for UsbfsTransport {
+    fn info(&self) -> &TransportInfo {
+        &self.info
+    }
+
+    fn bulk_out(&self, message: &[u8], timeout: Duration) -> Result<(), TransportError> {
+        self.check_gone()?;
+        let mut transfer = abi::BulkTransfer {
+            ep: c_uint::from(self.bulk_out_address),
+            len: c_uint::try_from(message.len()).map_err(|_| {
+                TransportError::io("bulk-OUT", std::io::Error::other("message too long"))
+            })?,
+            timeout: kernel_timeout(timeout),
+            // The kernel only reads an OUT transfer's data.
+            data: message.as_ptr().cast_mut().cast(),
+        };
+        let sent = ioctl(
+            self.fd.as_raw_fd(),
+            abi::USBDEVFS_BULK,
+            (&raw mut transfer).cast(),
+        )
+        .map_err(|e| {
+            if e == libc::EPIPE {
+                self.clear_halt(self.bulk_out_address);
+            }
+            self.sync_failed("bulk-OUT", e)
+        })?;
+        if usize::try_from(sent).ok() != Some(message.len()) {
+            return Err(TransportError::io(
+                "bulk-OUT",
+                std::io::Error::other(format!("sent {sent} of {} bytes", message.len())),
+            ));
+        }
+        Ok(())
+    }
+
+    fn bulk_in(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
+        self.read(&self.bulk_in, buf, timeout)
+    }
+
+    fn interrupt_in(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
+        let pipe = self
+            .interrupt_in
+            .as_ref()
+            .ok_or(TransportError::NoInterruptEndpoint)?;
+        self.read(pipe, buf, timeout)
+    }
+
+    fn control_in(
+        &self,
+        request: u8,
+        value: u16,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize, TransportError> {
+        let length = buf.len().min(CONTROL_MAX);
+        self.control(
+            0xA1,
+            request,
+            value,
+            buf.as_mut_ptr(),
+            u16::try_from(length).unwrap_or(u16::MAX),
+            timeout,
+        )
+    }
+
+    fn control_out(
+        &self,
+        request: u8,
+        value: u16,
+        data: &[u8],
+        timeout: Duration,
+    ) -> Result<(), TransportError> {
+        let length = u16::try_from(data.len())
+            .ok()
+            .filter(|&n| usize::from(n) <= CONTROL_MAX)
+            .ok_or_else(|| {
+                TransportError::io("control-OUT", std::io::Error::other("data stage too long"))
+            })?;
+        // The kernel only reads an OUT request's data stage.
+        self.control(
+            0x21,
+            request,
+            value,
+            data.as_ptr().cast_mut(),
+            length,
+            timeout,
+        )
+        .map(drop)
+    }
+
+    fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        // Level-triggered until reset_cancel: no waiter can miss it.
+        signal(&self.cancel_fd);
+    }
+
+    fn reset_cancel(&self) {
+        self.cancelled.store(false, Ordering::SeqCst);
+        drain(&self.cancel_fd);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Error mapping
+// ---------------------------------------------------------------------------
+
+/// Maps a completed URB's negative-errno status (`actual` bytes arrived
+/// into a buffer for `capacity`); ENOENT/ECONNRESET (killed) read as a
+/// timeout when nobody in this backend asked for it.
+pub fn map_urb_status(status: i32, actual: usize, capacity: usize) -> TransportError {
+    match -status {
+        libc::ENODEV | libc::ESHUTDOWN => TransportError::DeviceGone,
+        libc::EPIPE => TransportError::Stall,
+        libc::EOVERFLOW => TransportError::Overflow {
+            received: actual.max(capacity + 1),
+            capacity,
+        },
+        libc::ENOENT | libc::ECONNRESET | libc::ETIMEDOUT => TransportError::Timeout,
+        e => TransportError::io("USB transfer", std::io::Error::from_raw_os_error(e)),
+    }
+}
+
+/// Maps a usbfs ioctl's errno.
+pub fn map_errno(context: &'static str, e: i32) -> TransportError {
+    match e {
+        libc::ENODEV | libc::ESHUTDOWN => TransportError::DeviceGone,
+        libc::EPIPE => TransportError::Stall,
+        libc::ETIMEDOUT => TransportError::Timeout,
+        libc::EOVERFLOW => TransportError::Overflow {
+            received: 0,
+            capacity: 0,
+        },
+        libc::EBUSY => TransportError::Busy(context.to_owned()),
+        e => TransportError::io(context, std::io::Error::from_raw_os_error(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urb_statuses_keep_gone_stall_overflow_and_timeout_apart() {
+        assert!(matches!(
+            map_urb_status(-libc::ENODEV, 0, 64),
+            TransportError::DeviceGone
+        ));
+        assert!(matches!(
+            map_urb_status(-libc::ESHUTDOWN, 0, 64),
+            TransportError::DeviceGone
+        ));
+        assert!(matches!(
+            map_urb_status(-libc::EPIPE, 0, 64),
+            TransportError::Stall
+        ));
+        assert!(matches!(
+            map_urb_status(-libc::EOVERFLOW, 64, 64),
+            TransportError::Overflow {
+                received: 65,
+                capacity: 64
+            }
+        ));
+        assert!(matches!(
+            map_urb_status(-libc::ENOENT, 0, 64),
+            TransportError::Timeout
+        ));
+        assert!(matches!(
+            map_urb_status(-libc::EPROTO, 0, 64),
+            TransportError::Io { .. }
+        ));
+    }
+
+    #[test]
+    fn kernel_timeouts_never_mean_forever() {
+        assert_eq!(kernel_timeout(Duration::ZERO), 1);
+        assert_eq!(kernel_timeout(Duration::from_millis(1500)), 1500);
+        assert_eq!(kernel_timeout(Duration::MAX), u32::MAX);
+    }
+}
