@@ -10,6 +10,7 @@
 //! | [`card`] | ISO/IEC 7816-4 service layer |
 //! | [`ifd`] | pcsc-lite IFD handler (the cdylib's C ABI) |
 //! | [`usbip`] | USB/IP wire format and a server exporting any transport |
+//! | [`trace`] | CCID messages out of usbmon captures (pcap, pcapng) and libccid logs |
 //!
 //! The ISO/IEC 7816-3 engines live in the `ferroccid-protocols` crate,
 //! re-exported here as [`protocols`].
@@ -24,6 +25,7 @@ pub mod device;
 pub mod ifd;
 pub mod reader;
 pub mod sim;
+pub mod trace;
 pub mod transport;
 pub mod usbip;
 
