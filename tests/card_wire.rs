@@ -535,3 +535,24 @@ fn get_response_asks_no_more_than_the_callers_ne() {
     assert_eq!((r.data, r.sw), (vec![7u8; 16], Sw::OK));
     assert!(ch.script.is_empty());
 }
+
+/// PcscMonitor's reading of pcsc-lite's card event counter: each counted
+/// insertion or removal becomes one event, alternating from the state
+/// seen at the previous look.
+#[cfg(feature = "pcsc")]
+#[test]
+fn pcsc_card_moves_follow_the_event_counter() {
+    use ferroccid::card::pcsc::card_moves;
+    use EventKind::{CardInserted as In, CardRemoved as Out};
+    assert_eq!(card_moves(true, true, 0), []);
+    assert_eq!(card_moves(true, false, 1), [Out]);
+    assert_eq!(card_moves(false, true, 1), [In]);
+    assert_eq!(card_moves(true, true, 2), [Out, In]);
+    assert_eq!(card_moves(false, false, 2), [In, Out]);
+    // Two removals and insertions between two looks: none lost.
+    assert_eq!(card_moves(true, true, 4), [Out, In, Out, In]);
+    assert_eq!(card_moves(true, false, 3), [Out, In, Out]);
+    // Counter and state disagree: the state decides the parity.
+    assert_eq!(card_moves(true, false, 0), [Out]);
+    assert_eq!(card_moves(false, false, 1), []);
+}

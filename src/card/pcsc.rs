@@ -897,6 +897,33 @@ impl Drop for PcscMonitor {
     }
 }
 
+/// The card movements between two looks at a reader: from `was` to `now`
+/// presence with `counted` card events in between (pcsc-lite counts every
+/// insertion and every removal). Movements alternate, so a slow look still
+/// reports each one: out-in-out-in is two pairs, not one.
+pub fn card_moves(was: bool, now: bool, counted: u32) -> Vec<EventKind> {
+    // The parity of the count must match the change; if the counter and
+    // the state disagree, the state wins.
+    let changed = was != now;
+    let mut moves = counted as usize;
+    if changed && moves % 2 == 0 {
+        moves += 1;
+    } else if !changed && moves % 2 == 1 {
+        moves -= 1;
+    }
+    (0..moves)
+        .map(|i| {
+            // The first move leaves `was`; then they alternate.
+            let inserted = (i % 2 == 0) != was;
+            if inserted {
+                EventKind::CardInserted
+            } else {
+                EventKind::CardRemoved
+            }
+        })
+        .collect()
+}
+
 struct MonitorLoop {
     context: Context,
     bus: EventBus,
@@ -985,22 +1012,7 @@ impl MonitorLoop {
                 state.event_count().wrapping_sub(before) & 0xFFFF
             });
             if publish && watched.count.is_some() {
-                let mut kinds = Vec::new();
-                if present != watched.present {
-                    kinds.push(if present {
-                        EventKind::CardInserted
-                    } else {
-                        EventKind::CardRemoved
-                    });
-                } else if counted >= 2 {
-                    // Out and back in (or in and back out) between looks.
-                    kinds.extend(if present {
-                        [EventKind::CardRemoved, EventKind::CardInserted]
-                    } else {
-                        [EventKind::CardInserted, EventKind::CardRemoved]
-                    });
-                }
-                for kind in kinds {
+                for kind in card_moves(watched.present, present, counted) {
                     self.bus.publish(&watched.name, kind);
                 }
             } else if publish && present {

@@ -589,16 +589,22 @@ pub fn lock_between_attachments(fx: &dyn Fixture) {
         Some(Error::Channel(ChannelError::Timeout))
     );
     assert!(start.elapsed() >= Duration::from_millis(100));
-    // B waits on another thread; A releases after 150 ms; B gets it.
+    // B waits on another thread; A releases after 150 ms; B gets it, and
+    // not before A let go (compared as instants: the waiting thread may
+    // start late on a busy machine, so its own elapsed time proves nothing).
     let waiter = std::thread::spawn(move || {
-        let start = Instant::now();
         b.lock(Some(Duration::from_secs(10)))
-            .map(|_| start.elapsed())
+            .map(|_| Instant::now())
     });
     std::thread::sleep(Duration::from_millis(150));
+    let released = Instant::now();
     lock.unlock(Disposition::Leave).unwrap();
-    let waited = waiter.join().unwrap().unwrap();
-    assert!(waited >= Duration::from_millis(100), "waited {waited:?}");
+    let granted = waiter.join().unwrap().unwrap();
+    assert!(
+        granted >= released,
+        "B was granted the lock {:?} before A released it",
+        released - granted
+    );
     // Dropping a lock releases it too.
     drop(a.lock(None).unwrap());
     drop(a.lock(Some(Duration::from_millis(10))).unwrap());
