@@ -155,7 +155,7 @@ fn pcscd(kind: Kind) -> &'static Pcscd {
     };
     cell.get_or_init(|| {
         let pcscd = match kind {
-            Kind::T1 => start_pcscd(kind, &["lock", "events"]),
+            Kind::T1 => start_pcscd(kind, &["lock", "events", "mon"]),
             Kind::T0 => start_pcscd(kind, &[]),
         };
         std::env::set_var("PCSCLITE_CSOCK_NAME", &pcscd.socket);
@@ -521,4 +521,70 @@ fn attach_by_pcsc_handle() {
     assert_eq!(status.protocol, Some(Protocol::T1));
     assert!(status.present && status.powered);
     manager.detach(Disposition::Leave).unwrap();
+}
+
+// ---------------------------------------------------------------- by name, CLI
+
+/// AttachByIFD with a `pcsc:` name goes through pcscd: the full PC/SC
+/// name, or a part of it only one reader has.
+#[test]
+fn attach_by_ifd_with_a_pcsc_name() {
+    let fx = PcscdFixture::named(Kind::T1, "lock");
+    for name in [format!("pcsc:{}", fx.reader), "pcsc:/lock.json".to_owned()] {
+        let card = CardManager::attach_by_ifd(&name, AttachOptions::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let status = card.status().unwrap();
+        assert_eq!(status.reader, fx.reader, "{name}");
+        assert_eq!(status.atr, CardConfig::t1().atr());
+        assert_eq!(status.protocol, Some(Protocol::T1));
+        card.detach(Disposition::Leave).unwrap();
+    }
+    assert_eq!(
+        CardManager::attach_by_ifd("pcsc:no such reader", AttachOptions::default()).err(),
+        Some(Error::Channel(ChannelError::ReaderUnavailable))
+    );
+    // Every reader of this pcscd has "ferroccid" in its name.
+    assert!(matches!(
+        CardManager::attach_by_ifd("pcsc:ferroccid", AttachOptions::default()),
+        Err(Error::InvalidRequest(_))
+    ));
+}
+
+/// `ferroccid monitor --reader pcsc:PART` prints the reader and its card
+/// first, then each card movement as it happens.
+#[test]
+fn cli_monitor_over_pcsc() {
+    let fx = PcscdFixture::named(Kind::T1, "mon");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferroccid"))
+        .args(["monitor", "--reader", "pcsc:/mon.json", "--count", "4"])
+        .env("PCSCLITE_CSOCK_NAME", &pcscd(Kind::T1).socket)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ferroccid runs");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = || {
+        lines
+            .next()
+            .expect("monitor output ended early")
+            .expect("readable output")
+    };
+    let first = next();
+    assert!(
+        first.contains(&fx.reader) && first.ends_with("ReaderAdded"),
+        "{first}"
+    );
+    let second = next();
+    assert!(second.ends_with("CardInserted"), "{second}");
+    fx.remove_card();
+    let third = next();
+    assert!(
+        third.contains(&fx.reader) && third.ends_with("CardRemoved"),
+        "{third}"
+    );
+    fx.insert_card();
+    let fourth = next();
+    assert!(fourth.ends_with("CardInserted"), "{fourth}");
+    let status = child.wait().unwrap();
+    assert!(status.success(), "monitor exit status {status}");
 }

@@ -148,8 +148,24 @@ impl CardManager {
 
     /// Attaches by reader name (AttachByIFD): a ferroccid device name
     /// (`sim`, `usb:…`, `usbip:…`), optionally followed by `#SLOT` for a
-    /// slot other than 0, driven directly through [`SlotChannel`].
+    /// slot other than 0, driven directly through [`SlotChannel`]; or
+    /// `pcsc:READER`, a PC/SC reader through pcscd (its full name or a part
+    /// only it has), shared with other applications.
     pub fn attach_by_ifd(name: &str, options: AttachOptions) -> Result<CardManager> {
+        if let Some(reader) = name.strip_prefix("pcsc:") {
+            #[cfg(feature = "pcsc")]
+            {
+                let reader = super::pcsc::find_reader(reader)?;
+                return CardManager::attach_pcsc(&reader, ::pcsc::ShareMode::Shared, options);
+            }
+            #[cfg(not(feature = "pcsc"))]
+            {
+                let _ = reader;
+                return Err(Error::InvalidRequest(
+                    "pcsc: readers need ferroccid built with the pcsc feature",
+                ));
+            }
+        }
         let (device, index) = match name.rsplit_once('#') {
             Some((device, index)) => (
                 device,

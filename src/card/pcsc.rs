@@ -862,6 +862,20 @@ impl PcscMonitor {
     /// Starts watching every reader; events go to `bus`. The readers and
     /// cards there now are the starting point: only changes are published.
     pub fn start(bus: EventBus) -> std::result::Result<PcscMonitor, ChannelError> {
+        PcscMonitor::start_inner(bus, false)
+    }
+
+    /// Like [`PcscMonitor::start`], but the readers there now are first
+    /// published as added (and their cards as inserted), so a subscriber
+    /// sees the whole state before the changes.
+    pub fn start_announcing(bus: EventBus) -> std::result::Result<PcscMonitor, ChannelError> {
+        PcscMonitor::start_inner(bus, true)
+    }
+
+    fn start_inner(
+        bus: EventBus,
+        announce: bool,
+    ) -> std::result::Result<PcscMonitor, ChannelError> {
         let context = Context::establish(Scope::User).map_err(channel_error)?;
         let stop = Arc::new(AtomicBool::new(false));
         let mut watch = MonitorLoop {
@@ -872,8 +886,8 @@ impl PcscMonitor {
         };
         // The first look happens here, so that a change made after
         // `start` returns is a change and not the starting point.
-        watch.rescan(false)?;
-        watch.poll(Duration::ZERO, false)?;
+        watch.rescan(announce)?;
+        watch.poll(Duration::ZERO, announce)?;
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("ferroccid-pcsc-events".into())
@@ -998,7 +1012,8 @@ impl MonitorLoop {
     fn poll(&mut self, timeout: Duration, publish: bool) -> std::result::Result<(), ChannelError> {
         match self.context.get_status_change(timeout, &mut self.states) {
             Ok(()) => {}
-            Err(pcsc::Error::Timeout) if !publish => {}
+            // The first look (zero timeout) finds nothing new.
+            Err(pcsc::Error::Timeout) if timeout.is_zero() => {}
             Err(e) => return Err(channel_error(e)),
         }
         let readers_changed = self.states[0].event_state().contains(State::CHANGED);

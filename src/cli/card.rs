@@ -170,16 +170,6 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
-/// A ferroccid device name directly, or `pcsc:READER` through pcscd.
-fn attach(reader: &str, options: AttachOptions) -> ferroccid::card::Result<CardManager> {
-    #[cfg(feature = "pcsc")]
-    if let Some(name) = reader.strip_prefix("pcsc:") {
-        let name = ferroccid::card::pcsc::find_reader(name)?;
-        return CardManager::attach_pcsc(&name, ::pcsc::ShareMode::Shared, options);
-    }
-    CardManager::attach_by_ifd(reader, options)
-}
-
 fn execute(args: Args) -> Result<(), String> {
     let options = AttachOptions {
         extended: if args.extended {
@@ -189,7 +179,8 @@ fn execute(args: Args) -> Result<(), String> {
         },
         events: None,
     };
-    let card = attach(&args.reader, options).map_err(|e| format!("{}: {e}", args.reader))?;
+    let card = CardManager::attach_by_ifd(&args.reader, options)
+        .map_err(|e| format!("{}: {e}", args.reader))?;
     let files = card.file_access();
     let mut out = std::io::stdout().lock();
     let print = |out: &mut dyn Write, text: &str| {

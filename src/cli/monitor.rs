@@ -1,5 +1,8 @@
-//! `ferroccid monitor [--reader NAME]`: prints reader, card and PIN events
-//! of the card service layer as they happen, one line each.
+//! `ferroccid monitor [--reader NAME | --pcsc]`: prints reader, card and PIN
+//! events of the card service layer as they happen, one line each. A
+//! ferroccid device is watched directly; `--pcsc` watches every reader of
+//! pcscd, and `--reader pcsc:PART` those of its readers whose name
+//! contains PART (through [`ferroccid::card::pcsc::PcscMonitor`]).
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -8,9 +11,14 @@ use ferroccid::card::{AttachOptions, CardManager, ChannelError, Error, EventBus,
 /// Arguments of `ferroccid monitor`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Reader device name (`sim`, `usb:…`, `usbip:…`, `NAME#SLOT`).
+    /// Reader device name (`sim`, `usb:…`, `usbip:…`, `NAME#SLOT`), or
+    /// `pcsc:PART` for the pcscd readers whose name contains PART.
     #[arg(long, default_value = "sim")]
     pub reader: String,
+    /// Watch every reader of pcscd (readers added and removed, cards
+    /// inserted and removed); the readers there now come first.
+    #[arg(long, conflicts_with = "reader")]
+    pub pcsc: bool,
     /// How often to look at the reader, in milliseconds.
     #[arg(long, default_value_t = 250)]
     pub interval: u64,
@@ -19,8 +27,18 @@ pub struct Args {
     pub count: Option<u64>,
 }
 
+fn print_event(event: &ferroccid::card::Event) {
+    println!("{:>6} {:<24} {:?}", event.seq, event.reader, event.kind);
+}
+
 /// Run `ferroccid monitor`.
 pub fn run(args: Args) -> ExitCode {
+    if args.pcsc {
+        return run_pcsc(None, &args);
+    }
+    if let Some(part) = args.reader.strip_prefix("pcsc:") {
+        return run_pcsc(Some(part), &args);
+    }
     let bus = EventBus::global();
     let events = bus.subscribe();
     let interval = Duration::from_millis(args.interval.max(10));
@@ -49,7 +67,7 @@ pub fn run(args: Args) -> ExitCode {
             }
         }
         while let Some(event) = events.try_recv() {
-            println!("{:>6} {:<24} {:?}", event.seq, event.reader, event.kind);
+            print_event(&event);
             printed += 1;
             if args.count.is_some_and(|n| printed >= n) {
                 return ExitCode::SUCCESS;
@@ -57,4 +75,43 @@ pub fn run(args: Args) -> ExitCode {
         }
         std::thread::sleep(interval);
     }
+}
+
+/// Watches pcscd's readers; `part` keeps the events of readers whose name
+/// contains it.
+#[cfg(feature = "pcsc")]
+fn run_pcsc(part: Option<&str>, args: &Args) -> ExitCode {
+    use std::io::Write;
+    let bus = EventBus::new();
+    let events = bus.subscribe();
+    let _monitor = match ferroccid::card::pcsc::PcscMonitor::start_announcing(bus) {
+        Ok(monitor) => monitor,
+        Err(e) => {
+            eprintln!("ferroccid monitor: pcscd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let interval = Duration::from_millis(args.interval.max(10));
+    let mut printed = 0u64;
+    loop {
+        let Some(event) = events.recv_timeout(interval) else {
+            continue;
+        };
+        if part.is_some_and(|p| !event.reader.contains(p)) {
+            continue;
+        }
+        print_event(&event);
+        // Each line as it happens, also into a pipe.
+        let _ = std::io::stdout().flush();
+        printed += 1;
+        if args.count.is_some_and(|n| printed >= n) {
+            return ExitCode::SUCCESS;
+        }
+    }
+}
+
+#[cfg(not(feature = "pcsc"))]
+fn run_pcsc(_: Option<&str>, _: &Args) -> ExitCode {
+    eprintln!("ferroccid monitor: built without the pcsc feature");
+    ExitCode::FAILURE
 }
