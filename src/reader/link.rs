@@ -650,6 +650,11 @@ impl Link {
     /// bSeq, then drain until the reader's SlotStatus for the Abort (the
     /// aborted command's late answer, if any, is dropped on the way).
     /// Failures are logged, not returned: the caller reports why it aborted.
+    ///
+    /// The drain is bounded by the margin, not by a number of frames: how
+    /// many time-extension frames of the aborted command are queued depends
+    /// on how long this thread was kept from reading (a busy host), and
+    /// each one left behind would count as stale against the next command.
     pub fn abort(&self, slot: &SlotLink, rx: &mut [u8]) {
         if self.check_gone().is_err() {
             return;
@@ -678,7 +683,7 @@ impl Link {
             return;
         }
         let deadline = Instant::now() + margin;
-        for _ in 0..=self.options.max_stale_frames {
+        loop {
             match self.receive(slot, rx, Instant::now(), deadline, false) {
                 Ok(n) => {
                     trace_frame("recv (draining)", &rx[..n]);
@@ -733,17 +738,32 @@ mod tests {
     use super::*;
     use crate::transport::TransportInfo;
 
-    /// bulk-IN hands out queued frames; the first read waits (up to 2 s)
-    /// until `second_started`, so the test knows which thread leads first.
+    /// bulk-IN hands out queued frames; if asked, the first read waits (up
+    /// to 2 s) until `second_started`, so a test knows which thread leads.
     /// A read with nothing queued is counted and fails at once: in these
     /// tests every frame is queued up front, so such a read means a thread
     /// went to the wire for an answer another thread had already read.
-    struct QueueTransport {
+    pub(super) struct QueueTransport {
         info: TransportInfo,
-        frames: Mutex<VecDeque<Vec<u8>>>,
+        pub frames: Mutex<VecDeque<Vec<u8>>>,
+        hold_first_read: bool,
         second_started: AtomicBool,
         reads: AtomicUsize,
-        reads_of_nothing: AtomicUsize,
+        pub reads_of_nothing: AtomicUsize,
+    }
+
+    impl QueueTransport {
+        /// `hold_first_read`: the first bulk-IN waits for `second_started`.
+        pub fn new(frames: VecDeque<Vec<u8>>, hold_first_read: bool) -> QueueTransport {
+            QueueTransport {
+                info: TransportInfo::default(),
+                frames: Mutex::new(frames),
+                hold_first_read,
+                second_started: AtomicBool::new(false),
+                reads: AtomicUsize::new(0),
+                reads_of_nothing: AtomicUsize::new(0),
+            }
+        }
     }
 
     impl Transport for QueueTransport {
@@ -754,7 +774,7 @@ mod tests {
             Ok(())
         }
         fn bulk_in(&self, buf: &mut [u8], _: Duration) -> Result<usize, TransportError> {
-            if self.reads.fetch_add(1, Ordering::SeqCst) == 0 {
+            if self.reads.fetch_add(1, Ordering::SeqCst) == 0 && self.hold_first_read {
                 let until = Instant::now() + Duration::from_secs(2);
                 while !self.second_started.load(Ordering::SeqCst) && Instant::now() < until {
                     thread::sleep(Duration::from_millis(1));
@@ -782,7 +802,7 @@ mod tests {
             Err(TransportError::Stall)
         }
         fn control_out(&self, _: u8, _: u16, _: &[u8], _: Duration) -> Result<(), TransportError> {
-            Err(TransportError::Stall)
+            Ok(())
         }
         fn cancel(&self) {}
         fn reset_cancel(&self) {}
@@ -790,7 +810,7 @@ mod tests {
 
     /// CCID rev 1.1 §5.1 class descriptor of a two-slot reader with
     /// bMaxCCIDBusySlots 2, written field by field.
-    fn two_slot_descriptor() -> ClassDescriptor {
+    pub(super) fn two_slot_descriptor() -> ClassDescriptor {
         let mut d = vec![0x36, 0x21, 0x10, 0x01, 0x01, 0x07]; // bMaxSlotIndex 1
         d.extend_from_slice(&3u32.to_le_bytes()); // dwProtocols T=0, T=1
         d.extend_from_slice(&4000u32.to_le_bytes()); // dwDefaultClock
@@ -834,14 +854,9 @@ mod tests {
     /// mailbox empty and wait on bulk-IN for an answer already read.
     #[test]
     fn a_frame_for_another_slot_is_posted_before_the_turn_is_given_up() {
-        let transport = Arc::new(QueueTransport {
-            info: TransportInfo::default(),
-            // Slot 1's answer first, then slot 0's.
-            frames: Mutex::new(VecDeque::from([data_block(1, 0x11), data_block(0, 0x00)])),
-            second_started: AtomicBool::new(false),
-            reads: AtomicUsize::new(0),
-            reads_of_nothing: AtomicUsize::new(0),
-        });
+        // Slot 1's answer first, then slot 0's.
+        let frames = VecDeque::from([data_block(1, 0x11), data_block(0, 0x00)]);
+        let transport = Arc::new(QueueTransport::new(frames, true));
         let link = Arc::new(Link::new(
             transport.clone(),
             two_slot_descriptor(),
@@ -884,5 +899,50 @@ mod tests {
         assert_eq!(slot0.expect("slot 0 answer"), data_block(0, 0x00));
         assert_eq!(slot1.expect("slot 1 answer"), data_block(1, 0x11));
         assert_eq!(transport.reads.load(Ordering::SeqCst), 2);
+    }
+}
+
+#[cfg(test)]
+mod abort_tests {
+    use std::collections::VecDeque;
+    use std::sync::Arc;
+
+    use super::tests::{two_slot_descriptor, QueueTransport};
+    use super::*;
+
+    /// RDR_to_PC_DataBlock (§6.2.1) for slot 0: time extension
+    /// (bmCommandStatus 2, bError = multiplier 1), bSeq `seq`, no data.
+    fn time_extension(seq: u8) -> Vec<u8> {
+        vec![0x80, 0, 0, 0, 0, 0, seq, 0x80, 0x01, 0]
+    }
+
+    /// Regression (reader_sim_concurrency::cancel_a_slow_command failed
+    /// under load): more time-extension frames of the aborted command were
+    /// queued than the drain read (it stopped after max_stale_frames + 1),
+    /// so the next command met the rest as stale frames and failed.
+    #[test]
+    fn abort_drains_every_queued_frame_up_to_its_own_answer() {
+        let aborted_seq = 0xF0;
+        let mut frames: VecDeque<Vec<u8>> =
+            (0..3 * usize::from(ReaderOptions::default().max_stale_frames))
+                .map(|_| time_extension(aborted_seq))
+                .collect();
+        // CMD_ABORTED (bmCommandStatus 1, bError 0xFF) for the aborted
+        // command, then the SlotStatus of PC_to_RDR_Abort: the link's
+        // first bSeq is 0.
+        frames.push_back(vec![0x80, 0, 0, 0, 0, 0, aborted_seq, 0x40, 0xFF, 0]);
+        frames.push_back(vec![0x81, 0, 0, 0, 0, 0, 0, 0x00, 0x00, 0]);
+        let transport = Arc::new(QueueTransport::new(frames, false));
+        let link = Link::new(
+            transport.clone(),
+            two_slot_descriptor(),
+            ReaderOptions::default(),
+            Active::default(),
+            271,
+        );
+        let mut rx = [0u8; 271];
+        link.abort(&link.slots[0], &mut rx);
+        assert_eq!(lock(&transport.frames).len(), 0, "frames left behind");
+        assert_eq!(transport.reads_of_nothing.load(Ordering::SeqCst), 0);
     }
 }
