@@ -587,3 +587,138 @@ fn slot_channel_survives_card_events_that_arrive_after_the_reconnect() {
     files.select_fid(0x2F00).unwrap();
     assert_eq!(files.read_binary(Ef::Current, 0, None).unwrap(), TEXT_2F00);
 }
+
+// ---------------------------------------------------------------- pinpad
+
+/// VERIFY 81 with a 6-byte ASCII PIN block: the pad fills bytes 0..6 of
+/// the data field (bmFormatString 82: byte units, position 0, left, ASCII;
+/// bmPINBlockString 06: no length field, 6-byte block).
+const PAD_VERIFY_APDU: [u8; 11] = [0x00, 0x20, 0x00, 0x81, 0x06, 0, 0, 0, 0, 0, 0];
+/// CHANGE REFERENCE DATA 81: current PIN in bytes 0..6, new in 6..12.
+const PAD_MODIFY_APDU: [u8; 17] = [
+    0x00, 0x24, 0x00, 0x81, 0x0C, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+];
+
+fn pad_verify() -> ferroccid::ccid::secure::PinVerify<'static> {
+    ferroccid::ccid::secure::PinVerify {
+        timeout: 0,
+        format_string: 0x82,
+        pin_block_string: 0x06,
+        pin_length_format: 0,
+        pin_max_extra_digit: 0x0408,
+        entry_validation_condition: 0x02,
+        number_message: 0x01,
+        lang_id: 0x0409,
+        msg_index: 0,
+        teo_prologue: [0; 3],
+        apdu: &PAD_VERIFY_APDU,
+    }
+}
+
+fn pad_modify() -> ferroccid::ccid::secure::PinModify<'static> {
+    ferroccid::ccid::secure::PinModify {
+        timeout: 0,
+        format_string: 0x82,
+        pin_block_string: 0x06,
+        pin_length_format: 0,
+        insertion_offset_old: 0,
+        insertion_offset_new: 6,
+        pin_max_extra_digit: 0x0408,
+        // Bit 0: new PIN confirmed; bit 1: current PIN entered too.
+        confirm_pin: 0x03,
+        entry_validation_condition: 0x02,
+        number_message: 0x03,
+        lang_id: 0x0409,
+        msg_index: [0, 1, 2],
+        teo_prologue: [0; 3],
+        apdu: &PAD_MODIFY_APDU,
+    }
+}
+
+/// The CCID abData SlotChannel sends decodes, with the reader layer's own
+/// parser, to the structure it was made from (CCID tables 6.1-5, 6.1-6).
+#[test]
+fn ccid_pin_structures_decode_to_what_was_asked() {
+    use ferroccid::card::slot::{ccid_modify_data, ccid_verify_data};
+    use ferroccid::ccid::secure::SecureData;
+    let verify = pad_verify();
+    let data = ccid_verify_data(&verify);
+    assert_eq!(data.len(), 1 + 14 + PAD_VERIFY_APDU.len());
+    assert_eq!(SecureData::parse(&data), Ok(SecureData::Verify(verify)));
+    let modify = pad_modify();
+    let data = ccid_modify_data(&modify);
+    assert_eq!(data.len(), 1 + 13 + 3 + 3 + PAD_MODIFY_APDU.len());
+    assert_eq!(SecureData::parse(&data), Ok(SecureData::Modify(modify)));
+    // One message: one bMsgIndex on the wire.
+    let one = ferroccid::ccid::secure::PinModify {
+        number_message: 1,
+        msg_index: [7, 0, 0],
+        ..modify
+    };
+    let data = ccid_modify_data(&one);
+    assert_eq!(data.len(), 1 + 13 + 1 + 3 + PAD_MODIFY_APDU.len());
+    assert_eq!(SecureData::parse(&data), Ok(SecureData::Modify(one)));
+}
+
+/// PIN entry on the simulated GemPC Pinpad through Slot::secure: the pad
+/// types the PIN of its profile; the card's answer, its events and the
+/// PIN state follow.
+#[test]
+fn pinpad_verify_and_change_on_the_slot_channel() {
+    use ferroccid::sim::profile::PinEntry;
+    let opened = ferroccid::device::open("sim:pinpad").expect("the pinpad profile opens");
+    let sim = opened.sim.expect("sim names come with a handle");
+    let reader = ferroccid::reader::Reader::open(opened.transport).expect("reader");
+    let name = format!("card-suite-pinpad-{}", std::process::id());
+    let bus = EventBus::new();
+    let events = bus.subscribe();
+    let channel = SlotChannel::connect(&reader, 0, &name).expect("connect");
+    let card = CardManager::attach_by_handle(
+        channel,
+        AttachOptions {
+            events: Some(bus.clone()),
+            ..AttachOptions::default()
+        },
+    )
+    .unwrap();
+    let pins = card.verifier();
+    assert!(pins.has_pinpad().unwrap());
+    // The profile's user types 123456, the demo card's PIN.
+    pins.verify_on_pinpad(suite::PIN_REF, &pad_verify())
+        .unwrap();
+    assert_eq!(
+        pins.pin_status(suite::PIN_REF).unwrap(),
+        PinStatus::Verified
+    );
+    sim.set_pin_entry(PinEntry::Typed {
+        pin: "000000".into(),
+        new_pin: "654321".into(),
+    });
+    assert_eq!(
+        suite::status_of(pins.verify_on_pinpad(suite::PIN_REF, &pad_verify())),
+        (CardError::WrongPin { tries_left: 2 }, 0x63C2)
+    );
+    // Current PIN 123456 and new PIN 654321 typed on the pad.
+    sim.set_pin_entry(PinEntry::Typed {
+        pin: "123456".into(),
+        new_pin: "654321".into(),
+    });
+    pins.change_on_pinpad(suite::PIN_REF, &pad_modify())
+        .unwrap();
+    pins.verify(suite::PIN_REF, &Pin::from("654321")).unwrap();
+    // Cancel pressed: an error from the reader, not from the card.
+    sim.set_pin_entry(PinEntry::Cancelled);
+    assert!(matches!(
+        pins.verify_on_pinpad(suite::PIN_REF, &pad_verify()),
+        Err(Error::Channel(_))
+    ));
+    let r = suite::PIN_REF;
+    assert_eq!(
+        suite::kinds(&events.drain()),
+        [
+            EventKind::PinVerified { reference: r },
+            EventKind::PinChanged { reference: r },
+            EventKind::PinVerified { reference: r },
+        ]
+    );
+}

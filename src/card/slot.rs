@@ -23,6 +23,7 @@ use super::channel::{
 use super::error::ChannelError;
 use super::lock::{DeviceLock, DeviceLockGuard};
 use crate::ccid::descriptor::ExchangeLevel;
+use crate::ccid::secure::{PinModify, PinVerify};
 use crate::reader::{ErrorKind, ProtocolPreference, Reader, ReaderError, Slot};
 
 /// CCID message header bytes around an APDU in a bulk message.
@@ -34,6 +35,8 @@ pub struct SlotChannel {
     name: String,
     level: ExchangeLevel,
     max_message: usize,
+    /// `bPINSupport`: bit 0 verification, bit 1 modification.
+    pin_support: u8,
     /// The slot's insertion counter at the last (re)connect.
     insertions: u64,
     /// The card was removed since the last (re)connect: `Some` of the
@@ -54,6 +57,59 @@ impl std::fmt::Debug for SlotChannel {
             .field("name", &self.name)
             .finish()
     }
+}
+
+/// `bPINOperation` of a PIN verification (CCID §6.1.11).
+const PIN_OPERATION_VERIFY: u8 = 0x00;
+/// `bPINOperation` of a PIN modification.
+const PIN_OPERATION_MODIFY: u8 = 0x01;
+
+/// `abData` of PC_to_RDR_Secure for a PIN verification: `bPINOperation` 0
+/// and the structure of CCID table 6.1-5 (little-endian words; unlike the
+/// PC/SC form, no `bTimeOut2` and no `ulDataLength`).
+pub fn ccid_verify_data(p: &PinVerify<'_>) -> Vec<u8> {
+    let mut d = Vec::with_capacity(15 + p.apdu.len());
+    d.extend_from_slice(&[
+        PIN_OPERATION_VERIFY,
+        p.timeout,
+        p.format_string,
+        p.pin_block_string,
+        p.pin_length_format,
+    ]);
+    d.extend_from_slice(&p.pin_max_extra_digit.to_le_bytes());
+    d.extend_from_slice(&[p.entry_validation_condition, p.number_message]);
+    d.extend_from_slice(&p.lang_id.to_le_bytes());
+    d.push(p.msg_index);
+    d.extend_from_slice(&p.teo_prologue);
+    d.extend_from_slice(p.apdu);
+    d
+}
+
+/// `abData` of PC_to_RDR_Secure for a PIN modification: `bPINOperation` 1
+/// and the structure of CCID table 6.1-6, with only as many `bMsgIndex`
+/// bytes as `bNumberMessage` calls for.
+pub fn ccid_modify_data(p: &PinModify<'_>) -> Vec<u8> {
+    let mut d = Vec::with_capacity(21 + p.apdu.len());
+    d.extend_from_slice(&[
+        PIN_OPERATION_MODIFY,
+        p.timeout,
+        p.format_string,
+        p.pin_block_string,
+        p.pin_length_format,
+        p.insertion_offset_old,
+        p.insertion_offset_new,
+    ]);
+    d.extend_from_slice(&p.pin_max_extra_digit.to_le_bytes());
+    d.extend_from_slice(&[
+        p.confirm_pin,
+        p.entry_validation_condition,
+        p.number_message,
+    ]);
+    d.extend_from_slice(&p.lang_id.to_le_bytes());
+    d.extend_from_slice(&p.msg_index[..p.msg_index_count()]);
+    d.extend_from_slice(&p.teo_prologue);
+    d.extend_from_slice(p.apdu);
+    d
 }
 
 /// The coarse channel meaning of a reader error.
@@ -90,6 +146,7 @@ impl SlotChannel {
             slot,
             level: descriptor.exchange_level(),
             max_message: descriptor.max_message_length as usize,
+            pin_support: descriptor.pin_support,
             removed: None,
             insertion_pending: false,
             connected: false,
@@ -149,6 +206,31 @@ impl SlotChannel {
             Ok(status) if status.present => ChannelError::CardRemoved,
             Ok(_) => ChannelError::NoCard,
             Err(e) => channel_error(e),
+        }
+    }
+
+    /// PC_to_RDR_Secure with `ab_data`, checked like an exchange. The PIN
+    /// is typed on the pad and never passes through this process.
+    fn secure(&mut self, ab_data: &[u8]) -> Result<Vec<u8>, ChannelError> {
+        if !self.connected {
+            return Err(ChannelError::Detached);
+        }
+        if self.swapped() || self.removed.is_some() {
+            return Err(self.removal_error());
+        }
+        let mut response = vec![0u8; SHORT_MAX_NE + 2];
+        match self.slot.secure(ab_data, &mut response) {
+            Ok(n) => {
+                response.truncate(n);
+                Ok(response)
+            }
+            Err(e) => match channel_error(e) {
+                ChannelError::NoCard => {
+                    self.note_removal();
+                    Err(ChannelError::NoCard)
+                }
+                other => Err(other),
+            },
         }
     }
 
@@ -298,6 +380,28 @@ impl CardChannel for SlotChannel {
         } else {
             SHORT_MAX_NE + 2
         }
+    }
+
+    fn has_pinpad(&self) -> bool {
+        self.pin_support & 0x01 != 0
+    }
+
+    fn verify_pin_secure(&mut self, params: &PinVerify<'_>) -> Result<Vec<u8>, ChannelError> {
+        if self.pin_support & 0x01 == 0 {
+            return Err(ChannelError::Unsupported(
+                "the reader has no PIN verification",
+            ));
+        }
+        self.secure(&ccid_verify_data(params))
+    }
+
+    fn modify_pin_secure(&mut self, params: &PinModify<'_>) -> Result<Vec<u8>, ChannelError> {
+        if self.pin_support & 0x02 == 0 {
+            return Err(ChannelError::Unsupported(
+                "the reader has no PIN modification",
+            ));
+        }
+        self.secure(&ccid_modify_data(params))
     }
 
     fn supports_extended(&self) -> bool {
