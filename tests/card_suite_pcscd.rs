@@ -115,6 +115,10 @@ fn start_pcscd(kind: Kind, extra: &[&str]) -> Pcscd {
     let devices: Vec<String> = names
         .iter()
         .map(|name| {
+            if name.starts_with("sim:") {
+                // A built-in simulator profile, used as it is.
+                return name.clone();
+            }
             let path = profiles.join(format!("{name}.json"));
             write_profile(&path, kind);
             format!("sim:{}", path.display())
@@ -155,7 +159,7 @@ fn pcscd(kind: Kind) -> &'static Pcscd {
     };
     cell.get_or_init(|| {
         let pcscd = match kind {
-            Kind::T1 => start_pcscd(kind, &["lock", "events", "mon"]),
+            Kind::T1 => start_pcscd(kind, &["lock", "events", "mon", "sim:pinpad"]),
             Kind::T0 => start_pcscd(kind, &[]),
         };
         std::env::set_var("PCSCLITE_CSOCK_NAME", &pcscd.socket);
@@ -587,4 +591,74 @@ fn cli_monitor_over_pcsc() {
     assert!(fourth.ends_with("CardInserted"), "{fourth}");
     let status = child.wait().unwrap();
     assert!(status.success(), "monitor exit status {status}");
+}
+
+// ---------------------------------------------------------------- pinpad
+
+/// PIN entry on the simulated GemPC Pinpad through pcscd: the part 10
+/// features FEATURE_VERIFY_PIN_DIRECT and FEATURE_MODIFY_PIN_DIRECT, with
+/// the PIN typed by the pad (the profile's user types 123456, the demo
+/// card's PIN, and 654321 as the new one).
+#[test]
+fn pinpad_verify_and_change_over_pcsc() {
+    use ferroccid::ccid::secure::{PinModify, PinVerify};
+    let fx = PcscdFixture::on(Kind::T1, "sim:pinpad".to_owned());
+    let bus = EventBus::new();
+    let events = bus.subscribe();
+    let card = fx.attach(&bus);
+    let pins = card.verifier();
+    assert!(
+        pins.has_pinpad().unwrap(),
+        "FEATURE_VERIFY_PIN_DIRECT listed"
+    );
+    let verify_apdu = [0x00, 0x20, 0x00, 0x81, 0x06, 0, 0, 0, 0, 0, 0];
+    let verify = PinVerify {
+        timeout: 0,
+        format_string: 0x82,
+        pin_block_string: 0x06,
+        pin_length_format: 0,
+        pin_max_extra_digit: 0x0408,
+        entry_validation_condition: 0x02,
+        number_message: 0x01,
+        lang_id: 0x0409,
+        msg_index: 0,
+        teo_prologue: [0; 3],
+        apdu: &verify_apdu,
+    };
+    pins.verify_on_pinpad(suite::PIN_REF, &verify).unwrap();
+    assert_eq!(
+        pins.pin_status(suite::PIN_REF).unwrap(),
+        PinStatus::Verified
+    );
+    let modify_apdu = [
+        0x00, 0x24, 0x00, 0x81, 0x0C, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let modify = PinModify {
+        timeout: 0,
+        format_string: 0x82,
+        pin_block_string: 0x06,
+        pin_length_format: 0,
+        insertion_offset_old: 0,
+        insertion_offset_new: 6,
+        pin_max_extra_digit: 0x0408,
+        confirm_pin: 0x03,
+        entry_validation_condition: 0x02,
+        number_message: 0x03,
+        lang_id: 0x0409,
+        msg_index: [0, 1, 2],
+        teo_prologue: [0; 3],
+        apdu: &modify_apdu,
+    };
+    pins.change_on_pinpad(suite::PIN_REF, &modify).unwrap();
+    pins.verify(suite::PIN_REF, &Pin::from("654321")).unwrap();
+    let r = suite::PIN_REF;
+    assert_eq!(
+        suite::kinds(&events.drain()),
+        [
+            EventKind::PinVerified { reference: r },
+            EventKind::PinChanged { reference: r },
+            EventKind::PinVerified { reference: r },
+        ]
+    );
+    card.detach(Disposition::Leave).unwrap();
 }
