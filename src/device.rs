@@ -102,7 +102,7 @@ fn open_usb(name: &DeviceName, backend: UsbBackend) -> Result<Arc<dyn Transport>
         )?)),
         #[allow(unreachable_patterns)]
         _ => Err(TransportError::Unsupported(format!(
-            "USB backend {backend:?} is not compiled in"
+            "USB backend {backend:?} is not compiled in (opening {name})"
         ))),
     }
 }

@@ -114,8 +114,12 @@ impl DeviceModel {
         d[17] = 1;
         let interfaces = parse_configuration(&configuration)
             .map(|list| {
+                // bNumInterfaces is one byte: a configuration listing
+                // more interfaces is broken, and the devlist record must
+                // count exactly the interface records that follow it.
                 list.iter()
                     .filter(|i| i.alt_setting == 0)
+                    .take(usize::from(u8::MAX))
                     .map(|i| InterfaceRecord {
                         class: i.class,
                         subclass: i.subclass,
@@ -170,7 +174,7 @@ impl DeviceModel {
             device_protocol: d[6],
             configuration_value: self.configuration_value,
             num_configurations: 1,
-            num_interfaces: self.interfaces.len() as u8,
+            num_interfaces: u8::try_from(self.interfaces.len()).unwrap_or(u8::MAX),
         }
     }
 
@@ -289,4 +293,34 @@ fn synthesise_configuration(info: &TransportInfo) -> Vec<u8> {
     let total = (out.len() as u16).to_le_bytes();
     out[2..4].copy_from_slice(&total);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the fuzz engineer: 256 interfaces wrapped bNumInterfaces
+    /// to 0 in the devlist record. The list stops at 255 (a one-byte
+    /// count), and the record counts the interface records it is sent with.
+    #[test]
+    fn more_than_255_interfaces_do_not_wrap_the_count() {
+        let count = 300usize;
+        let total = 9 + 9 * count;
+        let mut config = vec![9, 0x02];
+        config.extend_from_slice(&(total as u16).to_le_bytes());
+        config.extend_from_slice(&[0xFF, 1, 0, 0x80, 50]);
+        for number in 0..count {
+            // interface descriptor: bInterfaceNumber, alt 0, no endpoints, class 0x0B
+            config.extend_from_slice(&[9, 0x04, number as u8, 0, 0, 0x0B, 0, 0, 0]);
+        }
+        let info = TransportInfo {
+            configuration_descriptor: config,
+            ..TransportInfo::default()
+        };
+        let model = DeviceModel::from_info(&info);
+        let record = model.record("1-1", 1, 2);
+        assert_eq!(record.num_interfaces, 255);
+        assert_eq!(model.interfaces().len(), 255);
+        assert!(model.interfaces().iter().all(|i| i.class == 0x0B));
+    }
 }
