@@ -5,7 +5,8 @@
 //! 1. floor: `tests/vm/usbfs-xfr.c`, bare XfrBlock round trips through usbfs ioctls;
 //! 2. ferroccid's library (`Slot::transmit` over nusb), `guest_bench` below;
 //! 3. ferroccid's bundle in pcscd, through the harness's C PC/SC client;
-//! 4. libccid's bundle in pcscd, the same client.
+//! 4. libccid's bundle in pcscd, the same client;
+//! 5. ferroccid's library over the usbfs backend (`src/transport/usbfs.rs`).
 //!
 //! Prints the medians and the ratios and writes the table to `target/vm-out/bench-table/
 //! table.md` (quoted in `benches/VM.md`). Targets (issue 6): ferroccid direct ≤ 1.10 ×
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 
 /// APDUs per path per round.
 const N: usize = 150;
-/// Rounds (each runs the four paths in turn).
+/// Rounds (each runs the five paths in turn).
 const ROUNDS: usize = 3;
 /// GET CHALLENGE, 8 bytes.
 const APDU: &str = "0084000008";
@@ -128,8 +129,10 @@ fn guest_script() -> String {
     for round in 1..=ROUNDS {
         s.push_str(&format!(
             "usbfs-xfr $node 0 0x03 0x82 {N} {APDU} | sed 's/^/floor{round}:/' && \
-             FERROCCID_BENCH_N={N} vm_bench --ignored --exact guest_bench --nocapture --test-threads=1 \
+             FERROCCID_USB_BACKEND=nusb FERROCCID_BENCH_N={N} vm_bench --ignored --exact guest_bench --nocapture --test-threads=1 \
                | sed 's/^/lib{round}:/' && \
+             FERROCCID_USB_BACKEND=usbfs FERROCCID_BENCH_N={N} vm_bench --ignored --exact guest_bench --nocapture --test-threads=1 \
+               | sed 's/^/ufs{round}:/' && \
              cp -r /extra/ifd-ferroccid.bundle {DRIVERS}/ && {START_PCSCD} && \
              pcsc-apdu -w 5 -n {N} {APDU} | sed 's/^/fpc{round}:/' && {STOP_PCSCD} && \
              rm -rf {DRIVERS}/ifd-ferroccid.bundle && mv /tmp/off/ifd-ccid.bundle {DRIVERS}/ && \
@@ -171,21 +174,26 @@ fn apdu_latency_floor_library_and_pcscd() {
     assert!(run.console.contains("bench-done"), "{}", run.console);
     let floor = median_of(&run, "floor", "response: ");
     let library = median_of(&run, "lib", "response: ");
+    let usbfs = median_of(&run, "ufs", "response: ");
     let ferroccid_pcscd = median_of(&run, "fpc", "< ");
     let libccid_pcscd = median_of(&run, "lpc", "< ");
     let direct_ratio = library as f64 / floor as f64;
+    let usbfs_ratio = usbfs as f64 / floor as f64;
     let pcscd_ratio = ferroccid_pcscd as f64 / libccid_pcscd as f64;
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
     let table = format!(
         "| path | median µs per GET CHALLENGE |\n|---|---:|\n\
          | raw usbfs XfrBlock loop (floor) | {floor} |\n\
          | ferroccid library (nusb) | {library} |\n\
+         | ferroccid library (usbfs) | {usbfs} |\n\
          | ferroccid bundle in pcscd | {ferroccid_pcscd} |\n\
          | libccid bundle in pcscd | {libccid_pcscd} |\n\n\
-         ferroccid direct / floor = {direct_ratio:.3} (target ≤ 1.10: {})\n\
+         ferroccid direct (nusb) / floor = {direct_ratio:.3} (target ≤ 1.10: {})\n\
+         ferroccid direct (usbfs) / floor = {usbfs_ratio:.3} (target ≤ 1.10: {})\n\
          ferroccid-pcscd / libccid-pcscd = {pcscd_ratio:.3} (target ≤ 0.90: {})\n\
          ({ROUNDS} alternating rounds × {N} APDUs per path, median of the round medians)\n",
         verdict(direct_ratio <= 1.10),
+        verdict(usbfs_ratio <= 1.10),
         verdict(pcscd_ratio <= 0.90),
     );
     println!("{table}");
@@ -210,6 +218,7 @@ fn guest_bench() {
         .find(|i| i.vendor_id == 0x08E6 && i.product_id == 0x4433)
         .expect("QEMU's reader listed");
     let reader = Reader::open(open(&info.name).expect("open").transport).expect("Reader::open");
+    println!("backend: {:?}", UsbBackend::from_env());
     let slot = reader.slot(0).expect("slot 0");
     slot.power_on().expect("power on");
     let command = [0x00, 0x84, 0x00, 0x00, 0x08];
