@@ -382,6 +382,9 @@ const INTERRUPT_IN: usize = 1;
 /// given up (leaked) rather than freed under the kernel.
 const DISCARD_WAIT: Duration = Duration::from_secs(5);
 
+/// usbfs maps whole pages.
+const PAGE: usize = 4096;
+
 /// One IN endpoint: its URB and buffer (heap memory the kernel writes while
 /// the URB is in flight, so reached through raw pointers only) and the
 /// eventfd that tells its waiter another thread reaped its URB.
@@ -398,10 +401,16 @@ struct InPipe {
 }
 
 /// A URB and its data buffer, allocated once and reused.
+///
+/// The buffer is mapped from the usbfs fd where the kernel allows it
+/// (`USBDEVFS_CAP_MMAP`): the device then transfers straight into it, with
+/// no kernel allocation and no copy per URB — the same zero-copy path nusb
+/// uses. Otherwise it is heap memory the kernel copies into at reap time.
 struct UrbMemory {
     urb: NonNull<Urb>,
     buffer: NonNull<u8>,
     capacity: usize,
+    mapped: bool,
 }
 
 // SAFETY: the pointers own their heap allocations (like a Box); they are
@@ -410,7 +419,7 @@ struct UrbMemory {
 unsafe impl Send for UrbMemory {}
 
 impl UrbMemory {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, fd: RawFd) -> Self {
         let urb = Box::new(Urb {
             kind: 0,
             endpoint: 0,
@@ -425,12 +434,37 @@ impl UrbMemory {
             signr: 0,
             usercontext: std::ptr::null_mut(),
         });
+        let urb = NonNull::from(Box::leak(urb));
+        let pages = capacity.max(1).div_ceil(PAGE) * PAGE;
+        // SAFETY: a fresh shared mapping of the usbfs fd; no existing
+        // memory is touched, and failure is checked below.
+        let mapped = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                pages,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        if mapped != libc::MAP_FAILED {
+            if let Some(buffer) = NonNull::new(mapped.cast::<u8>()) {
+                return UrbMemory {
+                    urb,
+                    buffer,
+                    capacity: pages,
+                    mapped: true,
+                };
+            }
+        }
         let buffer: Box<[u8]> = vec![0u8; capacity.max(1)].into_boxed_slice();
         let capacity = buffer.len();
         UrbMemory {
-            urb: NonNull::from(Box::leak(urb)),
+            urb,
             buffer: NonNull::from(Box::leak(buffer)).cast(),
             capacity,
+            mapped: false,
         }
     }
 
@@ -442,15 +476,19 @@ impl UrbMemory {
 
 impl Drop for UrbMemory {
     fn drop(&mut self) {
-        // SAFETY: both pointers came from Box::leak in `new` with these
-        // sizes, and no URB is in flight: every transfer waits for its URB
-        // to be reaped or abandons the memory instead of dropping it.
+        // SAFETY: the pointers came from Box::leak or mmap in `new` with
+        // these sizes, and no URB is in flight: every transfer waits for
+        // its URB to be reaped or abandons the memory instead of dropping it.
         unsafe {
             drop(Box::from_raw(self.urb.as_ptr()));
-            drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
-                self.buffer.as_ptr(),
-                self.capacity,
-            )));
+            if self.mapped {
+                libc::munmap(self.buffer.as_ptr().cast(), self.capacity);
+            } else {
+                drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                    self.buffer.as_ptr(),
+                    self.capacity,
+                )));
+            }
         }
     }
 }
@@ -578,8 +616,9 @@ impl UsbfsTransport {
             Ok(_) => {}
             Err(e) => tracing::debug!(errno = e, "USBDEVFS_GET_CAPABILITIES failed"),
         }
+        let raw_fd = fd.as_raw_fd();
         let pipe = |which: usize, ep: super::EndpointInfo, kind: u8| -> Result<InPipe, _> {
-            let memory = UrbMemory::new(usize::from(ep.max_packet_size.max(64)));
+            let memory = UrbMemory::new(usize::from(ep.max_packet_size.max(64)), raw_fd);
             Ok::<_, TransportError>(InPipe {
                 which,
                 address: ep.address,
@@ -847,7 +886,7 @@ impl UsbfsTransport {
         }
         let requested = round_up_to_packets(buf.len(), pipe.max_packet_size);
         if memory.capacity < requested {
-            *memory = UrbMemory::new(requested);
+            *memory = UrbMemory::new(requested, self.fd.as_raw_fd());
             pipe.urb_address
                 .store(memory.urb.as_ptr() as usize, Ordering::SeqCst);
         }
@@ -894,7 +933,7 @@ impl UsbfsTransport {
                             endpoint = pipe.address,
                             "discarded URB not returned after {DISCARD_WAIT:?}; abandoning its memory"
                         );
-                        let fresh = UrbMemory::new(memory.capacity);
+                        let fresh = UrbMemory::new(memory.capacity, self.fd.as_raw_fd());
                         pipe.urb_address
                             .store(fresh.urb.as_ptr() as usize, Ordering::SeqCst);
                         std::mem::replace(&mut *memory, fresh).abandon();
