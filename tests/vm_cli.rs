@@ -1,5 +1,5 @@
 //! ferroccid's CLI on a real Linux USB stack: QEMU's usb-ccid reader on xHCI in the
-//! guest, through usbfs with the nusb backend and with the rusb (libusb) backend,
+//! guest, through the usbfs, nusb and rusb (libusb) backends,
 //! against the kernel's own view (sysfs) and libccid (pcscd) as the oracle.
 //!
 //! Expected values come from the issue's description of QEMU's reader (08e6:4433,
@@ -33,84 +33,120 @@ const FIND_READER: &str = "ferroccid list --json > /tmp/list.json && \
     echo dev: $dev && echo name: $name";
 
 /// The guest command of the CLI comparison: sysfs, `list`, `descriptor`, `card
-/// status`, `apdu` by device name and by reader name, then libccid.
-fn cli_script(backend: &str) -> String {
+/// status`, `apdu` by device name and by reader name once per backend (its lines
+/// prefixed `BACKEND.`, one guest boot for all of them), then libccid once.
+fn cli_script(backends: &[&str]) -> String {
+    let per_backend: Vec<String> = backends
+        .iter()
+        .map(|backend| {
+            format!(
+                "( export FERROCCID_USB_BACKEND={backend}; \
+                 ferroccid list | sed 's/^/list:/' && \
+                 {FIND_READER} && \
+                 echo level: $(awk -F'\"' '/\"vid_pid\": \"08E6:4433\"/ {{f=1}} f && /\"exchange_level\":/ {{print $4; exit}}' /tmp/list.json) && \
+                 echo raw-dev: $(ferroccid descriptor --reader $dev --raw) && \
+                 echo raw-name: $(ferroccid descriptor --reader \"$name\" --raw) && \
+                 ferroccid descriptor --reader $dev --json | sed 's/^/json:/' && \
+                 ferroccid apdu --reader $dev {SCRIPT} | sed 's/^/fc:/' && \
+                 ferroccid apdu --reader \"$name\" 0084000008 | sed 's/^/byname:/' && \
+                 {{ ferroccid card --reader $dev status 2>&1; echo card-status-rc: $?; }} | sed 's/^/status:/' \
+                 ) 2>&1 | sed 's/^/{backend}./' && "
+            )
+        })
+        .collect();
     format!(
-        "set -o pipefail; export FERROCCID_USB_BACKEND={backend}; d=$(rig ccid-dev) && \
+        "set -o pipefail; d=$(rig ccid-dev) && \
          echo sysfs: $(od -An -v -tx1 $d/descriptors | tr -d ' \\n') && \
-         ferroccid list | sed 's/^/list:/' && \
-         {FIND_READER} && \
-         echo level: $(awk -F'\"' '/\"vid_pid\": \"08E6:4433\"/ {{f=1}} f && /\"exchange_level\":/ {{print $4; exit}}' /tmp/list.json) && \
-         echo raw-dev: $(ferroccid descriptor --reader $dev --raw) && \
-         echo raw-name: $(ferroccid descriptor --reader \"$name\" --raw) && \
-         ferroccid descriptor --reader $dev --json | sed 's/^/json:/' && \
-         ferroccid apdu --reader $dev {SCRIPT} | sed 's/^/fc:/' && \
-         ferroccid apdu --reader \"$name\" 0084000008 | sed 's/^/byname:/' && \
-         {{ ferroccid card --reader $dev status 2>&1; echo card-status-rc: $?; }} | sed 's/^/status:/' && \
-         {START_PCSCD} && pcsc-apdu {SCRIPT} | sed 's/^/lc:/'"
+         {} {START_PCSCD} && pcsc-apdu {SCRIPT} | sed 's/^/lc:/'",
+        per_backend.concat()
     )
 }
 
-/// Checks one CLI run against sysfs and libccid; returns nothing, panics on a mismatch.
-fn check_cli_run(run: &GuestRun) {
+/// The values of the lines `TAGPREFIX…` (trimmed), `tag` naming the backend's block.
+fn tagged(run: &GuestRun, tag: &str, prefix: &str) -> Vec<String> {
+    let full = format!("{tag}{prefix}");
+    run.values(&full).map(String::from).collect()
+}
+
+/// The one value of `TAGPREFIX…`; panics if absent.
+fn tagged_value(run: &GuestRun, tag: &str, prefix: &str) -> String {
+    tagged(run, tag, prefix)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no `{tag}{prefix}` line in:\n{}", run.console))
+}
+
+/// Checks the CLI lines of one backend's block (`tag`, e.g. `usbfs.`) against sysfs
+/// and libccid; panics on a mismatch.
+fn check_cli_run(run: &GuestRun, tag: &str) {
     // `list`: QEMU's reader, TPDU level (dwFeatures 0x000104FE: bits 16-18 = 001)
-    let listed: Vec<&str> = run.values("list:").collect();
+    let listed = tagged(run, tag, "list:");
     assert!(
         listed.iter().any(|l| l.starts_with("08E6:4433")),
-        "{listed:?}"
+        "{tag} {listed:?}"
     );
-    let dev = run.value("dev: ");
+    let dev = tagged_value(run, tag, "dev: ");
     assert!(
         dev.starts_with("usb:08e6/4433:"),
-        "a pcscd-style USB device name: {dev}"
+        "{tag} a pcscd-style USB device name: {dev}"
     );
-    assert_eq!(run.value("level: "), "tpdu");
-    let name = run.value("name: ");
-    assert!(!name.is_empty() && !name.contains("simulator"), "{name}");
+    assert_eq!(tagged_value(run, tag, "level: "), "tpdu", "{tag}");
+    let name = tagged_value(run, tag, "name: ");
+    assert!(
+        !name.is_empty() && !name.contains("simulator"),
+        "{tag} {name}"
+    );
 
     // `descriptor`: the 54 bytes equal the type-0x21 descriptor the kernel read
     let sysfs = hex(&run.value("sysfs: "));
     let class = class_descriptor_in(&sysfs[18..]);
     assert_eq!(class.len(), 54, "CCID §5.1: bLength 0x36");
-    assert_eq!(hex(&run.value("raw-dev: ")), class, "by device name");
-    assert_eq!(hex(&run.value("raw-name: ")), class, "by reader name");
-    let json: serde_json::Value =
-        serde_json::from_str(&run.values("json:").collect::<Vec<_>>().join("\n"))
-            .expect("descriptor --json is one object");
-    assert_eq!(json["features"], 0x0001_04FE);
-    assert_eq!(json["protocols"], 1, "T=0 only");
-    assert_eq!(json["max_message_length"], 65554);
-    assert_eq!(json["exchange_level"], "tpdu");
+    assert_eq!(
+        hex(&tagged_value(run, tag, "raw-dev: ")),
+        class,
+        "{tag} by device name"
+    );
+    assert_eq!(
+        hex(&tagged_value(run, tag, "raw-name: ")),
+        class,
+        "{tag} by reader name"
+    );
+    let json: serde_json::Value = serde_json::from_str(&tagged(run, tag, "json:").join("\n"))
+        .unwrap_or_else(|e| panic!("{tag} descriptor --json is one object: {e}"));
+    assert_eq!(json["features"], 0x0001_04FE, "{tag}");
+    assert_eq!(json["protocols"], 1, "{tag} T=0 only");
+    assert_eq!(json["max_message_length"], 65554, "{tag}");
+    assert_eq!(json["exchange_level"], "tpdu", "{tag}");
 
     // power on + the script: equal to libccid
     let commands: Vec<&str> = SCRIPT.split_whitespace().collect();
-    let ours: Vec<String> = run.values("fc:").map(String::from).collect();
+    let ours = tagged(run, tag, "fc:");
     let oracle: Vec<(String, String)> = run
         .values("lc:> ")
         .map(String::from)
         .zip(run.values("lc:< ").map(String::from))
         .collect();
-    assert_eq!(ours.len(), commands.len(), "{}", run.console);
+    assert_eq!(ours.len(), commands.len(), "{tag}\n{}", run.console);
     assert_eq!(oracle.len(), commands.len(), "{}", run.console);
     for ((command, mine), (sent, theirs)) in commands.iter().zip(&ours).zip(&oracle) {
         assert_eq!(command, sent);
         if command.starts_with("0084") {
             // GET CHALLENGE: 8 random bytes + 9000 (ISO/IEC 7816-4 §11.5.3)
-            assert_eq!((mine.len(), &mine[16..]), (20, "9000"), "{command}");
+            assert_eq!((mine.len(), &mine[16..]), (20, "9000"), "{tag} {command}");
             assert_eq!((theirs.len(), &theirs[16..]), (20, "9000"), "{command}");
         } else {
-            assert_eq!(mine, theirs, "{command}: ferroccid vs libccid");
+            assert_eq!(mine, theirs, "{command}: ferroccid ({tag}) vs libccid");
         }
     }
-    let by_name = run.value("byname:");
-    assert_eq!((by_name.len(), &by_name[16..]), (20, "9000"));
+    let by_name = tagged_value(run, tag, "byname:");
+    assert_eq!((by_name.len(), &by_name[16..]), (20, "9000"), "{tag}");
     // the ATR, as `ferroccid card status` shows it, is libccid's
-    let status = run.values("status:").collect::<Vec<_>>().join("\n");
+    let status = tagged(run, tag, "status:").join("\n");
     let lc_atr = run.value("lc:atr: ");
     assert!(
         status.contains("card-status-rc: 0")
             && status.replace(' ', "").to_uppercase().contains(&lc_atr),
-        "`ferroccid card status` shows libccid's ATR {lc_atr}:\n{status}"
+        "`ferroccid card status` ({tag}) shows libccid's ATR {lc_atr}:\n{status}"
     );
 }
 
@@ -128,12 +164,13 @@ fn class_descriptor_in(mut chain: &[u8]) -> Vec<u8> {
 }
 
 #[test]
-fn cli_over_nusb_matches_sysfs_and_libccid() {
+fn cli_over_nusb_and_usbfs_matches_sysfs_and_libccid() {
     let run = Guest::new()
         .extra(&ferroccid_extra("cli-nusb"))
-        .run(&cli_script("nusb"))
+        .run(&cli_script(&["nusb", "usbfs"]))
         .success();
-    check_cli_run(&run);
+    check_cli_run(&run, "nusb.");
+    check_cli_run(&run, "usbfs.");
 }
 
 /// The ferroccid binary built again with `--features rusb`, in the target directory
@@ -189,14 +226,14 @@ fn rusb_cli_dir() -> PathBuf {
 fn cli_over_rusb_matches_sysfs_and_libccid() {
     let run = Guest::new()
         .extra(&rusb_cli_dir())
-        .run(&cli_script("rusb"))
+        .run(&cli_script(&["rusb"]))
         .success();
-    check_cli_run(&run);
+    check_cli_run(&run, "rusb.");
 }
 
 /// This test binary, stripped, plus the ferroccid CLI, for the guest.
-fn guest_dir() -> PathBuf {
-    let dir = ferroccid_extra("cli-events");
+fn guest_dir(name: &str) -> PathBuf {
+    let dir = ferroccid_extra(name);
     let me = std::env::current_exe().expect("the test binary's path");
     std::fs::copy(&me, dir.join("vm_cli")).expect("copy the test binary");
     let status = Command::new("strip")
@@ -220,7 +257,18 @@ const CLI_AFTER_UNPLUG: [(&str, &str); 4] = [
 ];
 
 #[test]
-fn card_events_through_the_interrupt_endpoint_and_unplug() {
+fn card_events_through_the_interrupt_endpoint_and_unplug_over_nusb() {
+    card_events_and_unplug("nusb");
+}
+
+#[test]
+fn card_events_through_the_interrupt_endpoint_and_unplug_over_usbfs() {
+    card_events_and_unplug("usbfs");
+}
+
+/// Card removal, insertion and `device_del` with `backend` (its own guest: the reader
+/// is gone afterwards), the library side run by `guest_events`, the CLI after it.
+fn card_events_and_unplug(backend: &str) {
     let mut after = String::new();
     for (label, command) in CLI_AFTER_UNPLUG {
         after.push_str(&format!(
@@ -230,12 +278,17 @@ fn card_events_through_the_interrupt_endpoint_and_unplug() {
         ));
     }
     let run = Guest::new()
-        .extra(&guest_dir())
+        .extra(&guest_dir(&format!("cli-events-{backend}")))
         .run(&format!(
-            "{FIND_READER} && vm_cli --ignored --exact guest_events --nocapture --test-threads=1 && \
+            "export FERROCCID_USB_BACKEND={backend}; {FIND_READER} && vm_cli --ignored --exact guest_events --nocapture --test-threads=1 && \
              {after} ferroccid list | sed 's/^/list-after:/'"
         ))
         .success();
+    let expected_backend = match backend {
+        "usbfs" => "Usbfs",
+        _ => "Nusb",
+    };
+    assert_eq!(run.value("ev-backend: "), expected_backend);
     // the library saw removal and insertion on the interrupt endpoint (CCID §6.3.1)
     assert_eq!(
         run.values("ev:").collect::<Vec<_>>(),
@@ -308,7 +361,9 @@ fn guest_events() {
     use ferroccid::device::{list_usb, open, UsbBackend};
     use ferroccid::reader::{ErrorKind, Reader, ReaderEvent};
     println!(); // libtest's "test guest_events ... " has no newline yet
-    let infos = list_usb(UsbBackend::from_env()).expect("list CCID interfaces");
+    let backend = UsbBackend::from_env();
+    println!("ev-backend: {backend:?}");
+    let infos = list_usb(backend).expect("list CCID interfaces");
     let info = infos
         .iter()
         .find(|i| i.vendor_id == 0x08E6 && i.product_id == 0x4433)
