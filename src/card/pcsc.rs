@@ -911,6 +911,10 @@ impl Drop for PcscMonitor {
     }
 }
 
+/// More card movements than this between two looks at a reader are not
+/// believed (see [`MonitorLoop`]): nobody swaps cards that fast.
+const MAX_MOVES_PER_LOOK: u32 = 64;
+
 /// The card movements between two looks at a reader: from `was` to `now`
 /// presence with `counted` card events in between (pcsc-lite counts every
 /// insertion and every removal). Movements alternate, so a slow look still
@@ -1023,9 +1027,18 @@ impl MonitorLoop {
             let gone = now.intersects(State::UNKNOWN | State::IGNORE);
             let present = now.contains(State::PRESENT) && !gone;
             // Card events the reader counted since the last look (16 bits).
-            let counted = watched.count.map_or(0, |before| {
-                state.event_count().wrapping_sub(before) & 0xFFFF
-            });
+            // A reader that is gone reports its counter as 0: not a count
+            // of anything (it would read as ~65 000 moves), so only the
+            // presence change is published. A count beyond what a person
+            // can do between two looks is pcscd's fault, and is bounded so
+            // a hostile or confused daemon cannot flood the bus.
+            let counted = if gone {
+                0
+            } else {
+                watched.count.map_or(0, |before| {
+                    (state.event_count().wrapping_sub(before) & 0xFFFF).min(MAX_MOVES_PER_LOOK)
+                })
+            };
             if publish && watched.count.is_some() {
                 for kind in card_moves(watched.present, present, counted) {
                     self.bus.publish(&watched.name, kind);

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use ferroccid::sim::control::{control_key, watch_from_env};
 use ferroccid::sim::profile::Profile;
 use ferroccid::transport::sim::SimTransport;
 use ferroccid::transport::Transport;
@@ -46,7 +47,17 @@ fn serve(args: &Args) -> Result<(), String> {
         return Err("nothing to do: pass --usbip [ADDR:PORT] to export the reader".into());
     };
     let profile = Profile::parse(&args.profile).map_err(|e| e.to_string())?;
-    let (transport, _handle) = SimTransport::open(profile);
+    let slots = u8::try_from(profile.slots.len()).unwrap_or(u8::MAX);
+    let (transport, handle) = SimTransport::open(profile);
+    // FERROCCID_SIM_CONTROL=DIR steers the exported reader as it does one
+    // loaded by pcscd: DIR/KEY.absent removes the card, DIR/KEY.unplugged
+    // unplugs (see `ferroccid::sim::control`). Kept alive while serving.
+    let key = control_key(Some(&args.profile));
+    let _watcher = match watch_from_env(&key, slots, handle) {
+        Some(Ok(watcher)) => Some(watcher),
+        Some(Err(e)) => return Err(format!("cannot watch the control directory: {e}")),
+        None => None,
+    };
     let transport: Arc<dyn Transport> = Arc::new(transport);
     let product = transport.info().product.clone().unwrap_or_default();
     let server = UsbIpServer::bind(addr.as_str(), transport, &args.busid)
