@@ -1,5 +1,5 @@
 //! pcscd with ferroccid's bundle on QEMU's usb-ccid reader in the guest (libccid's
-//! bundle removed), against pcscd with libccid's bundle on the same reader in the same
+//! bundle removed; once with the nusb backend, once with usbfs), against pcscd with libccid's bundle on the same reader in the same
 //! guest run: libccid is the oracle, the PC/SC client is the harness's `pcsc-apdu`.
 //!
 //! The bundle is laid out as pcscd reads it (`ifd-ferroccid.bundle/Contents/
@@ -114,8 +114,11 @@ fn pcscd_with_the_ferroccid_bundle_answers_like_libccid() {
         .run(&format!(
             "set -o pipefail; mkdir -p /tmp/off && mv {DRIVERS}/ifd-ccid.bundle /tmp/off/ && \
              cp -r /extra/ifd-ferroccid.bundle {DRIVERS}/ && ls {DRIVERS} | sed 's/^/drivers:/' && \
-             {START_PCSCD} && \
-             {{ pcsc-apdu -w 5 {script} | sed 's/^/fb:/'; }} && {STOP_PCSCD} && \
+             ( export FERROCCID_USB_BACKEND=nusb; {START_PCSCD} && \
+             pcsc-apdu -w 5 {script} | sed 's/^/fb:/' ) && {STOP_PCSCD} && \
+             ( export FERROCCID_USB_BACKEND=usbfs; {START_PCSCD} && \
+             pcsc-apdu -w 5 {script} | sed 's/^/fu:/' && \
+             echo fu-usbfs-maps: $(grep -c /dev/bus/usb /proc/$(pidof pcscd)/maps) ) && {STOP_PCSCD} && \
              rm -rf {DRIVERS}/ifd-ferroccid.bundle && mv /tmp/off/ifd-ccid.bundle {DRIVERS}/ && \
              {START_PCSCD} && pcsc-apdu -w 5 {script} | sed 's/^/lc:/' \
              || {{ echo FAILED; sed 's/^/pcscd-log:/' /tmp/pcscd.log; exit 1; }}"
@@ -126,21 +129,43 @@ fn pcscd_with_the_ferroccid_bundle_answers_like_libccid() {
         ["ifd-ferroccid.bundle"],
         "only ferroccid's bundle while it is tested"
     );
-    let reader = run.value("fb:reader: ");
-    assert!(!reader.contains("Gemalto"), "not libccid's name: {reader}");
-    assert_eq!(run.value("fb:protocol: "), run.value("lc:protocol: "));
-    assert_eq!(run.value("fb:atr: "), run.value("lc:atr: "));
-    let ours = pairs(&run, "fb:");
+    // the bundle inside pcscd with each backend (FERROCCID_USB_BACKEND in pcscd's
+    // environment), then libccid
     let oracle = pairs(&run, "lc:");
-    assert_eq!(ours.len(), SCRIPT.len(), "{}", run.console);
     assert_eq!(oracle.len(), SCRIPT.len(), "{}", run.console);
-    for (((cmd, sw), (sent, mine)), (_, theirs)) in SCRIPT.iter().zip(&ours).zip(&oracle) {
-        assert_eq!(sent, cmd);
-        assert!(mine.ends_with(sw), "{cmd}: SW {sw} expected, got {mine}");
-        if cmd.starts_with("0084") {
-            assert_eq!((mine.len(), theirs.len()), (20, 20), "8 random bytes + SW");
-        } else {
-            assert_eq!(mine, theirs, "{cmd}: ferroccid bundle vs libccid");
+    for tag in ["fb:", "fu:"] {
+        let reader = run.value(&format!("{tag}reader: "));
+        assert!(!reader.contains("Gemalto"), "not libccid's name: {reader}");
+        assert_eq!(
+            run.value(&format!("{tag}protocol: ")),
+            run.value("lc:protocol: "),
+            "{tag}"
+        );
+        assert_eq!(
+            run.value(&format!("{tag}atr: ")),
+            run.value("lc:atr: "),
+            "{tag}"
+        );
+        let ours = pairs(&run, tag);
+        assert_eq!(ours.len(), SCRIPT.len(), "{tag}\n{}", run.console);
+        for (((cmd, sw), (sent, mine)), (_, theirs)) in SCRIPT.iter().zip(&ours).zip(&oracle) {
+            assert_eq!(sent, cmd);
+            assert!(
+                mine.ends_with(sw),
+                "{tag} {cmd}: SW {sw} expected, got {mine}"
+            );
+            if cmd.starts_with("0084") {
+                assert_eq!((mine.len(), theirs.len()), (20, 20), "8 random bytes + SW");
+            } else {
+                assert_eq!(mine, theirs, "{cmd}: ferroccid bundle ({tag}) vs libccid");
+            }
         }
     }
+    // usbfs maps its URB buffers from the usbfs fd into pcscd: proof the bundle ran
+    // the usbfs backend there
+    let maps: u32 = run.value("fu-usbfs-maps: ").parse().unwrap();
+    assert!(
+        maps > 0,
+        "no usbfs mapping in pcscd with FERROCCID_USB_BACKEND=usbfs"
+    );
 }

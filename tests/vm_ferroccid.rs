@@ -1,5 +1,5 @@
 //! ferroccid's library on a real Linux USB stack: QEMU's usb-ccid reader on xHCI in
-//! the guest, opened through usbfs with the nusb backend, against libccid (pcscd) on
+//! the guest, opened with the usbfs, nusb and rusb backends, against libccid (pcscd) on
 //! the same reader in the same guest run as the oracle.
 //!
 //! The guest side is `guest_side` below, run inside the VM from a stripped copy of this
@@ -49,34 +49,49 @@ fn masked(pairs: Vec<(String, String)>) -> Vec<(String, String)> {
 }
 
 #[test]
-fn nusb_library_gets_the_same_responses_as_libccid() {
+fn nusb_and_usbfs_library_get_the_same_responses_as_libccid() {
     let dir = test_binary_dir("ferroccid-nusb");
+    // one guest: the library over nusb, then over usbfs (lines prefixed `usbfs.`), then
+    // libccid
     let run = Guest::new()
         .extra(&dir)
         .run(&format!(
-            "FERROCCID_USB_BACKEND=nusb FERROCCID_SCRIPT='{SCRIPT}' {GUEST} && {} && pcsc-apdu {SCRIPT} | sed 's/^/lc:/'",
+            "set -o pipefail; FERROCCID_USB_BACKEND=nusb FERROCCID_SCRIPT='{SCRIPT}' {GUEST} && \
+             FERROCCID_USB_BACKEND=usbfs FERROCCID_SCRIPT='{SCRIPT}' {GUEST} 2>&1 | sed 's/^/usbfs./' && \
+             {} && pcsc-apdu {SCRIPT} | sed 's/^/lc:/'",
             start_pcscd()
         ))
         .success();
-    let listed: Vec<&str> = run.values("fc:list: ").collect();
-    assert!(listed.iter().any(|l| l.contains("08e6:4433")), "{listed:?}");
-    assert_eq!(
-        run.value("fc:features: "),
-        "000104FE",
-        "dwFeatures as QEMU declares it"
-    );
-    let fc_atr = run.value("fc:atr: ");
-    assert_eq!(fc_atr, run.value("lc:atr: "), "same ATR as libccid");
     let pairs = |p: &str, q: &str| -> Vec<(String, String)> {
         run.values(p)
             .map(String::from)
             .zip(run.values(q).map(String::from))
             .collect()
     };
-    let ours = masked(pairs("fc:> ", "fc:< "));
     let oracle = masked(pairs("lc:> ", "lc:< "));
-    assert_eq!(ours.len(), 5, "{}", run.console);
-    assert_eq!(ours, oracle, "ferroccid (nusb) vs libccid");
+    assert_eq!(oracle.len(), 5, "{}", run.console);
+    for (tag, backend) in [("", "Nusb"), ("usbfs.", "Usbfs")] {
+        let line = |what: &str| format!("{tag}fc:{what}");
+        assert_eq!(run.value(&line("backend: ")), backend);
+        assert!(
+            run.values(&line("list: ")).any(|l| l.contains("08e6:4433")),
+            "{backend}: {}",
+            run.console
+        );
+        assert_eq!(
+            run.value(&line("features: ")),
+            "000104FE",
+            "{backend}: dwFeatures as QEMU declares it"
+        );
+        assert_eq!(
+            run.value(&line("atr: ")),
+            run.value("lc:atr: "),
+            "{backend}: same ATR as libccid"
+        );
+        let ours = masked(pairs(&line("> "), &line("< ")));
+        assert_eq!(ours.len(), 5, "{backend}: {}", run.console);
+        assert_eq!(ours, oracle, "ferroccid ({backend}) vs libccid");
+    }
 }
 
 /// This test binary built again with the `rusb` feature (libusb), in its own target
