@@ -11,12 +11,15 @@ use crate::transport::{DeviceName, Transport, TransportError, TransportInfo};
 /// Which USB library opens `usb:` names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UsbBackend {
-    /// nusb: pure Rust over usbfs (feature `nusb`, the default).
+    /// nusb: pure Rust over usbfs (feature `nusb`); the default where usbfs is not
+    /// compiled in (non-Linux), and the fallback with `FERROCCID_USB_BACKEND=nusb`.
     Nusb,
     /// libusb through rusb (feature `rusb`).
     Rusb,
     /// Linux usbfs ioctls, completions reaped in the calling thread
-    /// (feature `usbfs`, Linux only).
+    /// (feature `usbfs`, Linux only): the default where compiled in, since with no
+    /// helper-thread hand-off per transfer it measured 1.05× the raw usbfs floor in
+    /// the QEMU guest against nusb's 1.55× (benches/VM.md).
     Usbfs,
 }
 
@@ -24,22 +27,28 @@ impl UsbBackend {
     /// The backend chosen by `FERROCCID_USB_BACKEND` (`nusb`, `rusb` or
     /// `usbfs`), else [`default`](Self::default).
     pub fn from_env() -> UsbBackend {
-        match std::env::var("FERROCCID_USB_BACKEND").as_deref() {
-            Ok("rusb") if cfg!(feature = "rusb") => UsbBackend::Rusb,
-            Ok("nusb") if cfg!(feature = "nusb") => UsbBackend::Nusb,
-            Ok("usbfs") if USBFS_COMPILED => UsbBackend::Usbfs,
+        Self::chosen(std::env::var("FERROCCID_USB_BACKEND").ok().as_deref())
+    }
+
+    /// The backend a `FERROCCID_USB_BACKEND` value selects: names not compiled in
+    /// (or unknown) fall back to the default rather than failing every open.
+    fn chosen(value: Option<&str>) -> UsbBackend {
+        match value {
+            Some("rusb") if cfg!(feature = "rusb") => UsbBackend::Rusb,
+            Some("nusb") if cfg!(feature = "nusb") => UsbBackend::Nusb,
+            Some("usbfs") if USBFS_COMPILED => UsbBackend::Usbfs,
             _ => UsbBackend::default(),
         }
     }
 }
 
 impl Default for UsbBackend {
-    /// nusb when compiled in, else usbfs (Linux), else rusb.
+    /// usbfs when compiled in (Linux), else nusb, else rusb.
     fn default() -> UsbBackend {
-        if cfg!(feature = "nusb") {
-            UsbBackend::Nusb
-        } else if USBFS_COMPILED {
+        if USBFS_COMPILED {
             UsbBackend::Usbfs
+        } else if cfg!(feature = "nusb") {
+            UsbBackend::Nusb
         } else {
             UsbBackend::Rusb
         }
@@ -126,6 +135,40 @@ pub fn list_usb(backend: UsbBackend) -> Result<Vec<TransportInfo>, TransportErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usbfs_is_the_default_where_compiled_in() {
+        let expected = if USBFS_COMPILED {
+            UsbBackend::Usbfs
+        } else if cfg!(feature = "nusb") {
+            UsbBackend::Nusb
+        } else {
+            UsbBackend::Rusb
+        };
+        assert_eq!(UsbBackend::default(), expected);
+        assert_eq!(UsbBackend::chosen(None), expected);
+        assert_eq!(
+            UsbBackend::chosen(Some("libusb0")),
+            expected,
+            "unknown name"
+        );
+    }
+
+    #[test]
+    fn the_environment_names_each_compiled_backend() {
+        if cfg!(feature = "nusb") {
+            assert_eq!(UsbBackend::chosen(Some("nusb")), UsbBackend::Nusb);
+        }
+        if USBFS_COMPILED {
+            assert_eq!(UsbBackend::chosen(Some("usbfs")), UsbBackend::Usbfs);
+        }
+        let rusb = UsbBackend::chosen(Some("rusb"));
+        if cfg!(feature = "rusb") {
+            assert_eq!(rusb, UsbBackend::Rusb);
+        } else {
+            assert_eq!(rusb, UsbBackend::default(), "rusb not compiled in");
+        }
+    }
 
     #[test]
     fn sim_names_open_the_simulator_with_a_handle() {
