@@ -106,11 +106,14 @@ fn demo() -> Result<(), String> {
     if let Some(fid) = mf?.and_then(|info| info.fid) {
         println!("  selected the MF, FID {fid:04X}");
     }
-    files
+    // The FCP gives the file's size: read exactly that, no probing past the end.
+    let size_2f00 = files
         .select(Selection::Fid(0x2F00))
-        .map_err(|e| format!("SELECT 2F00: {e}"))?;
+        .map_err(|e| format!("SELECT 2F00: {e}"))?
+        .and_then(|info| info.size)
+        .and_then(|size| usize::try_from(size).ok());
     let text = files
-        .read_binary(Ef::Current, 0, None)
+        .read_binary(Ef::Current, 0, size_2f00)
         .map_err(|e| format!("READ BINARY 2F00: {e}"));
     show_apdus();
     println!(
@@ -125,10 +128,12 @@ fn demo() -> Result<(), String> {
     show_apdus();
     df?;
     println!("  selected DF {}", hex(DEMO_AID));
-    files
+    let size_5001 = files
         .select(Selection::Fid(0x5001))
-        .map_err(|e| format!("SELECT 5001: {e}"))?;
-    let refused = files.read_binary(Ef::Current, 0, None);
+        .map_err(|e| format!("SELECT 5001: {e}"))?
+        .and_then(|info| info.size)
+        .and_then(|size| usize::try_from(size).ok());
+    let refused = files.read_binary(Ef::Current, 0, size_5001);
     show_apdus();
     match refused {
         Err(Error::Status { sw, error }) => {
@@ -162,7 +167,7 @@ fn demo() -> Result<(), String> {
 
     step("7. Read the protected file");
     let secret = files
-        .read_binary(Ef::Current, 0, None)
+        .read_binary(Ef::Current, 0, size_5001)
         .map_err(|e| format!("READ BINARY 5001: {e}"));
     show_apdus();
     println!(
