@@ -537,6 +537,29 @@ fn descriptors(config: &[u8]) -> impl Iterator<Item = Result<(usize, &[u8]), Des
     })
 }
 
+/// Whether one standard descriptor is the CCID class descriptor: 54 bytes
+/// of type 0x21, or 0xFF on pre-standard readers. A HID descriptor is also
+/// type 0x21 but 9 bytes long, so the length is part of the test.
+fn is_class_descriptor(descriptor: &[u8]) -> bool {
+    descriptor.len() == CLASS_DESCRIPTOR_LEN
+        && matches!(descriptor[1], CCID_DESCRIPTOR_TYPE | VENDOR_DESCRIPTOR_TYPE)
+}
+
+/// The raw 54-byte CCID class descriptor among a run of descriptors: the
+/// first one [`find_class_descriptor`] would take.
+///
+/// For callers that hold only the descriptors between one interface
+/// descriptor and the next (an interface's "extra" bytes, all that rusb
+/// gives at discovery); a whole configuration is walked by
+/// [`find_class_descriptor`], which also decodes the interface. A bad
+/// `bLength` ends the walk: what follows it cannot be trusted.
+pub fn class_descriptor_bytes(descriptors_run: &[u8]) -> Option<&[u8]> {
+    descriptors(descriptors_run)
+        .map_while(Result::ok)
+        .map(|(_, descriptor)| descriptor)
+        .find(|descriptor| is_class_descriptor(descriptor))
+}
+
 /// Find interface `interface_number` (alternate setting 0) in the raw
 /// configuration descriptor and its CCID class descriptor, wherever the
 /// device put it among the interface's descriptors: right after the
@@ -583,9 +606,7 @@ pub fn find_class_descriptor(
                     };
                     slot.get_or_insert(endpoint);
                 }
-                CCID_DESCRIPTOR_TYPE | VENDOR_DESCRIPTOR_TYPE
-                    if d.len() == CLASS_DESCRIPTOR_LEN && class_descriptor.is_none() =>
-                {
+                _ if class_descriptor.is_none() && is_class_descriptor(d) => {
                     class_descriptor = Some(d);
                 }
                 _ => {}

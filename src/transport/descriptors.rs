@@ -6,6 +6,7 @@
 //! fields is `crate::ccid`'s job.
 
 use super::TransportError;
+use crate::ccid::descriptor::{class_descriptor_bytes, CLASS_DESCRIPTOR_LEN};
 
 /// bInterfaceClass of a standard CCID interface (CCID rev 1.1 §4.1).
 pub const CLASS_CCID: u8 = 0x0B;
@@ -13,9 +14,9 @@ pub const CLASS_CCID: u8 = 0x0B;
 /// readers put a CCID interface behind it.
 pub const CLASS_VENDOR_SPECIFIC: u8 = 0xFF;
 /// bDescriptorType of the CCID class descriptor (§5.1).
-pub const CCID_DESCRIPTOR_TYPE: u8 = 0x21;
+pub use crate::ccid::descriptor::CCID_DESCRIPTOR_TYPE;
 /// bLength of the CCID class descriptor (§5.1).
-pub const CCID_DESCRIPTOR_LEN: u8 = 0x36;
+pub const CCID_DESCRIPTOR_LEN: u8 = CLASS_DESCRIPTOR_LEN as u8;
 
 const DESCRIPTOR_TYPE_CONFIGURATION: u8 = 0x02;
 const DESCRIPTOR_TYPE_INTERFACE: u8 = 0x04;
@@ -155,26 +156,13 @@ pub fn parse_configuration(raw: &[u8]) -> Result<Vec<InterfaceDescription>, Desc
     Ok(interfaces)
 }
 
-/// Finds the CCID class descriptor (type 0x21, length 0x36) in an
-/// interface's extra descriptors and returns its 54 raw bytes.
+/// Finds the CCID class descriptor in an interface's extra descriptors and
+/// returns its 54 raw bytes.
 ///
-/// HOOK for `crate::ccid`: `crate::ccid::descriptor::find_class_descriptor`
-/// parses the descriptor from a whole configuration descriptor; discovery
-/// needs only this byte-level check on one interface's extras (rusb hands
-/// out no raw configuration at list time), so the two are not yet merged.
+/// The test is `crate::ccid`'s, so discovery accepts exactly what the
+/// reader will later parse: type 0x21, or 0xFF on pre-standard readers.
 pub fn find_class_descriptor(extra: &[u8]) -> Option<&[u8]> {
-    let mut rest = extra;
-    while rest.len() >= 2 {
-        let len = usize::from(rest[0]);
-        if len < 2 || len > rest.len() {
-            return None;
-        }
-        if rest[1] == CCID_DESCRIPTOR_TYPE && rest[0] == CCID_DESCRIPTOR_LEN {
-            return Some(&rest[..len]);
-        }
-        rest = &rest[len..];
-    }
-    None
+    class_descriptor_bytes(extra)
 }
 
 /// Whether discovery should offer this interface as a CCID reader: class
@@ -250,6 +238,24 @@ mod tests {
     fn zero_total_length_walks_nothing() {
         let raw = [9, 2, 0, 0, 1, 1, 0, 0x80, 50, 9, 4, 0, 0, 0, 0x0B, 0, 0, 0];
         assert_eq!(parse_configuration(&raw), Ok(Vec::new()));
+    }
+
+    /// CCID §5.1 names type 0x21; readers built before CCID 1.0 use 0xFF
+    /// with the same 54-byte layout, and `ClassDescriptor::parse` accepts
+    /// both, so discovery must find both.
+    #[test]
+    fn pre_standard_type_0xff_class_descriptor_is_found() {
+        let mut class = [0u8; 54];
+        class[0] = 0x36;
+        class[1] = 0xFF;
+        let mut extra = vec![7u8, 0x05, 0x81, 0x03, 8, 0, 10]; // an endpoint first
+        extra.extend_from_slice(&class);
+        assert_eq!(find_class_descriptor(&extra), Some(&class[..]));
+        assert!(is_ccid_interface(CLASS_VENDOR_SPECIFIC, &extra));
+        // Another vendor type of the same length is not a class descriptor.
+        class[1] = 0x24;
+        assert_eq!(find_class_descriptor(&class), None);
+        assert!(!is_ccid_interface(CLASS_VENDOR_SPECIFIC, &class));
     }
 
     #[test]
