@@ -17,7 +17,9 @@
 //! | [`sim`] | the in-process simulated reader |
 //!
 //! Shared pieces: [`name`] parses pcscd device names, [`descriptors`] finds
-//! CCID interfaces and their endpoints in raw USB descriptors, [`cancel`]
+//! CCID interfaces and their endpoints in raw USB descriptors, `usb` is
+//! what the host-USB backends do alike (target matching, interface choice,
+//! `TransportInfo`, sysfs), [`cancel`]
 //! is the cancellation primitive every backend uses, [`conformance`] is the
 //! test-suite any transport connected to a CCID device must pass.
 
@@ -32,6 +34,12 @@ pub mod nusb;
 pub mod rusb;
 pub mod scripted;
 pub mod sim;
+#[cfg(any(
+    feature = "nusb",
+    feature = "rusb",
+    all(feature = "usbfs", target_os = "linux")
+))]
+mod usb;
 #[cfg(all(feature = "usbfs", target_os = "linux"))]
 #[allow(unsafe_code)]
 pub mod usbfs;

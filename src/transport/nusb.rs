@@ -20,13 +20,11 @@ use nusb::transfer::{
 use nusb::{Endpoint, Interface, MaybeFuture};
 
 use super::cancel::WaitOutcome;
-use super::descriptors::{
-    choose_interface, find_class_descriptor, is_ccid_interface, parse_configuration,
-    select_endpoints, InterfaceDescription,
-};
+use super::descriptors::{parse_configuration, InterfaceDescription};
+use super::usb::{listed_interfaces, parse_for_open, ClaimPlan, UsbDeviceFacts, UsbTarget};
 use super::{
     round_up_to_packets, CancelToken, CcidEndpoints, DeviceName, Transport, TransportError,
-    TransportInfo, UsbLocation,
+    TransportInfo,
 };
 
 // ---------------------------------------------------------------------------
@@ -66,10 +64,7 @@ pub fn list() -> Result<Vec<TransportInfo>, TransportError> {
             }
             continue;
         }
-        for intf in interfaces
-            .iter()
-            .filter(|i| i.alt_setting == 0 && is_ccid_interface(i.class, &i.extra))
-        {
+        for intf in listed_interfaces(&interfaces) {
             let raw = config.as_deref().unwrap_or_default();
             found.push(describe(&device, intf.number, intf.class, Some(intf), raw));
         }
@@ -79,7 +74,7 @@ pub fn list() -> Result<Vec<TransportInfo>, TransportError> {
 
 #[cfg(target_os = "linux")]
 fn usb_subsystem_present() -> bool {
-    std::path::Path::new("/sys/bus/usb/devices").exists()
+    std::path::Path::new(super::usb::sysfs::DEVICES).exists()
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -92,38 +87,12 @@ fn usb_subsystem_present() -> bool {
 /// usbfs node needs write permission.
 fn read_configuration(device: &nusb::DeviceInfo) -> Option<Vec<u8>> {
     #[cfg(target_os = "linux")]
-    if let Some(raw) = sysfs_configuration(device) {
+    if let Some((_, raw)) = super::usb::sysfs::active_configuration(device.sysfs_path()) {
         return Some(raw);
     }
     let opened = device.open().wait().ok()?;
     let config = opened.active_configuration().ok()?;
     Some(config.as_bytes().to_vec())
-}
-
-/// sysfs `descriptors` is the 18-byte device descriptor followed by every
-/// configuration descriptor; pick the active one.
-#[cfg(target_os = "linux")]
-fn sysfs_configuration(device: &nusb::DeviceInfo) -> Option<Vec<u8>> {
-    let dir = device.sysfs_path();
-    let raw = std::fs::read(dir.join("descriptors")).ok()?;
-    let active: u8 = std::fs::read_to_string(dir.join("bConfigurationValue"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let mut offset = 18;
-    while offset + 6 <= raw.len() {
-        let total = usize::from(u16::from_le_bytes([raw[offset + 2], raw[offset + 3]]));
-        if total < 9 {
-            return None;
-        }
-        let end = (offset + total).min(raw.len());
-        if raw[offset + 5] == active {
-            return Some(raw[offset..end].to_vec());
-        }
-        offset = end;
-    }
-    None
 }
 
 fn describe(
@@ -133,33 +102,17 @@ fn describe(
     intf: Option<&InterfaceDescription>,
     config: &[u8],
 ) -> TransportInfo {
-    let name = DeviceName::Usb {
-        vendor_id: device.vendor_id(),
-        product_id: device.product_id(),
-        location: UsbLocation::Libusb {
-            bus: bus_number(device),
-            address: device.device_address(),
-            interface: interface_number,
-        },
-    };
-    TransportInfo {
-        name: name.to_string(),
+    let facts = UsbDeviceFacts {
         vendor_id: device.vendor_id(),
         product_id: device.product_id(),
         bcd_device: device.device_version(),
+        bus: bus_number(device),
+        address: device.device_address(),
         manufacturer: device.manufacturer_string().map(str::to_owned),
         product: device.product_string().map(str::to_owned),
         serial: device.serial_number().map(str::to_owned),
-        bus: bus_number(device),
-        address: device.device_address(),
-        interface_number,
-        interface_class,
-        endpoints: intf.and_then(|i| select_endpoints(&i.endpoints).ok()),
-        class_descriptor: intf
-            .and_then(|i| find_class_descriptor(&i.extra))
-            .map(<[u8]>::to_vec),
-        configuration_descriptor: config.to_vec(),
-    }
+    };
+    facts.describe(interface_number, interface_class, intf, config)
 }
 
 #[cfg(target_os = "linux")]
@@ -214,26 +167,20 @@ impl NusbTransport {
     /// interface held by another usbfs user (pcscd, another ferroccid) is
     /// [`TransportError::Busy`] and is left alone.
     pub fn open(name: &DeviceName) -> Result<Self, TransportError> {
-        let DeviceName::Usb {
-            vendor_id,
-            product_id,
-            location,
-        } = *name
-        else {
-            return Err(TransportError::Unsupported(format!(
-                "the nusb backend opens USB names only, not {name}"
-            )));
-        };
+        let target = UsbTarget::from_name(name, "nusb")?;
         if !usb_subsystem_present() {
             return Err(TransportError::NotFound(name.to_string()));
         }
         let candidates = nusb::list_devices()
             .wait()
             .map_err(|e| map_error("listing USB devices", e))?
-            .filter(|d| d.vendor_id() == vendor_id && d.product_id() == product_id)
-            .filter(|d| match location.bus_address() {
-                Some((bus, address)) => bus_number(d) == bus && d.device_address() == address,
-                None => true,
+            .filter(|d| {
+                target.matches(
+                    d.vendor_id(),
+                    d.product_id(),
+                    bus_number(d),
+                    d.device_address(),
+                )
             });
         for candidate in candidates {
             let device = candidate
@@ -245,16 +192,10 @@ impl NusbTransport {
                 .map_err(|e| TransportError::io("reading active configuration", e))?;
             let config_raw = config.as_bytes().to_vec();
             let config_value = config.configuration_value();
-            let interfaces = parse_configuration(&config_raw).map_err(|e| {
-                TransportError::io("parsing configuration descriptor", std::io::Error::other(e))
-            })?;
-            let chosen = match choose_interface(&interfaces, location.interface()) {
-                Ok(intf) => intf,
-                // "First match" keeps looking at the next device with that VID/PID.
-                Err(TransportError::NotFound(_)) if location.interface().is_none() => continue,
-                Err(e) => return Err(e),
+            let interfaces = parse_for_open(&config_raw)?;
+            let Some((chosen, endpoints)) = target.choose(&interfaces)? else {
+                continue;
             };
-            let endpoints = select_endpoints(&chosen.endpoints)?;
             let interface = claim(&device, &candidate, config_value, chosen.number)?;
             let mut info = describe(
                 &candidate,
@@ -312,18 +253,11 @@ fn claim(
     config_value: u8,
     number: u8,
 ) -> Result<Interface, TransportError> {
-    let claimed = match bound_driver(info, config_value, number) {
-        Some(driver) if driver == "usbfs" => {
-            return Err(TransportError::Busy(format!(
-                "interface {number} is claimed by another program"
-            )))
-        }
-        Some(driver) => {
-            tracing::info!(interface = number, %driver, "detaching kernel driver from CCID interface");
-            device.detach_and_claim_interface(number).wait()
-        }
-        None => device.claim_interface(number).wait(),
-    };
+    let claimed =
+        match ClaimPlan::for_bound_driver(bound_driver(info, config_value, number), number)? {
+            ClaimPlan::DetachAndClaim => device.detach_and_claim_interface(number).wait(),
+            ClaimPlan::Claim => device.claim_interface(number).wait(),
+        };
     claimed.map_err(|e| map_error("claiming CCID interface", e))
 }
 
@@ -331,12 +265,7 @@ fn claim(
 /// userspace program holds it).
 #[cfg(target_os = "linux")]
 fn bound_driver(info: &nusb::DeviceInfo, config_value: u8, number: u8) -> Option<String> {
-    let dir = info.sysfs_path();
-    let device_name = dir.file_name()?.to_str()?;
-    let link =
-        std::fs::read_link(dir.join(format!("{device_name}:{config_value}.{number}/driver")))
-            .ok()?;
-    Some(link.file_name()?.to_string_lossy().into_owned())
+    super::usb::sysfs::bound_driver(info.sysfs_path(), config_value, number)
 }
 
 #[cfg(not(target_os = "linux"))]

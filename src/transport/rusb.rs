@@ -18,13 +18,9 @@ use std::time::{Duration, Instant};
 
 use rusb::{ConfigDescriptor, Device, DeviceHandle, GlobalContext, UsbContext};
 
-use super::descriptors::{
-    choose_interface, find_class_descriptor, is_ccid_interface, select_endpoints,
-    EndpointDescription, InterfaceDescription,
-};
-use super::{
-    CancelToken, CcidEndpoints, DeviceName, Transport, TransportError, TransportInfo, UsbLocation,
-};
+use super::descriptors::{EndpointDescription, InterfaceDescription};
+use super::usb::{listed_interfaces, UsbDeviceFacts, UsbTarget};
+use super::{CancelToken, CcidEndpoints, DeviceName, Transport, TransportError, TransportInfo};
 
 /// Longest uninterruptible wait inside a read: the cancellation latency.
 pub const READ_SLICE: Duration = Duration::from_millis(50);
@@ -59,10 +55,7 @@ pub fn list() -> Result<Vec<TransportInfo>, TransportError> {
             continue;
         };
         let interfaces = interfaces_of(&config);
-        let ccid: Vec<&InterfaceDescription> = interfaces
-            .iter()
-            .filter(|i| i.alt_setting == 0 && is_ccid_interface(i.class, &i.extra))
-            .collect();
+        let ccid: Vec<&InterfaceDescription> = listed_interfaces(&interfaces).collect();
         if ccid.is_empty() {
             continue;
         }
@@ -136,17 +129,6 @@ fn describe<T: UsbContext>(
     intf: &InterfaceDescription,
 ) -> TransportInfo {
     let descriptor = device.device_descriptor().ok();
-    let vendor_id = descriptor.as_ref().map_or(0, |d| d.vendor_id());
-    let product_id = descriptor.as_ref().map_or(0, |d| d.product_id());
-    let name = DeviceName::Usb {
-        vendor_id,
-        product_id,
-        location: UsbLocation::Libusb {
-            bus: device.bus_number(),
-            address: device.address(),
-            interface: intf.number,
-        },
-    };
     let string = |index: Option<u8>| -> Option<String> {
         let (handle, index) = (handle?, index?);
         let language = *handle.read_languages(STRING_TIMEOUT).ok()?.first()?;
@@ -154,10 +136,9 @@ fn describe<T: UsbContext>(
             .read_string_descriptor(language, index, STRING_TIMEOUT)
             .ok()
     };
-    TransportInfo {
-        name: name.to_string(),
-        vendor_id,
-        product_id,
+    let facts = UsbDeviceFacts {
+        vendor_id: descriptor.as_ref().map_or(0, |d| d.vendor_id()),
+        product_id: descriptor.as_ref().map_or(0, |d| d.product_id()),
         bcd_device: descriptor.as_ref().map_or(0, |d| {
             let v = d.device_version();
             (u16::from(v.major()) << 8) | (u16::from(v.minor()) << 4) | u16::from(v.sub_minor())
@@ -173,14 +154,11 @@ fn describe<T: UsbContext>(
             .and_then(|d| string(d.serial_number_string_index())),
         bus: device.bus_number(),
         address: device.address(),
-        interface_number: intf.number,
-        interface_class: intf.class,
-        endpoints: select_endpoints(&intf.endpoints).ok(),
-        class_descriptor: find_class_descriptor(&intf.extra).map(<[u8]>::to_vec),
-        configuration_descriptor: handle
-            .and_then(|h| raw_configuration(device, h))
-            .unwrap_or_default(),
-    }
+    };
+    let config = handle
+        .and_then(|h| raw_configuration(device, h))
+        .unwrap_or_default();
+    facts.describe(intf.number, intf.class, Some(intf), &config)
 }
 
 /// rusb parses descriptors but does not hand out their bytes, so the
@@ -245,16 +223,7 @@ impl RusbTransport {
     /// Opens the CCID interface `name` points at and claims it, detaching
     /// a kernel driver (and logging it) only if libusb reports one bound.
     pub fn open(name: &DeviceName) -> Result<Self, TransportError> {
-        let DeviceName::Usb {
-            vendor_id,
-            product_id,
-            location,
-        } = *name
-        else {
-            return Err(TransportError::Unsupported(format!(
-                "the rusb backend opens USB names only, not {name}"
-            )));
-        };
+        let target = UsbTarget::from_name(name, "rusb")?;
         if !usb_subsystem_present() {
             return Err(TransportError::NotFound(name.to_string()));
         }
@@ -263,24 +232,21 @@ impl RusbTransport {
             let Ok(descriptor) = device.device_descriptor() else {
                 continue;
             };
-            if descriptor.vendor_id() != vendor_id || descriptor.product_id() != product_id {
+            if !target.matches(
+                descriptor.vendor_id(),
+                descriptor.product_id(),
+                device.bus_number(),
+                device.address(),
+            ) {
                 continue;
-            }
-            if let Some((bus, address)) = location.bus_address() {
-                if device.bus_number() != bus || device.address() != address {
-                    continue;
-                }
             }
             let config = device
                 .active_config_descriptor()
                 .map_err(|e| map_error("reading active configuration", e))?;
             let interfaces = interfaces_of(&config);
-            let chosen = match choose_interface(&interfaces, location.interface()) {
-                Ok(intf) => intf,
-                Err(TransportError::NotFound(_)) if location.interface().is_none() => continue,
-                Err(e) => return Err(e),
+            let Some((chosen, endpoints)) = target.choose(&interfaces)? else {
+                continue;
             };
-            let endpoints = select_endpoints(&chosen.endpoints)?;
             let handle = device
                 .open()
                 .map_err(|e| map_error("opening USB device", e))?;

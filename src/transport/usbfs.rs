@@ -33,13 +33,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::descriptors::{
-    choose_interface, find_class_descriptor, is_ccid_interface, parse_configuration,
-    select_endpoints, InterfaceDescription,
-};
+use super::descriptors::parse_configuration;
+use super::usb::sysfs::{self, read_attr};
+use super::usb::{listed_interfaces, parse_for_open, ClaimPlan, UsbDeviceFacts, UsbTarget};
 use super::{
     round_up_to_packets, CcidEndpoints, DeviceName, Transport, TransportError, TransportInfo,
-    UsbLocation,
 };
 
 // ---------------------------------------------------------------------------
@@ -193,8 +191,6 @@ fn errno() -> i32 {
 // Discovery
 // ---------------------------------------------------------------------------
 
-const SYSFS_DEVICES: &str = "/sys/bus/usb/devices";
-
 /// One USB device as sysfs shows it.
 struct SysfsDevice {
     dir: PathBuf,
@@ -219,92 +215,27 @@ impl SysfsDevice {
         })
     }
 
-    fn string(&self, attr: &str) -> Option<String> {
-        read_attr(&self.dir, attr)
-    }
-
     fn node(&self) -> PathBuf {
         PathBuf::from(format!("/dev/bus/usb/{:03}/{:03}", self.bus, self.address))
     }
 
-    /// sysfs `descriptors` is the 18-byte device descriptor followed by
-    /// every configuration descriptor; pick the active one. Readable by
-    /// every user, unlike the usbfs node.
-    fn active_configuration(&self) -> Option<(u8, Vec<u8>)> {
-        let raw = std::fs::read(self.dir.join("descriptors")).ok()?;
-        let active: u8 = read_attr(&self.dir, "bConfigurationValue")?.parse().ok()?;
-        let mut offset = 18;
-        while offset + 6 <= raw.len() {
-            let total = usize::from(u16::from_le_bytes([raw[offset + 2], raw[offset + 3]]));
-            if total < 9 {
-                return None;
-            }
-            let end = (offset + total).min(raw.len());
-            if raw[offset + 5] == active {
-                return Some((active, raw[offset..end].to_vec()));
-            }
-            offset = end;
-        }
-        None
-    }
-
-    /// The driver bound to an interface (`usbfs` means a userspace program
-    /// holds it).
-    fn bound_driver(&self, config_value: u8, number: u8) -> Option<String> {
-        let name = self.dir.file_name()?.to_str()?;
-        let link = std::fs::read_link(
-            self.dir
-                .join(format!("{name}:{config_value}.{number}/driver")),
-        )
-        .ok()?;
-        Some(link.file_name()?.to_string_lossy().into_owned())
-    }
-
-    fn describe(
-        &self,
-        interface_number: u8,
-        interface_class: u8,
-        intf: Option<&InterfaceDescription>,
-        config: &[u8],
-    ) -> TransportInfo {
-        let name = DeviceName::Usb {
-            vendor_id: self.vendor_id,
-            product_id: self.product_id,
-            location: UsbLocation::Libusb {
-                bus: self.bus,
-                address: self.address,
-                interface: interface_number,
-            },
-        };
-        TransportInfo {
-            name: name.to_string(),
+    fn facts(&self) -> UsbDeviceFacts {
+        UsbDeviceFacts {
             vendor_id: self.vendor_id,
             product_id: self.product_id,
             bcd_device: self.bcd_device,
-            manufacturer: self.string("manufacturer"),
-            product: self.string("product"),
-            serial: self.string("serial"),
             bus: self.bus,
             address: self.address,
-            interface_number,
-            interface_class,
-            endpoints: intf.and_then(|i| select_endpoints(&i.endpoints).ok()),
-            class_descriptor: intf
-                .and_then(|i| find_class_descriptor(&i.extra))
-                .map(<[u8]>::to_vec),
-            configuration_descriptor: config.to_vec(),
+            manufacturer: read_attr(&self.dir, "manufacturer"),
+            product: read_attr(&self.dir, "product"),
+            serial: read_attr(&self.dir, "serial"),
         }
     }
-}
-
-fn read_attr(dir: &Path, attr: &str) -> Option<String> {
-    let s = std::fs::read_to_string(dir.join(attr)).ok()?;
-    Some(s.trim_end_matches('\n').to_owned())
 }
 
 /// Every USB device in sysfs (interface entries, named `1-1:1.0`, skipped).
 fn sysfs_devices() -> Result<Vec<SysfsDevice>, TransportError> {
-    let entries = match std::fs::read_dir(SYSFS_DEVICES) {
+    let entries = match std::fs::read_dir(sysfs::DEVICES) {
         Ok(entries) => entries,
         // No USB subsystem (a container): no readers, not an error.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -323,7 +254,7 @@ fn sysfs_devices() -> Result<Vec<SysfsDevice>, TransportError> {
 pub fn list() -> Result<Vec<TransportInfo>, TransportError> {
     let mut found = Vec::new();
     for device in sysfs_devices()? {
-        let config = device.active_configuration();
+        let config = sysfs::active_configuration(&device.dir);
         let interfaces = config
             .as_ref()
             .and_then(|(_, raw)| parse_configuration(raw).ok())
@@ -336,15 +267,16 @@ pub fn list() -> Result<Vec<TransportInfo>, TransportError> {
             found.extend(
                 class_only_interfaces(&device)
                     .into_iter()
-                    .map(|number| device.describe(number, 0x0B, None, &[])),
+                    .map(|number| device.facts().describe(number, 0x0B, None, &[])),
             );
             continue;
         }
-        for intf in interfaces
-            .iter()
-            .filter(|i| i.alt_setting == 0 && is_ccid_interface(i.class, &i.extra))
-        {
-            found.push(device.describe(intf.number, intf.class, Some(intf), raw));
+        for intf in listed_interfaces(&interfaces) {
+            found.push(
+                device
+                    .facts()
+                    .describe(intf.number, intf.class, Some(intf), raw),
+            );
         }
     }
     Ok(found)
@@ -559,40 +491,24 @@ impl UsbfsTransport {
     /// interface held by another usbfs user (pcscd, another ferroccid) is
     /// [`TransportError::Busy`] and is left alone.
     pub fn open(name: &DeviceName) -> Result<Self, TransportError> {
-        let DeviceName::Usb {
-            vendor_id,
-            product_id,
-            location,
-        } = *name
-        else {
-            return Err(TransportError::Unsupported(format!(
-                "the usbfs backend opens USB names only, not {name}"
-            )));
-        };
+        let target = UsbTarget::from_name(name, "usbfs")?;
         let candidates = sysfs_devices()?
             .into_iter()
-            .filter(|d| d.vendor_id == vendor_id && d.product_id == product_id)
-            .filter(|d| match location.bus_address() {
-                Some((bus, address)) => d.bus == bus && d.address == address,
-                None => true,
-            });
+            .filter(|d| target.matches(d.vendor_id, d.product_id, d.bus, d.address));
         for device in candidates {
-            let Some((config_value, config_raw)) = device.active_configuration() else {
+            let Some((config_value, config_raw)) = sysfs::active_configuration(&device.dir) else {
                 continue;
             };
-            let interfaces = parse_configuration(&config_raw).map_err(|e| {
-                TransportError::io("parsing configuration descriptor", std::io::Error::other(e))
-            })?;
-            let chosen = match choose_interface(&interfaces, location.interface()) {
-                Ok(intf) => intf,
-                // "First match" keeps looking at the next device with that VID/PID.
-                Err(TransportError::NotFound(_)) if location.interface().is_none() => continue,
-                Err(e) => return Err(e),
+            let interfaces = parse_for_open(&config_raw)?;
+            let Some((chosen, endpoints)) = target.choose(&interfaces)? else {
+                continue;
             };
-            let endpoints = select_endpoints(&chosen.endpoints)?;
             let fd = open_node(&device.node())?;
             claim(&fd, &device, config_value, chosen.number)?;
-            let mut info = device.describe(chosen.number, chosen.class, Some(chosen), &config_raw);
+            let mut info =
+                device
+                    .facts()
+                    .describe(chosen.number, chosen.class, Some(chosen), &config_raw);
             info.endpoints = Some(endpoints);
             return Self::from_claimed(info, fd, endpoints);
         }
@@ -669,14 +585,9 @@ fn claim(
     number: u8,
 ) -> Result<(), TransportError> {
     let mut interface = c_uint::from(number);
-    let result = match device.bound_driver(config_value, number) {
-        Some(driver) if driver == "usbfs" => {
-            return Err(TransportError::Busy(format!(
-                "interface {number} is claimed by another program"
-            )))
-        }
-        Some(driver) => {
-            tracing::info!(interface = number, %driver, "detaching kernel driver from CCID interface");
+    let bound = sysfs::bound_driver(&device.dir, config_value, number);
+    let result = match ClaimPlan::for_bound_driver(bound, number)? {
+        ClaimPlan::DetachAndClaim => {
             let mut request = abi::DisconnectClaim {
                 interface,
                 flags: abi::DISCONNECT_CLAIM_EXCEPT_DRIVER,
@@ -690,7 +601,7 @@ fn claim(
                 (&raw mut request).cast(),
             )
         }
-        None => ioctl(
+        ClaimPlan::Claim => ioctl(
             fd.as_raw_fd(),
             abi::USBDEVFS_CLAIMINTERFACE,
             (&raw mut interface).cast(),
