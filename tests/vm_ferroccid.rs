@@ -52,12 +52,13 @@ fn masked(pairs: Vec<(String, String)>) -> Vec<(String, String)> {
 fn nusb_and_usbfs_library_get_the_same_responses_as_libccid() {
     let dir = test_binary_dir("ferroccid-nusb");
     // one guest: the library over nusb, then over usbfs (lines prefixed `usbfs.`), then
-    // libccid
+    // power-on only with the default backend (`default.`), then libccid
     let run = Guest::new()
         .extra(&dir)
         .run(&format!(
             "set -o pipefail; FERROCCID_USB_BACKEND=nusb FERROCCID_SCRIPT='{SCRIPT}' {GUEST} && \
              FERROCCID_USB_BACKEND=usbfs FERROCCID_SCRIPT='{SCRIPT}' {GUEST} 2>&1 | sed 's/^/usbfs./' && \
+             env -u FERROCCID_USB_BACKEND {GUEST} 2>&1 | sed 's/^/default./' && \
              {} && pcsc-apdu {SCRIPT} | sed 's/^/lc:/'",
             start_pcscd()
         ))
@@ -70,6 +71,14 @@ fn nusb_and_usbfs_library_get_the_same_responses_as_libccid() {
     };
     let oracle = masked(pairs("lc:> ", "lc:< "));
     assert_eq!(oracle.len(), 5, "{}", run.console);
+    // with FERROCCID_USB_BACKEND unset, the library opens the reader through usbfs
+    assert_eq!(
+        run.value("default.fc:backend: "),
+        "Usbfs",
+        "{}",
+        run.console
+    );
+    assert_eq!(run.value("default.fc:atr: "), run.value("lc:atr: "));
     for (tag, backend) in [("", "Nusb"), ("usbfs.", "Usbfs")] {
         let line = |what: &str| format!("{tag}fc:{what}");
         assert_eq!(run.value(&line("backend: ")), backend);
