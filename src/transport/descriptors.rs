@@ -156,6 +156,76 @@ pub fn parse_configuration(raw: &[u8]) -> Result<Vec<InterfaceDescription>, Desc
     Ok(interfaces)
 }
 
+/// bInterval given to interrupt endpoints by [`emit_configuration`]: 16,
+/// i.e. 16 ms at full speed, 2^15 microframes at high speed (USB 2.0
+/// Table 9-13), a slot-change poll well below a person's reaction time.
+pub const EMITTED_INTERRUPT_INTERVAL: u8 = 0x10;
+
+/// The endpoint descriptions a CCID interface with `endpoints` has, in
+/// descriptor order: bulk-OUT, bulk-IN, then interrupt-IN if present.
+pub fn endpoint_descriptions(endpoints: &CcidEndpoints) -> Vec<EndpointDescription> {
+    let describe = |ep: EndpointInfo, transfer_type: u8| EndpointDescription {
+        address: ep.address,
+        attributes: transfer_type,
+        max_packet_size: ep.max_packet_size,
+    };
+    let mut out = vec![
+        describe(endpoints.bulk_out, TRANSFER_TYPE_BULK),
+        describe(endpoints.bulk_in, TRANSFER_TYPE_BULK),
+    ];
+    out.extend(
+        endpoints
+            .interrupt_in
+            .map(|ep| describe(ep, TRANSFER_TYPE_INTERRUPT)),
+    );
+    out
+}
+
+/// A configuration descriptor (USB 2.0 §9.6.3) with one interface, the
+/// inverse of [`parse_configuration`] for devices that are played rather
+/// than read: the simulator and the USB/IP server for transports that
+/// report no raw configuration.
+///
+/// bConfigurationValue 1, bus powered, 100 mA; the interface's `extra`
+/// (the class descriptor) sits right after the interface descriptor, where
+/// CCID §5.1 puts it; bInterval is [`EMITTED_INTERRUPT_INTERVAL`] on
+/// interrupt endpoints and 0 on bulk ones.
+pub fn emit_configuration(interface: &InterfaceDescription) -> Vec<u8> {
+    let mut out = vec![9, DESCRIPTOR_TYPE_CONFIGURATION, 0, 0, 1, 1, 0, 0x80, 50];
+    out.extend_from_slice(&[
+        9,
+        DESCRIPTOR_TYPE_INTERFACE,
+        interface.number,
+        interface.alt_setting,
+        interface.endpoints.len() as u8,
+        interface.class,
+        interface.subclass,
+        interface.protocol,
+        0,
+    ]);
+    out.extend_from_slice(&interface.extra);
+    for ep in &interface.endpoints {
+        let [lo, hi] = ep.max_packet_size.to_le_bytes();
+        let interval = if ep.attributes & 0x03 == TRANSFER_TYPE_INTERRUPT {
+            EMITTED_INTERRUPT_INTERVAL
+        } else {
+            0
+        };
+        out.extend_from_slice(&[
+            7,
+            DESCRIPTOR_TYPE_ENDPOINT,
+            ep.address,
+            ep.attributes,
+            lo,
+            hi,
+            interval,
+        ]);
+    }
+    let total = (out.len() as u16).to_le_bytes();
+    out[2..4].copy_from_slice(&total);
+    out
+}
+
 /// Finds the CCID class descriptor in an interface's extra descriptors and
 /// returns its 54 raw bytes.
 ///
@@ -256,6 +326,46 @@ mod tests {
         class[1] = 0x24;
         assert_eq!(find_class_descriptor(&class), None);
         assert!(!is_ccid_interface(CLASS_VENDOR_SPECIFIC, &class));
+    }
+
+    /// USB 2.0 Tables 9-10, 9-12 and 9-13 byte by byte, and read back by
+    /// the parser into what was emitted.
+    #[test]
+    fn emitted_configuration_is_standard_and_parses_back() {
+        let mut class = vec![0u8; 54];
+        class[0] = 0x36;
+        class[1] = 0x21;
+        let interface = InterfaceDescription {
+            number: 2,
+            class: CLASS_CCID,
+            protocol: 0,
+            endpoints: endpoint_descriptions(&CcidEndpoints {
+                bulk_out: EndpointInfo {
+                    address: 0x01,
+                    max_packet_size: 64,
+                },
+                bulk_in: EndpointInfo {
+                    address: 0x82,
+                    max_packet_size: 64,
+                },
+                interrupt_in: Some(EndpointInfo {
+                    address: 0x83,
+                    max_packet_size: 8,
+                }),
+            }),
+            extra: class.clone(),
+            ..Default::default()
+        };
+        let raw = emit_configuration(&interface);
+        assert_eq!(raw.len(), 9 + 9 + 54 + 3 * 7);
+        // wTotalLength 93, one interface, configuration 1, bus powered, 100 mA.
+        assert_eq!(raw[..9], [9, 0x02, 93, 0, 1, 1, 0, 0x80, 50]);
+        assert_eq!(raw[9..18], [9, 0x04, 2, 0, 3, 0x0B, 0, 0, 0]);
+        assert_eq!(raw[18..72], class[..]);
+        assert_eq!(raw[72..79], [7, 0x05, 0x01, 0x02, 64, 0, 0]);
+        assert_eq!(raw[79..86], [7, 0x05, 0x82, 0x02, 64, 0, 0]);
+        assert_eq!(raw[86..93], [7, 0x05, 0x83, 0x03, 8, 0, 0x10]);
+        assert_eq!(parse_configuration(&raw), Ok(vec![interface]));
     }
 
     #[test]

@@ -148,7 +148,8 @@ pub struct TransportInfo {
     /// The interface's endpoints; `None` in discovery results when the
     /// descriptors could not be read without opening the device.
     pub endpoints: Option<CcidEndpoints>,
-    /// The raw 54-byte CCID class descriptor (type 0x21), if found.
+    /// The raw 54-byte CCID class descriptor (type 0x21, or 0xFF on
+    /// pre-standard readers), if found.
     pub class_descriptor: Option<Vec<u8>>,
     /// The raw active configuration descriptor (all of wTotalLength), if
     /// the backend could read it; empty otherwise.

@@ -17,7 +17,10 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::descriptors::{CcidEndpoints, EndpointInfo, CLASS_CCID};
+use super::descriptors::{
+    emit_configuration, endpoint_descriptions, CcidEndpoints, EndpointInfo, InterfaceDescription,
+    CLASS_CCID,
+};
 use super::{DeviceName, Transport, TransportError, TransportInfo, REQUEST_ABORT};
 use crate::sim::card::CardConfig;
 use crate::sim::profile::{PinEntry, Profile};
@@ -30,6 +33,22 @@ const INTERRUPT_IN: u8 = 0x83;
 /// Full-speed bulk packet size, as most readers have.
 const BULK_PACKET: u16 = 64;
 const INTERRUPT_PACKET: u16 = 8;
+/// The simulated reader's endpoints, reported in its `TransportInfo` and
+/// in its configuration descriptor alike.
+const ENDPOINTS: CcidEndpoints = CcidEndpoints {
+    bulk_out: EndpointInfo {
+        address: BULK_OUT,
+        max_packet_size: BULK_PACKET,
+    },
+    bulk_in: EndpointInfo {
+        address: BULK_IN,
+        max_packet_size: BULK_PACKET,
+    },
+    interrupt_in: Some(EndpointInfo {
+        address: INTERRUPT_IN,
+        max_packet_size: INTERRUPT_PACKET,
+    }),
+};
 
 struct State {
     model: ReaderModel,
@@ -121,31 +140,13 @@ pub struct SimHandle {
 /// The configuration descriptor of the simulated reader: one configuration,
 /// one CCID interface with the class descriptor and three endpoints.
 pub fn configuration_descriptor(profile: &Profile) -> Vec<u8> {
-    let mut interface = vec![
-        9,
-        0x04,
-        0,
-        0,
-        3,
-        CLASS_CCID,
-        0,
-        profile.interface_protocol,
-        0,
-    ];
-    interface.extend_from_slice(&profile.descriptor);
-    for (address, attributes, size, interval) in [
-        (BULK_OUT, 0x02, BULK_PACKET, 0),
-        (BULK_IN, 0x02, BULK_PACKET, 0),
-        (INTERRUPT_IN, 0x03, INTERRUPT_PACKET, 0x10),
-    ] {
-        let s = size.to_le_bytes();
-        interface.extend_from_slice(&[7, 0x05, address, attributes, s[0], s[1], interval]);
-    }
-    let total = (9 + interface.len()) as u16;
-    let t = total.to_le_bytes();
-    let mut config = vec![9, 0x02, t[0], t[1], 1, 1, 0, 0x80, 50];
-    config.extend_from_slice(&interface);
-    config
+    emit_configuration(&InterfaceDescription {
+        class: CLASS_CCID,
+        protocol: profile.interface_protocol,
+        endpoints: endpoint_descriptions(&ENDPOINTS),
+        extra: profile.descriptor.to_vec(),
+        ..Default::default()
+    })
 }
 
 impl SimTransport {
@@ -170,20 +171,7 @@ impl SimTransport {
             address: 0,
             interface_number: 0,
             interface_class: CLASS_CCID,
-            endpoints: Some(CcidEndpoints {
-                bulk_out: EndpointInfo {
-                    address: BULK_OUT,
-                    max_packet_size: BULK_PACKET,
-                },
-                bulk_in: EndpointInfo {
-                    address: BULK_IN,
-                    max_packet_size: BULK_PACKET,
-                },
-                interrupt_in: Some(EndpointInfo {
-                    address: INTERRUPT_IN,
-                    max_packet_size: INTERRUPT_PACKET,
-                }),
-            }),
+            endpoints: Some(ENDPOINTS),
             class_descriptor: Some(profile.descriptor.to_vec()),
             configuration_descriptor: configuration_descriptor(&profile),
         };

@@ -7,7 +7,8 @@
 //! functions of the setup packet, so they are tested without sockets.
 
 use crate::transport::descriptors::{
-    parse_configuration, CCID_DESCRIPTOR_TYPE, CLASS_CCID, CLASS_VENDOR_SPECIFIC,
+    emit_configuration, endpoint_descriptions, find_class_descriptor, parse_configuration,
+    InterfaceDescription, CLASS_CCID, CLASS_VENDOR_SPECIFIC,
 };
 use crate::transport::TransportInfo;
 
@@ -30,8 +31,6 @@ const SET_INTERFACE: u8 = 0x0B;
 const DT_DEVICE: u8 = 0x01;
 const DT_CONFIGURATION: u8 = 0x02;
 const DT_STRING: u8 = 0x03;
-const DT_INTERFACE: u8 = 0x04;
-const DT_ENDPOINT: u8 = 0x05;
 
 /// String descriptor indices the synthesised device descriptor uses.
 const I_MANUFACTURER: u8 = 1;
@@ -257,42 +256,27 @@ pub fn string_descriptor(text: &str) -> Vec<u8> {
 /// One configuration, one interface, the class descriptor and the
 /// endpoints, for transports that report no raw configuration.
 fn synthesise_configuration(info: &TransportInfo) -> Vec<u8> {
-    let mut endpoints = Vec::new();
-    if let Some(e) = info.endpoints {
-        endpoints.push((e.bulk_out.address, 0x02u8, e.bulk_out.max_packet_size, 0u8));
-        endpoints.push((e.bulk_in.address, 0x02, e.bulk_in.max_packet_size, 0));
-        if let Some(i) = e.interrupt_in {
-            endpoints.push((i.address, 0x03, i.max_packet_size, 0x10));
-        }
-    }
     let class = match info.interface_class {
         CLASS_VENDOR_SPECIFIC => CLASS_VENDOR_SPECIFIC,
         _ => CLASS_CCID,
     };
-    let mut out = vec![9, DT_CONFIGURATION, 0, 0, 1, 1, 0, 0x80, 50];
-    out.extend_from_slice(&[
-        9,
-        DT_INTERFACE,
-        info.interface_number,
-        0,
-        endpoints.len() as u8,
+    emit_configuration(&InterfaceDescription {
+        number: info.interface_number,
         class,
-        0,
-        0,
-        0,
-    ]);
-    if let Some(class_descriptor) = &info.class_descriptor {
-        if class_descriptor.len() >= 2 && class_descriptor[1] == CCID_DESCRIPTOR_TYPE {
-            out.extend_from_slice(class_descriptor);
-        }
-    }
-    for (address, attributes, max_packet, interval) in endpoints {
-        let [lo, hi] = max_packet.to_le_bytes();
-        out.extend_from_slice(&[7, DT_ENDPOINT, address, attributes, lo, hi, interval]);
-    }
-    let total = (out.len() as u16).to_le_bytes();
-    out[2..4].copy_from_slice(&total);
-    out
+        endpoints: info
+            .endpoints
+            .as_ref()
+            .map(endpoint_descriptions)
+            .unwrap_or_default(),
+        // Only a well-formed class descriptor is offered to the importer.
+        extra: info
+            .class_descriptor
+            .as_deref()
+            .and_then(find_class_descriptor)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default(),
+        ..Default::default()
+    })
 }
 
 #[cfg(test)]
