@@ -44,7 +44,17 @@ pub enum ReaderEvent {
     DeviceGone,
 }
 
-type Subscribers = Arc<Mutex<Vec<Sender<ReaderEvent>>>>;
+type Subscribers = Arc<Mutex<SubscriberList>>;
+
+/// The receivers of [`ReaderEvent`]s, and whether the unplug was announced.
+/// One lock covers both, so a subscriber either is in the list when
+/// [`ReaderEvent::DeviceGone`] goes out or finds `gone_announced` set and
+/// gets the event on subscribing: never both, never neither.
+#[derive(Default)]
+struct SubscriberList {
+    senders: Vec<Sender<ReaderEvent>>,
+    gone_announced: bool,
+}
 
 /// Subscribers and the background thread.
 pub(crate) struct Hub {
@@ -223,12 +233,31 @@ impl Hub {
 
 fn broadcast(subscribers: &Subscribers, event: ReaderEvent) {
     tracing::debug!(?event, "reader event");
-    lock(subscribers).retain(|s| s.send(event).is_ok());
+    let mut list = lock(subscribers);
+    if list.gone_announced {
+        // Nothing follows DeviceGone.
+        return;
+    }
+    list.senders.retain(|s| s.send(event).is_ok());
+    if event == ReaderEvent::DeviceGone {
+        list.gone_announced = true;
+        // Dropping the senders disconnects every receiver after the event.
+        list.senders.clear();
+    }
 }
 
 pub(crate) fn subscribe(shared: &Arc<Shared>) -> Receiver<ReaderEvent> {
     let (tx, rx) = channel();
-    lock(&shared.events.subscribers).push(tx);
+    {
+        let mut list = lock(&shared.events.subscribers);
+        if list.gone_announced {
+            // The event thread has ended: this late subscriber gets the
+            // unplug it missed, then a disconnected channel.
+            let _ = tx.send(ReaderEvent::DeviceGone);
+            return rx;
+        }
+        list.senders.push(tx);
+    }
     ensure_thread(shared);
     rx
 }
@@ -364,7 +393,7 @@ fn poll_once(t: &Thread) -> bool {
         if shared.slots[i].state.try_lock().is_err() {
             continue;
         }
-        match slot::status(&shared, i) {
+        match slot::poll_status(&shared, i) {
             Ok(_) => {}
             Err(ReaderError::DeviceGone) => return true,
             Err(e) => tracing::debug!(error = %e, "status poll failed"),
@@ -381,6 +410,9 @@ pub(crate) fn wait_for_change(
     // A cancel that came before this wait is kept: it ends this wait.
     let mut waiter = lock(&hub.waiter);
     if waiter.is_none() {
+        // A first wait after the unplug fails at once, as documented,
+        // rather than reporting the DeviceGone a late subscriber gets.
+        shared.link.check_gone()?;
         *waiter = Some(subscribe(shared));
     }
     let rx = waiter
