@@ -111,8 +111,26 @@ pub(crate) struct SlotLink {
     /// cleared under the mailbox lock); nobody notifies `mail` otherwise.
     parked: AtomicBool,
     mail: Condvar,
-    /// Set by `Slot::cancel`, cleared when an operation starts.
+    /// A cancel is pending: set by `Slot::cancel`, spent by the operation
+    /// it ends or that was running when it came (see [`Operation`]).
     pub cancelled: AtomicBool,
+}
+
+/// One user operation on a slot (power, status, protocol, transmit, PIN,
+/// Escape), begun with [`SlotLink::begin_operation`] while the caller holds
+/// the slot's state lock.
+///
+/// A cancel is never lost: one that comes while no operation runs makes
+/// the next one fail with [`ReaderError::Cancelled`] before anything is
+/// sent (as the transport's own cancel is sticky); one that comes while an
+/// operation runs ends it, or is spent on it if it finishes first. Each
+/// cancel ends at most one operation. Dropping the guard spends the cancel.
+pub(crate) struct Operation<'a>(&'a SlotLink);
+
+impl Drop for Operation<'_> {
+    fn drop(&mut self) {
+        self.0.cancelled.store(false, Ordering::SeqCst);
+    }
 }
 
 impl SlotLink {
@@ -128,6 +146,17 @@ impl SlotLink {
             mail: Condvar::new(),
             cancelled: AtomicBool::new(false),
         }
+    }
+
+    /// Starts an operation, or fails with [`ReaderError::Cancelled`] (and
+    /// spends the cancel) when one is pending. The caller holds the slot's
+    /// state lock until the guard is dropped.
+    pub fn begin_operation(&self) -> Result<Operation<'_>, ReaderError> {
+        if self.cancelled.swap(false, Ordering::SeqCst) {
+            tracing::debug!(slot = self.index, "cancelled before it started");
+            return Err(ReaderError::Cancelled);
+        }
+        Ok(Operation(self))
     }
 
     /// Wakes this slot's follower whether or not it is parked (cancel,
@@ -333,27 +362,33 @@ impl Link {
         slot: &SlotLink,
         now: Instant,
         deadline: Instant,
+        honour_cancel: bool,
     ) -> Result<(Permit<'_>, Instant), ReaderError> {
         self.check_gone()?;
-        if slot.cancelled.load(Ordering::SeqCst) {
+        if honour_cancel && slot.cancelled.load(Ordering::SeqCst) {
             return Err(ReaderError::Cancelled);
         }
         if self.busy.try_take() {
             return Ok((Permit(self), now));
         }
-        self.acquire_slow(slot, deadline)
+        self.acquire_slow(slot, deadline, honour_cancel)
             .map(|()| (Permit(self), Instant::now()))
     }
 
     /// Waits for a permit (the semaphore's `try_take` succeeded on return).
-    fn acquire_slow(&self, slot: &SlotLink, deadline: Instant) -> Result<(), ReaderError> {
+    fn acquire_slow(
+        &self,
+        slot: &SlotLink,
+        deadline: Instant,
+        honour_cancel: bool,
+    ) -> Result<(), ReaderError> {
         let mut guard = lock(&self.busy.lock);
         self.busy.waiting.fetch_add(1, Ordering::SeqCst);
         let result = loop {
             if let Err(e) = self.check_gone() {
                 break Err(e);
             }
-            if slot.cancelled.load(Ordering::SeqCst) {
+            if honour_cancel && slot.cancelled.load(Ordering::SeqCst) {
                 break Err(ReaderError::Cancelled);
             }
             if self.busy.try_take() {
@@ -509,6 +544,32 @@ impl Link {
         command: Command<'_>,
         wait: Wait,
     ) -> Result<Answer, ReaderError> {
+        self.transact_inner(slot, tx, rx, command, wait, true)
+    }
+
+    /// [`Link::transact`] for the event thread's status polls: they are
+    /// not the user's operations, so they neither end on a cancel nor
+    /// spend one (it stays pending for the user's next operation).
+    pub fn transact_ignoring_cancel(
+        &self,
+        slot: &SlotLink,
+        tx: &mut [u8],
+        rx: &mut [u8],
+        command: Command<'_>,
+        wait: Wait,
+    ) -> Result<Answer, ReaderError> {
+        self.transact_inner(slot, tx, rx, command, wait, false)
+    }
+
+    fn transact_inner(
+        &self,
+        slot: &SlotLink,
+        tx: &mut [u8],
+        rx: &mut [u8],
+        command: Command<'_>,
+        wait: Wait,
+        honour_cancel: bool,
+    ) -> Result<Answer, ReaderError> {
         let repr = CommandRepr {
             slot: slot.index,
             command,
@@ -521,7 +582,8 @@ impl Link {
             // deadline, and (unless the permit had to be waited for) the
             // start of the answer's wait, which thus covers the send too.
             let now = Instant::now();
-            let (_permit, started) = self.acquire(slot, now, now + wait.with_multiplier(1))?;
+            let (_permit, started) =
+                self.acquire(slot, now, now + wait.with_multiplier(1), honour_cancel)?;
             let seq = self.next_seq();
             let n = repr.emit(seq, tx).map_err(|e| match e {
                 CcidError::BufferTooSmall { needed, available } => ReaderError::CommandTooLong {
@@ -531,7 +593,7 @@ impl Link {
                 other => ReaderError::Protocol(other),
             })?;
             self.send(&tx[..n])?;
-            match self.await_answer(slot, seq, msg_type, rx, wait, started) {
+            match self.await_answer(slot, (seq, msg_type), rx, wait, started, honour_cancel) {
                 Err(ReaderError::CommandFailed {
                     error: SlotError::CmdSlotBusy,
                     ..
@@ -548,14 +610,15 @@ impl Link {
         }
     }
 
+    /// Waits for the answer to the command sent as `(seq, msg_type)`.
     fn await_answer(
         &self,
         slot: &SlotLink,
-        seq: u8,
-        msg_type: MessageType,
+        (seq, msg_type): (u8, MessageType),
         rx: &mut [u8],
         wait: Wait,
         started: Instant,
+        honour_cancel: bool,
     ) -> Result<Answer, ReaderError> {
         let mut now = started;
         let mut deadline = started + wait.with_multiplier(1);
@@ -566,7 +629,7 @@ impl Link {
         let mut last_stale: Option<(u8, FrameBytes)> = None;
         let mut extensions = 0u32;
         loop {
-            let n = match self.receive(slot, rx, now, deadline, true) {
+            let n = match self.receive(slot, rx, now, deadline, honour_cancel) {
                 Ok(n) => n,
                 Err(e @ (ReaderError::Cancelled | ReaderError::Timeout { .. })) => {
                     tracing::warn!(error = %e, seq, "aborting the pending command");
@@ -659,7 +722,6 @@ impl Link {
         if self.check_gone().is_err() {
             return;
         }
-        slot.cancelled.store(false, Ordering::SeqCst);
         let seq = self.next_seq();
         let value = (u16::from(seq) << 8) | u16::from(slot.index);
         let margin = self.margin();

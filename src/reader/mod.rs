@@ -365,6 +365,9 @@ impl Reader {
     /// subscription starts the background thread (interrupt endpoint, or
     /// GetSlotStatus polling every [`ReaderOptions::poll_interval`]); it
     /// stops and is joined when the last handle on the reader is dropped.
+    /// Every subscriber gets [`ReaderEvent::DeviceGone`] exactly once, then
+    /// a disconnected channel: one that subscribes after the unplug was
+    /// announced gets it at once.
     pub fn events(&self) -> std::sync::mpsc::Receiver<ReaderEvent> {
         events::subscribe(&self.shared)
     }
@@ -473,6 +476,15 @@ impl Slot {
     /// thread): the reader gets the class ABORT request and
     /// PC_to_RDR_Abort, and the operation returns [`ReaderError::Cancelled`].
     /// The slot stays usable.
+    ///
+    /// A cancel is never lost (pcscd's stop-polling and a UI's cancel
+    /// button both rely on it): one that comes while no operation runs on
+    /// the slot — just before the caller's next one starts, say — makes the
+    /// next operation return [`ReaderError::Cancelled`] at once, before
+    /// anything is sent (sticky, like the transport's own cancel). One that
+    /// comes while an operation runs ends it, or is spent on it if it
+    /// completes first. Each cancel ends at most one operation; the reader's
+    /// own status polling neither ends on nor spends a cancel.
     pub fn cancel(&self) {
         let link = &self.shared.link;
         link.cancel(&link.slots[self.index]);

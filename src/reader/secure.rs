@@ -47,14 +47,6 @@ const ESCAPE_ALLOWANCE: Duration = Duration::from_secs(10);
 /// stuck asking for time must not hold the slot forever.
 const MAX_WTX_IN_A_ROW: u32 = 64;
 
-fn begin(shared: &Shared, index: usize) -> Result<(), ReaderError> {
-    shared.link.check_gone()?;
-    shared.link.slots[index]
-        .cancelled
-        .store(false, std::sync::atomic::Ordering::SeqCst);
-    Ok(())
-}
-
 /// The user's time from bTimeOut (seconds; 0 = reader default).
 fn pin_entry_time(data: &SecureData<'_>) -> Duration {
     let seconds = match data {
@@ -108,8 +100,8 @@ pub(crate) fn secure(
     if shared.flavour != Flavour::Ccid {
         return Err(ReaderError::NotSupported("PIN pad on an ICCD token"));
     }
-    begin(shared, index)?;
     let mut st = lock(&cell.state);
+    let _operation = super::slot::begin(shared, index)?;
     let protocol = st.card.as_ref().ok_or(ReaderError::NotPowered)?.protocol;
     let protocol = match protocol {
         Some(p) => p,
@@ -310,8 +302,8 @@ pub(crate) fn escape(
     // bSlot and buffers, serialised with slot 0's other commands.
     let cell = &shared.slots[0];
     let _span = cell.span.enter();
-    begin(shared, 0)?;
     let mut st = lock(&cell.state);
+    let _operation = super::slot::begin(shared, 0)?;
     let wait = Wait {
         margin: shared.link.margin() + ESCAPE_ALLOWANCE,
         card: Duration::ZERO,

@@ -1,7 +1,6 @@
 //! Slot state: power, parameter selection and the waiting times derived
 //! from the card's parameters.
 
-use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -18,7 +17,7 @@ use crate::protocols::t1::{Progress, T1Config, MAX_BLOCK_LEN, T1};
 use crate::protocols::timing;
 
 use super::error::ReaderError;
-use super::link::{lock, Answer, Wait};
+use super::link::{lock, Answer, Operation, Wait};
 use super::{exchange, iccd, Flavour, ProtocolPreference, Shared, SlotOptions, SlotStatus};
 
 /// At APDU levels the reader runs T=1 itself: up to three attempts at a
@@ -185,12 +184,12 @@ pub(crate) fn card_answer(result: Result<Answer, ReaderError>) -> Result<Answer,
     }
 }
 
-fn begin(shared: &Shared, index: usize) -> Result<(), ReaderError> {
+/// Starts a user operation on `index`; the caller holds the slot's state
+/// lock and keeps the guard until it is done (see [`Operation`] for what
+/// happens to cancels).
+pub(crate) fn begin(shared: &Shared, index: usize) -> Result<Operation<'_>, ReaderError> {
     shared.link.check_gone()?;
-    shared.link.slots[index]
-        .cancelled
-        .store(false, Ordering::SeqCst);
-    Ok(())
+    shared.link.slots[index].begin_operation()
 }
 
 /// bPowerSelect values to try, in order.
@@ -221,8 +220,8 @@ fn voltage_sequence(shared: &Shared) -> ([u8; 3], usize) {
 pub(crate) fn power_on(shared: &Shared, index: usize) -> Result<Atr, ReaderError> {
     let cell = &shared.slots[index];
     let _span = cell.span.enter();
-    begin(shared, index)?;
     let mut st = lock(&cell.state);
+    let _operation = begin(shared, index)?;
     st.card = None;
     let raw_len = match shared.flavour {
         Flavour::IccdA | Flavour::IccdB => iccd::power_on(shared, index, &mut st)?,
@@ -284,8 +283,8 @@ fn ccid_power_on(shared: &Shared, index: usize, st: &mut SlotState) -> Result<us
 pub(crate) fn power_off(shared: &Shared, index: usize) -> Result<(), ReaderError> {
     let cell = &shared.slots[index];
     let _span = cell.span.enter();
-    begin(shared, index)?;
     let mut st = lock(&cell.state);
+    let _operation = begin(shared, index)?;
     st.card = None;
     match shared.flavour {
         Flavour::IccdA | Flavour::IccdB => iccd::power_off(shared, &mut st),
@@ -303,20 +302,39 @@ pub(crate) fn power_off(shared: &Shared, index: usize) -> Result<(), ReaderError
 }
 
 pub(crate) fn status(shared: &Shared, index: usize) -> Result<SlotStatus, ReaderError> {
+    status_as(shared, index, true)
+}
+
+/// GetSlotStatus for the event thread's polling: not a user operation, so
+/// a pending [`Slot::cancel`](super::Slot::cancel) is left for the user's
+/// next one.
+pub(crate) fn poll_status(shared: &Shared, index: usize) -> Result<SlotStatus, ReaderError> {
+    status_as(shared, index, false)
+}
+
+fn status_as(shared: &Shared, index: usize, user: bool) -> Result<SlotStatus, ReaderError> {
     let cell = &shared.slots[index];
     let _span = cell.span.enter();
-    begin(shared, index)?;
     let mut st = lock(&cell.state);
+    let _operation = if user {
+        Some(begin(shared, index)?)
+    } else {
+        shared.link.check_gone()?;
+        None
+    };
     let icc = match shared.flavour {
         Flavour::IccdA | Flavour::IccdB => iccd::status(shared, &mut st)?,
         Flavour::Ccid => {
-            match transact(
-                shared,
-                index,
-                &mut st,
-                Command::GetSlotStatus,
-                reader_wait(shared),
-            ) {
+            let SlotState { tx, rx, .. } = &mut *st;
+            let (link, slot) = (&shared.link, &shared.link.slots[index]);
+            let command = Command::GetSlotStatus;
+            let wait = reader_wait(shared);
+            let answer = if user {
+                link.transact(slot, tx, rx, command, wait)
+            } else {
+                link.transact_ignoring_cancel(slot, tx, rx, command, wait)
+            };
+            match answer {
                 Ok(answer) => Status(answer.status).icc(),
                 // An absent or mute card is a state, not a failure (libccid
                 // CmdGetSlotStatus does the same).
@@ -366,8 +384,8 @@ pub(crate) fn set_protocol(
 ) -> Result<u8, ReaderError> {
     let cell = &shared.slots[index];
     let _span = cell.span.enter();
-    begin(shared, index)?;
     let mut st = lock(&cell.state);
+    let _operation = begin(shared, index)?;
     select_protocol(shared, index, &mut st, preferred)
 }
 
@@ -644,8 +662,8 @@ pub(crate) fn transmit(
 ) -> Result<usize, ReaderError> {
     let cell = &shared.slots[index];
     let _span = cell.span.enter();
-    begin(shared, index)?;
     let mut st = lock(&cell.state);
+    let _operation = begin(shared, index)?;
     if st.card.is_none() {
         return Err(ReaderError::NotPowered);
     }
