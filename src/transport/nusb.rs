@@ -20,8 +20,8 @@ use nusb::transfer::{
 use nusb::{Endpoint, Interface, MaybeFuture};
 
 use super::cancel::WaitOutcome;
-use super::descriptors::{parse_configuration, InterfaceDescription};
-use super::usb::{listed_interfaces, parse_for_open, ClaimPlan, UsbDeviceFacts, UsbTarget};
+use super::descriptors::CLASS_CCID;
+use super::usb::{device_readers, parse_for_open, ClaimPlan, UsbDeviceFacts, UsbTarget};
 use super::{
     round_up_to_packets, CancelToken, CcidEndpoints, DeviceName, Transport, TransportError,
     TransportInfo,
@@ -48,26 +48,13 @@ pub fn list() -> Result<Vec<TransportInfo>, TransportError> {
     let mut found = Vec::new();
     for device in devices {
         let config = read_configuration(&device);
-        let interfaces = config
-            .as_deref()
-            .and_then(|raw| parse_configuration(raw).ok())
-            .unwrap_or_default();
-        if interfaces.is_empty() {
-            for intf in device.interfaces().filter(|i| i.class() == 0x0B) {
-                found.push(describe(
-                    &device,
-                    intf.interface_number(),
-                    intf.class(),
-                    None,
-                    &[],
-                ));
-            }
-            continue;
-        }
-        for intf in listed_interfaces(&interfaces) {
-            let raw = config.as_deref().unwrap_or_default();
-            found.push(describe(&device, intf.number, intf.class, Some(intf), raw));
-        }
+        found.extend(device_readers(&facts(&device), config.as_deref(), || {
+            device
+                .interfaces()
+                .filter(|i| i.class() == CLASS_CCID)
+                .map(|i| i.interface_number())
+                .collect()
+        }));
     }
     Ok(found)
 }
@@ -95,14 +82,8 @@ fn read_configuration(device: &nusb::DeviceInfo) -> Option<Vec<u8>> {
     Some(config.as_bytes().to_vec())
 }
 
-fn describe(
-    device: &nusb::DeviceInfo,
-    interface_number: u8,
-    interface_class: u8,
-    intf: Option<&InterfaceDescription>,
-    config: &[u8],
-) -> TransportInfo {
-    let facts = UsbDeviceFacts {
+fn facts(device: &nusb::DeviceInfo) -> UsbDeviceFacts {
+    UsbDeviceFacts {
         vendor_id: device.vendor_id(),
         product_id: device.product_id(),
         bcd_device: device.device_version(),
@@ -111,8 +92,7 @@ fn describe(
         manufacturer: device.manufacturer_string().map(str::to_owned),
         product: device.product_string().map(str::to_owned),
         serial: device.serial_number().map(str::to_owned),
-    };
-    facts.describe(interface_number, interface_class, intf, config)
+    }
 }
 
 #[cfg(target_os = "linux")]
@@ -197,13 +177,8 @@ impl NusbTransport {
                 continue;
             };
             let interface = claim(&device, &candidate, config_value, chosen.number)?;
-            let mut info = describe(
-                &candidate,
-                chosen.number,
-                chosen.class,
-                Some(chosen),
-                &config_raw,
-            );
+            let mut info =
+                facts(&candidate).describe(chosen.number, chosen.class, Some(chosen), &config_raw);
             info.endpoints = Some(endpoints);
             return Self::from_claimed(info, interface, endpoints);
         }

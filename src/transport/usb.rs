@@ -8,7 +8,7 @@
 
 use super::descriptors::{
     choose_interface, find_class_descriptor, is_ccid_interface, parse_configuration,
-    select_endpoints, InterfaceDescription,
+    select_endpoints, InterfaceDescription, CLASS_CCID,
 };
 use super::{CcidEndpoints, DeviceName, TransportError, TransportInfo, UsbLocation};
 
@@ -116,7 +116,7 @@ impl UsbDeviceFacts {
     /// pcscd's libusb form. `intf` is `None` when only the interface class
     /// is known (descriptors unreadable): no endpoints, no class descriptor.
     pub fn describe(
-        self,
+        &self,
         interface_number: u8,
         interface_class: u8,
         intf: Option<&InterfaceDescription>,
@@ -136,9 +136,9 @@ impl UsbDeviceFacts {
             vendor_id: self.vendor_id,
             product_id: self.product_id,
             bcd_device: self.bcd_device,
-            manufacturer: self.manufacturer,
-            product: self.product,
-            serial: self.serial,
+            manufacturer: self.manufacturer.clone(),
+            product: self.product.clone(),
+            serial: self.serial.clone(),
             bus: self.bus,
             address: self.address,
             interface_number,
@@ -150,6 +150,31 @@ impl UsbDeviceFacts {
             configuration_descriptor: config.to_vec(),
         }
     }
+}
+
+/// What discovery reports for one device: its CCID interfaces as the
+/// configuration descriptor shows them or, when that could not be read or
+/// walked, its class-0x0B interfaces by number alone (`class_only`), so a
+/// reader whose descriptors are unreadable to this user is still listed.
+#[cfg(any(feature = "nusb", all(feature = "usbfs", target_os = "linux")))]
+pub(crate) fn device_readers(
+    facts: &UsbDeviceFacts,
+    config: Option<&[u8]>,
+    class_only: impl FnOnce() -> Vec<u8>,
+) -> Vec<TransportInfo> {
+    let interfaces = config
+        .and_then(|raw| parse_configuration(raw).ok())
+        .unwrap_or_default();
+    if interfaces.is_empty() {
+        return class_only()
+            .into_iter()
+            .map(|number| facts.describe(number, CLASS_CCID, None, &[]))
+            .collect();
+    }
+    let raw = config.unwrap_or_default();
+    listed_interfaces(&interfaces)
+        .map(|intf| facts.describe(intf.number, intf.class, Some(intf), raw))
+        .collect()
 }
 
 /// sysfs readings both Linux usbfs users (nusb, usbfs) make: readable by
@@ -252,6 +277,41 @@ mod tests {
         assert!(at.matches(0x08E6, 0x3437, 3, 9));
         assert!(!at.matches(0x08E6, 0x3437, 3, 10));
         assert!(!at.matches(0x08E6, 0x3437, 2, 9));
+    }
+
+    /// A device whose configuration cannot be walked is listed from its
+    /// class-0x0B interfaces; one that can is listed from the descriptor,
+    /// and its non-CCID interfaces (here a HID keyboard) are not.
+    #[cfg(any(feature = "nusb", all(feature = "usbfs", target_os = "linux")))]
+    #[test]
+    fn discovery_falls_back_to_interface_classes_only_without_a_configuration() {
+        let facts = UsbDeviceFacts {
+            vendor_id: 0x08E6,
+            product_id: 0x3437,
+            bus: 1,
+            address: 4,
+            ..Default::default()
+        };
+        let listed = device_readers(&facts, None, || vec![1]);
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].name, "usb:08e6/3437:libusb-1.0:1:4:1");
+        assert_eq!(listed[0].interface_class, 0x0B);
+        assert_eq!(listed[0].endpoints, None);
+
+        // wTotalLength 41: configuration, keyboard (class 3), CCID (0x0B)
+        // with bulk-OUT 0x01 and bulk-IN 0x82.
+        let config = [
+            9, 2, 41, 0, 2, 1, 0, 0x80, 50, //
+            9, 4, 0, 0, 0, 3, 1, 1, 0, //
+            9, 4, 1, 0, 2, 0x0B, 0, 0, 0, //
+            7, 5, 0x01, 2, 64, 0, 0, //
+            7, 5, 0x82, 2, 64, 0, 0,
+        ];
+        let listed = device_readers(&facts, Some(&config), || panic!("descriptor was readable"));
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].interface_number, 1);
+        assert_eq!(listed[0].endpoints.unwrap().bulk_in.address, 0x82);
+        assert_eq!(listed[0].configuration_descriptor, config);
     }
 
     #[test]

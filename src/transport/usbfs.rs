@@ -33,9 +33,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::descriptors::parse_configuration;
 use super::usb::sysfs::{self, read_attr};
-use super::usb::{listed_interfaces, parse_for_open, ClaimPlan, UsbDeviceFacts, UsbTarget};
+use super::usb::{device_readers, parse_for_open, ClaimPlan, UsbDeviceFacts, UsbTarget};
 use super::{
     round_up_to_packets, CcidEndpoints, DeviceName, Transport, TransportError, TransportInfo,
 };
@@ -255,29 +254,11 @@ pub fn list() -> Result<Vec<TransportInfo>, TransportError> {
     let mut found = Vec::new();
     for device in sysfs_devices()? {
         let config = sysfs::active_configuration(&device.dir);
-        let interfaces = config
-            .as_ref()
-            .and_then(|(_, raw)| parse_configuration(raw).ok())
-            .unwrap_or_default();
-        let raw = config
-            .as_ref()
-            .map(|(_, raw)| raw.as_slice())
-            .unwrap_or(&[]);
-        if interfaces.is_empty() {
-            found.extend(
-                class_only_interfaces(&device)
-                    .into_iter()
-                    .map(|number| device.facts().describe(number, 0x0B, None, &[])),
-            );
-            continue;
-        }
-        for intf in listed_interfaces(&interfaces) {
-            found.push(
-                device
-                    .facts()
-                    .describe(intf.number, intf.class, Some(intf), raw),
-            );
-        }
+        found.extend(device_readers(
+            &device.facts(),
+            config.as_ref().map(|(_, raw)| raw.as_slice()),
+            || class_only_interfaces(&device),
+        ));
     }
     Ok(found)
 }
