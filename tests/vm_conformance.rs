@@ -205,11 +205,12 @@ fn listed_qemu_reader(
 }
 
 /// QEMU's interrupt-IN endpoint has bInterval 255 (sysfs `ep_81/interval`: 255ms),
-/// so the host controller polls it only every 255 ms, and the suite's 50 ms drain
-/// reads usually end before the NotifySlotChange queued at card insertion arrives:
-/// whichever backend runs first then fails the 200 ms "empty" read with `50 03`
-/// (seen for nusb, usbfs and rusb alike). Reading with a timeout longer than the
-/// interval first gives every backend the same, settled reader; prints what came.
+/// so the host controller polls it only every 255 ms. The suite's drain once used
+/// 50 ms reads, which ended before the NotifySlotChange queued at card insertion
+/// arrived, and whichever backend ran first failed its "empty" read with `50 03`
+/// (fixed in the suite: it now drains with 300 ms reads). Reading here first with
+/// a timeout longer than the interval also pins down who gets that notification
+/// (the first backend, exactly once); prints what came.
 fn settle_interrupt_endpoint(backend: &str, transport: &dyn ferroccid::transport::Transport) {
     use ferroccid::transport::TransportError;
     let mut buf = [0u8; 64];

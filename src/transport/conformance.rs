@@ -105,9 +105,13 @@ pub fn check_seq_echo(t: &dyn Transport) -> Result<(), String> {
 /// endpoint must say so with `NoInterruptEndpoint`.
 pub fn check_interrupt_timeout(t: &dyn Transport) -> Result<(), String> {
     let mut buf = [0u8; 64];
-    // Drain notifications queued since plug-in (NotifySlotChange).
+    // Drain notifications queued since plug-in (NotifySlotChange). Each
+    // read waits longer than the slowest full-speed polling interval
+    // (bInterval 255 ms, which QEMU's reader uses): a shorter read times
+    // out before the host controller has even polled the endpoint, and the
+    // notification then lands in the "must be empty" read below.
     for _ in 0..16 {
-        match t.interrupt_in(&mut buf, Duration::from_millis(50)) {
+        match t.interrupt_in(&mut buf, DRAIN_WAIT) {
             Ok(_) => continue,
             Err(TransportError::Timeout) => break,
             Err(TransportError::NoInterruptEndpoint) => return Ok(()),
@@ -139,6 +143,10 @@ pub fn check_interrupt_timeout(t: &dyn Transport) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// How long each drain read of [`check_interrupt_timeout`] waits: more
+/// than one full-speed polling interval of 255 ms.
+const DRAIN_WAIT: Duration = Duration::from_millis(300);
 
 /// A bulk-IN read blocked on a silent reader returns `Cancelled` soon
 /// after another thread cancels, and the transport works again after
