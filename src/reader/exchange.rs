@@ -13,7 +13,7 @@ use crate::protocols::t0::{
     ApduCase, CommandApdu, Direction, ProcedureEvent, ProcedureMachine, T0Apdu, T0Options, T0Step,
     MAX_TPDU_LEN,
 };
-use crate::protocols::t1::{Exchange, Progress, T1Error, MAX_BLOCK_LEN};
+use crate::protocols::t1::{Exchange, Progress, T1Error, MAX_BLOCK_LEN, T1};
 
 use super::error::ReaderError;
 use super::link::{Answer, Link, SlotLink, Wait};
@@ -102,9 +102,18 @@ pub(crate) fn transmit(
         (ExchangeLevel::ExtendedApdu, _) => extended_apdu(&mut io, command, response, wait),
         (ExchangeLevel::Tpdu | ExchangeLevel::Character, Some(1)) => {
             let t1 = card.t1.as_mut().ok_or(ReaderError::NotPowered)?;
+            if card.t1_resync {
+                resynchronise(&mut io, t1, level, wait, shared)?;
+                card.t1_resync = false;
+            }
             let edc = t1.config().edc;
             let mut x = t1.exchange(command, response);
-            match run_t1(&mut io, &mut x, level, edc, wait)? {
+            let result = run_t1(&mut io, &mut x, level, edc, wait);
+            // Anything but a completed exchange may leave the card
+            // mid-chain (a cancel or timeout between two blocks) or with
+            // other sequence numbers than the engine's.
+            card.t1_resync = !matches!(result, Ok(Progress::Complete(_)));
+            match result? {
                 Progress::Complete(n) => Ok(n),
                 _ => Err(ReaderError::T1(T1Error::Finished)),
             }
@@ -173,6 +182,48 @@ pub(crate) fn run_t1(
                 return Err(ReaderError::CardAborted);
             }
         }
+    }
+}
+
+/// S(RESYNCH) (ISO/IEC 7816-3 §11.6.3): card and engine back to N(S) 0,
+/// N(R) 0 with no chain in progress. It also resets the card's IFSD to 32,
+/// so a host that announced IFSD announces it again.
+fn resynchronise(
+    io: &mut Io<'_>,
+    t1: &mut T1,
+    level: ExchangeLevel,
+    wait: Wait,
+    shared: &Shared,
+) -> Result<(), ReaderError> {
+    tracing::info!("resynchronising T=1 after an exchange cut short");
+    let edc = t1.config().edc;
+    match run_t1(io, &mut t1.resynch(), level, edc, wait)? {
+        Progress::Complete(_) => {}
+        _ => return Err(ReaderError::CardAborted),
+    }
+    if super::slot::host_negotiates_ifsd(shared) {
+        if let Err(e) = announce_ifsd(io, t1, level, wait) {
+            // As at protocol selection: IFSD 32 still works.
+            tracing::warn!(error = %e, "IFSD negotiation after RESYNCH failed; keeping 32");
+            if matches!(e, ReaderError::DeviceGone | ReaderError::Cancelled) {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// S(IFS request) announcing the engine's IFSD.
+pub(crate) fn announce_ifsd(
+    io: &mut Io<'_>,
+    t1: &mut T1,
+    level: ExchangeLevel,
+    wait: Wait,
+) -> Result<(), ReaderError> {
+    let edc = t1.config().edc;
+    match run_t1(io, &mut t1.negotiate_ifsd(), level, edc, wait)? {
+        Progress::Complete(_) => Ok(()),
+        _ => Err(ReaderError::NotSupported("card aborted S(IFS)")),
     }
 }
 

@@ -13,7 +13,7 @@ use crate::protocols::atr::{Atr, Convention};
 use crate::protocols::edc::Edc;
 use crate::protocols::params;
 use crate::protocols::pps::{self, PpsRequest, ReaderCaps};
-use crate::protocols::t1::{Progress, T1Config, MAX_BLOCK_LEN, T1};
+use crate::protocols::t1::{T1Config, MAX_BLOCK_LEN, T1};
 use crate::protocols::timing;
 
 use super::error::ReaderError;
@@ -39,6 +39,10 @@ pub(crate) struct CardState {
     pub bwi: u8,
     pub cwi: u8,
     pub t1: Option<T1>,
+    /// A T=1 exchange ended early on the host side (cancel, timeout, a
+    /// failed block): the card may be mid-chain or hold other sequence
+    /// numbers, so the next exchange starts with S(RESYNCH).
+    pub t1_resync: bool,
 }
 
 impl CardState {
@@ -53,6 +57,7 @@ impl CardState {
             bwi: atr.bwi(),
             cwi: atr.cwi(),
             t1: None,
+            t1_resync: false,
         }
     }
 
@@ -514,6 +519,7 @@ pub(crate) fn select_protocol(
         card.wi = plan.wi;
         card.bwi = plan.bwi;
         card.cwi = plan.cwi;
+        card.t1_resync = false;
         card.t1 = (plan.protocol == 1).then(|| {
             T1::new(T1Config {
                 ifsc: plan.ifsc,
@@ -524,11 +530,7 @@ pub(crate) fn select_protocol(
             })
         });
     }
-    if plan.protocol == 1
-        && matches!(level, ExchangeLevel::Tpdu | ExchangeLevel::Character)
-        && !d.auto_ifsd()
-        && d.max_ifsd > 0
-    {
+    if plan.protocol == 1 && host_negotiates_ifsd(shared) {
         if let Err(e) = negotiate_ifsd(shared, index, st, level) {
             // A card that does not take S(IFS) still works with IFSD 32.
             tracing::warn!(error = %e, "IFSD negotiation failed; keeping 32");
@@ -639,19 +641,23 @@ fn negotiate_ifsd(
     let card = card.as_mut().ok_or(ReaderError::NotPowered)?;
     let wait = exchange_wait(shared, card);
     let t1 = card.t1.as_mut().ok_or(ReaderError::NotPowered)?;
-    let edc = t1.config().edc;
-    let mut x = t1.negotiate_ifsd();
-    let slot = &shared.link.slots[index];
     let mut io = exchange::Io {
         link: &shared.link,
-        slot,
+        slot: &shared.link.slots[index],
         tx,
         rx,
     };
-    match exchange::run_t1(&mut io, &mut x, level, edc, wait)? {
-        Progress::Complete(_) => Ok(()),
-        _ => Err(ReaderError::NotSupported("card aborted S(IFS)")),
-    }
+    exchange::announce_ifsd(&mut io, t1, level, wait)
+}
+
+/// Whether the host announces IFSD with S(IFS) at this reader's level.
+pub(crate) fn host_negotiates_ifsd(shared: &Shared) -> bool {
+    let d = &shared.link.descriptor;
+    matches!(
+        d.exchange_level(),
+        ExchangeLevel::Tpdu | ExchangeLevel::Character
+    ) && !d.auto_ifsd()
+        && d.max_ifsd > 0
 }
 
 pub(crate) fn transmit(
