@@ -92,8 +92,9 @@ fn polling_runs_concurrently_with_transmit_on_the_same_lun() {
             })
         };
         for i in 0..300 {
-            let r = d.transmit(lun, 1, &GET_CHALLENGE).unwrap();
-            assert_eq!((r.len(), sw(&r)), (10, 0x9000), "APDU {i}");
+            let mut rx = [0u8; 258];
+            let n = d.transmit(lun, 1, &GET_CHALLENGE, &mut rx).unwrap();
+            assert_eq!((n, sw(&rx[..n])), (10, 0x9000), "APDU {i}");
         }
         poller.join().unwrap();
     });
@@ -147,10 +148,11 @@ fn close_racing_an_in_flight_transmit_is_safe() {
                     let d = d.clone();
                     std::thread::spawn(move || {
                         let mut ok = 0;
+                        let mut rx = [0u8; 258];
                         loop {
-                            match d.transmit(lun, 1, &GET_CHALLENGE) {
-                                Ok(r) => {
-                                    assert_eq!(sw(&r), 0x9000);
+                            match d.transmit(lun, 1, &GET_CHALLENGE, &mut rx) {
+                                Ok(n) => {
+                                    assert_eq!(sw(&rx[..n]), 0x9000);
                                     ok += 1;
                                 }
                                 // The close powered the card down under

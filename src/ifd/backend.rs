@@ -83,6 +83,13 @@ pub enum BackendError {
     PowerFailed,
     /// The wait was cancelled.
     Cancelled,
+    /// The response was read from the card in full (a T=1 chain is not
+    /// left half-read) but is `needed` bytes, more than the caller's
+    /// buffer holds: IFD_ERROR_INSUFFICIENT_BUFFER.
+    InsufficientBuffer {
+        /// Length of the response that did not fit.
+        needed: usize,
+    },
     /// Anything else, with a description for the log.
     Communication(String),
 }
@@ -98,12 +105,50 @@ impl fmt::Display for BackendError {
             BackendError::PpsFailed => write!(f, "PPS failed"),
             BackendError::PowerFailed => write!(f, "power on failed"),
             BackendError::Cancelled => write!(f, "cancelled"),
+            BackendError::InsufficientBuffer { needed } => {
+                write!(f, "response of {needed} bytes does not fit the buffer")
+            }
             BackendError::Communication(why) => write!(f, "communication error: {why}"),
         }
     }
 }
 
 impl std::error::Error for BackendError {}
+
+/// Where [`Backend::transmit`] puts a response APDU: the caller's buffer,
+/// written while the backend still holds the response in its per-slot
+/// buffer, so no response is ever copied into a fresh allocation.
+///
+/// A trait rather than `&mut [u8]` because pcscd's RxBuffer is
+/// uninitialised C memory: `exports` writes it through its raw pointer
+/// and never makes a Rust slice over it.
+pub trait ResponseSink {
+    /// Bytes the caller has room for.
+    fn capacity(&self) -> usize;
+    /// Copies out `response`, which is at most [`capacity`](Self::capacity)
+    /// bytes long.
+    fn put(&mut self, response: &[u8]);
+}
+
+impl<const N: usize> ResponseSink for [u8; N] {
+    fn capacity(&self) -> usize {
+        N
+    }
+    fn put(&mut self, response: &[u8]) {
+        self[..response.len()].copy_from_slice(response);
+    }
+}
+
+/// Hands `response` to `out` if it fits, else reports how long it was.
+pub fn deliver(response: &[u8], out: &mut dyn ResponseSink) -> Result<usize, BackendError> {
+    if response.len() > out.capacity() {
+        return Err(BackendError::InsufficientBuffer {
+            needed: response.len(),
+        });
+    }
+    out.put(response);
+    Ok(response.len())
+}
 
 /// Outcome of [`Backend::wait_for_change`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,9 +180,17 @@ pub trait Backend: Send + Sync {
     fn set_protocol(&self, slot: u8, t: u8, pps1: Option<u8>) -> Result<(), BackendError>;
     /// The protocol currently in use, if one was selected.
     fn protocol(&self, slot: u8) -> Option<u8>;
-    /// Sends a command APDU, returns the response APDU. On T=0, 61xx and
-    /// 6Cxx are returned to the caller (pcscd's client does GET RESPONSE).
-    fn transmit(&self, slot: u8, apdu: &[u8]) -> Result<Vec<u8>, BackendError>;
+    /// Sends a command APDU and puts the response APDU into `out`,
+    /// returning its length; no heap allocation in steady state. The whole
+    /// response is read from the card even when `out` is too small
+    /// ([`BackendError::InsufficientBuffer`]). On T=0, 61xx and 6Cxx are
+    /// returned to the caller (pcscd's client does GET RESPONSE).
+    fn transmit(
+        &self,
+        slot: u8,
+        apdu: &[u8],
+        out: &mut dyn ResponseSink,
+    ) -> Result<usize, BackendError>;
     /// PC_to_RDR_Secure with this `abData` (bPINOperation first, already
     /// checked by `ccid::secure::SecureData::parse`); returns the card's
     /// response APDU.

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use super::abi::*;
-use super::backend::{Backend, BackendError, SlotState, Wait};
+use super::backend::{Backend, BackendError, ResponseSink, SlotState, Wait};
 use super::features;
 
 /// Readers one driver instance manages (pcscd's TAG_IFD_SIMULTANEOUS_ACCESS).
@@ -79,6 +79,7 @@ fn code_of(error: &BackendError) -> ResponseCode {
         BackendError::ProtocolNotSupported => IFD_PROTOCOL_NOT_SUPPORTED,
         BackendError::PpsFailed => IFD_ERROR_PTS_FAILURE,
         BackendError::PowerFailed => IFD_ERROR_POWER_ACTION,
+        BackendError::InsufficientBuffer { .. } => IFD_ERROR_INSUFFICIENT_BUFFER,
         BackendError::Cancelled | BackendError::Communication(_) => IFD_COMMUNICATION_ERROR,
     }
 }
@@ -350,12 +351,16 @@ impl Driver {
 
     /// IFDHTransmitToICC: `protocol` is SendPci.Protocol, which pcscd
     /// fills with the protocol number T (0 or 1), not SCARD_PROTOCOL_Tx.
+    /// Puts the response into `out` and returns its length; a response
+    /// longer than `out` is read from the card in full and answered with
+    /// IFD_ERROR_INSUFFICIENT_BUFFER. No heap allocation on success.
     pub fn transmit(
         &self,
         lun: Dword,
         protocol: Dword,
         apdu: &[u8],
-    ) -> Result<Vec<u8>, ResponseCode> {
+        out: &mut dyn ResponseSink,
+    ) -> Result<usize, ResponseCode> {
         let (reader, slot) = self.reader(lun)?;
         if protocol > 1 {
             return Err(IFD_PROTOCOL_NOT_SUPPORTED);
@@ -364,10 +369,19 @@ impl Driver {
             tracing::warn!(len = apdu.len(), "command APDU length out of range");
             return Err(IFD_COMMUNICATION_ERROR);
         }
-        reader.backend.transmit(slot, apdu).map_err(|error| {
-            tracing::warn!(slot, %error, "transmit failed");
-            code_of(&error)
-        })
+        reader
+            .backend
+            .transmit(slot, apdu, out)
+            .map_err(|error| match error {
+                BackendError::InsufficientBuffer { needed } => {
+                    tracing::debug!(slot, needed, "response longer than the client's buffer");
+                    IFD_ERROR_INSUFFICIENT_BUFFER
+                }
+                error => {
+                    tracing::warn!(slot, %error, "transmit failed");
+                    code_of(&error)
+                }
+            })
     }
 
     /// IFDHICCPresence, reporting a remove-and-reinsert since the last

@@ -10,6 +10,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
 use super::abi::*;
+use super::backend::ResponseSink;
 use super::driver::Capability;
 use super::global;
 
@@ -57,6 +58,31 @@ unsafe fn output(bytes: &[u8], out: *mut u8, capacity: usize) -> Result<(), Resp
     // promise, checked above) and cannot overlap our own Vec.
     unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), out, bytes.len()) };
     Ok(())
+}
+
+/// pcscd's RxBuffer as a [`ResponseSink`]: uninitialised C memory, so it
+/// is written through its pointer, never seen as a Rust slice.
+struct RawSink {
+    out: *mut u8,
+    capacity: usize,
+}
+
+impl ResponseSink for RawSink {
+    fn capacity(&self) -> usize {
+        // Without a buffer only an empty response fits.
+        if self.out.is_null() {
+            0
+        } else {
+            self.capacity
+        }
+    }
+
+    fn put(&mut self, response: &[u8]) {
+        // SAFETY: `out` holds `capacity` writable bytes (the caller's
+        // promise when the sink was made), and callers never pass more
+        // than `capacity()` bytes; `output` refuses null and overlong.
+        let _ = unsafe { output(response, self.out, self.capacity) };
+    }
 }
 
 /// Opens the reader `DeviceName` (`usb:…`, `sim:…`, `usbip:…`) as `Lun`.
@@ -222,16 +248,18 @@ pub extern "C" fn IFDHTransmitToICC(
         let Some(apdu) = (unsafe { input(TxBuffer, TxLength, MAX_BUFFER_SIZE_EXTENDED) }) else {
             return IFD_COMMUNICATION_ERROR;
         };
-        let response = match global().transmit(Lun, SendPci.protocol, apdu) {
-            Ok(response) => response,
+        // `RxBuffer` holds `*RxLength` writable bytes (IFD API contract):
+        // what `RawSink::put` relies on.
+        let mut sink = RawSink {
+            out: RxBuffer,
+            capacity,
+        };
+        let length = match global().transmit(Lun, SendPci.protocol, apdu, &mut sink) {
+            Ok(length) => length,
             Err(code) => return code,
         };
-        // SAFETY: `RxBuffer` holds `*RxLength` writable bytes.
-        if let Err(code) = unsafe { output(&response, RxBuffer, capacity) } {
-            return code;
-        }
         // SAFETY: non-null, see above.
-        unsafe { RxLength.write(response.len() as Dword) };
+        unsafe { RxLength.write(length as Dword) };
         if !RecvPci.is_null() {
             // SAFETY: non-null pointer to pcscd's SCARD_IO_HEADER.
             unsafe {

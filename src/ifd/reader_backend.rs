@@ -9,15 +9,18 @@
 //! The slots are opened with automatic GET RESPONSE / 6Cxx resend off:
 //! pcscd's clients expect to see 61xx and 6Cxx and react themselves.
 
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use super::backend::{Backend, BackendError, PinPad, ReaderInfo, SlotState, Wait};
+use super::backend::{
+    deliver, Backend, BackendError, PinPad, ReaderInfo, ResponseSink, SlotState, Wait,
+};
 use crate::ccid::descriptor::ExchangeLevel;
 use crate::reader::{
     ErrorKind, ProtocolPreference, Reader, ReaderError, Slot, SlotOptions, SlotWait,
 };
 use crate::sim::control::{control_key, ControlWatcher};
-use crate::transport::{DeviceName, TransportError};
+use crate::transport::{DeviceName, Transport, TransportError};
 
 /// Largest response APDU: 65536 data bytes and SW1 SW2.
 const MAX_RESPONSE: usize = 65538;
@@ -32,6 +35,10 @@ pub struct ReaderBackend {
     info: ReaderInfo,
     reader: Reader,
     slots: Vec<Slot>,
+    /// One response buffer per slot, allocated when the reader opens and
+    /// reused by every transmit and secure on that slot: pcscd transmits on
+    /// different slots concurrently, so they cannot share one.
+    responses: Vec<Mutex<Box<[u8]>>>,
     /// Keeps the simulator's control-file watcher alive (sim names only).
     _control: Option<ControlWatcher>,
 }
@@ -90,7 +97,29 @@ impl ReaderBackend {
             _ => (parsed, None),
         };
         let opened = crate::device::open_name(&parsed).map_err(transport_error)?;
-        let reader = Reader::open(opened.transport.clone()).map_err(|e| match e.kind() {
+        let mut backend = ReaderBackend::with_transport(opened.transport)?;
+        backend._control = match (opened.sim, key) {
+            (Some(handle), Some(key)) => {
+                let slots = backend.slots.len() as u8;
+                match crate::sim::control::watch_from_env(&key, slots, handle) {
+                    Some(Ok(watcher)) => Some(watcher),
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "cannot watch the simulator control directory");
+                        None
+                    }
+                    None => None,
+                }
+            }
+            _ => None,
+        };
+        Ok(backend)
+    }
+
+    /// Opens the reader logic over an already open `transport` (what
+    /// [`ReaderBackend::open`] does after resolving the name; tests use it
+    /// to wrap the simulator).
+    pub fn with_transport(transport: Arc<dyn Transport>) -> Result<ReaderBackend, BackendError> {
+        let reader = Reader::open(transport).map_err(|e| match e.kind() {
             ErrorKind::DeviceGone => BackendError::Gone,
             _ => BackendError::Communication(e.to_string()),
         })?;
@@ -103,31 +132,39 @@ impl ReaderBackend {
                 auto_resend_6c: false,
             });
         }
-        let control = match (opened.sim, key) {
-            (Some(handle), Some(key)) => {
-                match crate::sim::control::watch_from_env(&key, slots.len() as u8, handle) {
-                    Some(Ok(watcher)) => Some(watcher),
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e, "cannot watch the simulator control directory");
-                        None
-                    }
-                    None => None,
-                }
-            }
-            _ => None,
-        };
         let info = reader_info(&reader);
         // Counting insertions starts now (on readers with an interrupt
         // endpoint this starts the reader's event thread).
         for slot in &slots {
             slot.insertions();
         }
+        let responses = slots
+            .iter()
+            .map(|_| Mutex::new(vec![0u8; MAX_RESPONSE].into_boxed_slice()))
+            .collect();
         Ok(ReaderBackend {
             info,
             reader,
             slots,
-            _control: control,
+            responses,
+            _control: None,
         })
+    }
+
+    /// The slot and its response buffer, locked.
+    fn slot_with_buffer(
+        &self,
+        slot: u8,
+    ) -> Result<(&Slot, MutexGuard<'_, Box<[u8]>>), BackendError> {
+        let index = usize::from(slot);
+        match (self.slots.get(index), self.responses.get(index)) {
+            (Some(slot), Some(buffer)) => Ok((
+                slot,
+                // A panic while the buffer was held left only bytes in it.
+                buffer.lock().unwrap_or_else(PoisonError::into_inner),
+            )),
+            _ => Err(BackendError::NotSupported),
+        }
     }
 
     fn slot(&self, slot: u8) -> Result<&Slot, BackendError> {
@@ -243,26 +280,28 @@ impl Backend for ReaderBackend {
         self.slots.get(usize::from(slot))?.protocol()
     }
 
-    fn transmit(&self, slot: u8, apdu: &[u8]) -> Result<Vec<u8>, BackendError> {
-        let slot = self.slot(slot)?;
-        let mut response = vec![0u8; MAX_RESPONSE];
+    fn transmit(
+        &self,
+        slot: u8,
+        apdu: &[u8],
+        out: &mut dyn ResponseSink,
+    ) -> Result<usize, BackendError> {
+        let (slot, mut response) = self.slot_with_buffer(slot)?;
+        // The whole response lands in the slot's own buffer first, so a
+        // short `out` never cuts a T=1 chain in the middle.
         let n = slot
             .transmit(apdu, &mut response)
             .map_err(|e| kind_error(&e))?;
-        response.truncate(n);
-        Ok(response)
+        deliver(&response[..n], out)
     }
 
     fn secure(&self, slot: u8, ab_data: &[u8]) -> Result<Vec<u8>, BackendError> {
         if self.info.pinpad.is_none() {
             return Err(BackendError::NotSupported);
         }
-        let mut response = vec![0u8; MAX_RESPONSE];
-        match self.slot(slot)?.secure(ab_data, &mut response) {
-            Ok(n) => {
-                response.truncate(n);
-                Ok(response)
-            }
+        let (slot, mut response) = self.slot_with_buffer(slot)?;
+        match slot.secure(ab_data, &mut response) {
+            Ok(n) => Ok(response[..n].to_vec()),
             // Part 10 / libccid: the pad's own outcomes become status words.
             Err(ReaderError::PinTimeout) => Ok(vec![0x64, 0x00]),
             Err(ReaderError::PinCancelled) => Ok(vec![0x64, 0x01]),
