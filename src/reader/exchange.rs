@@ -185,6 +185,33 @@ pub(crate) fn run_t1(
     }
 }
 
+/// Runs the S(RESYNCH) a T=1 exchange cut short left pending on the slot,
+/// if any (for callers that drive T=1 blocks themselves: the PIN pad).
+pub(crate) fn resync_if_pending(
+    shared: &Shared,
+    index: usize,
+    st: &mut SlotState,
+) -> Result<(), ReaderError> {
+    let SlotState { tx, rx, card, .. } = st;
+    let Some(card) = card.as_mut().filter(|c| c.t1_resync) else {
+        return Ok(());
+    };
+    let wait = exchange_wait(shared, card);
+    let Some(t1) = card.t1.as_mut() else {
+        return Ok(());
+    };
+    let mut io = Io {
+        link: &shared.link,
+        slot: &shared.link.slots[index],
+        tx,
+        rx,
+    };
+    let level = shared.link.descriptor.exchange_level();
+    resynchronise(&mut io, t1, level, wait, shared)?;
+    card.t1_resync = false;
+    Ok(())
+}
+
 /// S(RESYNCH) (ISO/IEC 7816-3 §11.6.3): card and engine back to N(S) 0,
 /// N(R) 0 with no chain in progress. It also resets the card's IFSD to 32,
 /// so a host that announced IFSD announces it again.

@@ -117,6 +117,8 @@ pub(crate) fn secure(
     let level = shared.link.descriptor.exchange_level();
     let tpdu_t1 = level == ExchangeLevel::Tpdu && protocol == 1;
     if tpdu_t1 {
+        super::exchange::resync_if_pending(shared, index, &mut st)?;
+        let card = st.card.as_ref().ok_or(ReaderError::NotPowered)?;
         let t1 = card.t1.as_ref().ok_or(ReaderError::NotPowered)?;
         let mut block = [0u8; MAX_BLOCK_LEN];
         let (apdu, prologue) = match &mut data {
@@ -142,18 +144,33 @@ pub(crate) fn secure(
         },
         wait,
     )
-    .map_err(pin_outcome)?;
+    .map_err(pin_outcome);
     if !tpdu_t1 {
-        return copy_payload(&st, answer.payload_len, response);
+        return copy_payload(&st, answer?.payload_len, response);
     }
-    t1_answer(
-        shared,
-        index,
-        &mut st,
-        answer.payload_len,
-        card_wait,
-        response,
-    )
+    let result = answer.and_then(|answer| {
+        t1_answer(
+            shared,
+            index,
+            &mut st,
+            answer.payload_len,
+            card_wait,
+            response,
+        )
+    });
+    // The pad's own outcomes leave the card untouched, and a card that
+    // refused the PIN block with an R-block still expects the same N(S);
+    // anything else (cancel, timeout, unreadable answers) may leave the
+    // card out of step with the engine.
+    if let (Err(e), Some(card)) = (&result, st.card.as_mut()) {
+        card.t1_resync = !matches!(
+            e,
+            ReaderError::PinCancelled
+                | ReaderError::PinTimeout
+                | ReaderError::T1(T1Error::UnexpectedBlock(_))
+        );
+    }
+    result
 }
 
 /// Drives the card's answer to the PIN block to the response I-block.
