@@ -30,6 +30,9 @@ const PIN_LENGTHS: (u8, u8) = (4, 12);
 /// SCARD_ATTR_CHANNEL_ID's data channel type for USB (PC/SC part 3).
 const CHANNEL_TYPE_USB: u32 = 0x0020_0000;
 
+/// A slot's response buffer, held for one exchange.
+type ResponseBuffer<'a> = MutexGuard<'a, Box<[u8]>>;
+
 /// A reader opened through [`crate::device::open`].
 pub struct ReaderBackend {
     info: ReaderInfo,
@@ -152,10 +155,7 @@ impl ReaderBackend {
     }
 
     /// The slot and its response buffer, locked.
-    fn slot_with_buffer(
-        &self,
-        slot: u8,
-    ) -> Result<(&Slot, MutexGuard<'_, Box<[u8]>>), BackendError> {
+    fn slot_with_buffer(&self, slot: u8) -> Result<(&Slot, ResponseBuffer<'_>), BackendError> {
         let index = usize::from(slot);
         match (self.slots.get(index), self.responses.get(index)) {
             (Some(slot), Some(buffer)) => Ok((
