@@ -463,6 +463,12 @@ pub(crate) fn wait_for_slot(
             index: slot,
             count: shared.slots.len(),
         })?;
+        // Unplugged first: a change recorded before the unplug (the first
+        // NotifySlotChange, say) is moot once the reader is gone, and
+        // reporting it would depend on how far the event thread got.
+        if shared.events.gone.load(Ordering::SeqCst) {
+            return Err(ReaderError::DeviceGone);
+        }
         if t.cancels != t.cancels_seen {
             t.cancels_seen = t.cancels;
             return Ok(SlotWait::Cancelled);
@@ -470,9 +476,6 @@ pub(crate) fn wait_for_slot(
         if t.generation != t.returned {
             t.returned = t.generation;
             return Ok(SlotWait::Changed);
-        }
-        if shared.events.gone.load(Ordering::SeqCst) {
-            return Err(ReaderError::DeviceGone);
         }
         let now = Instant::now();
         if now >= deadline {

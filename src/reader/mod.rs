@@ -521,7 +521,8 @@ impl Slot {
     /// the timeout, or [`Slot::cancel_wait`]. Each slot has its own
     /// waiter, so one thread per slot can wait at the same time (as pcscd
     /// does); a cancel that comes before the wait starts ends it at once.
-    /// Fails with [`ReaderError::DeviceGone`] once the reader is unplugged.
+    /// Fails with [`ReaderError::DeviceGone`] once the reader is unplugged,
+    /// even if a change from before the unplug was not reported yet.
     pub fn wait_for_change(&self, timeout: Duration) -> Result<SlotWait, ReaderError> {
         events::wait_for_slot(&self.shared, self.index, timeout)
     }
