@@ -7,6 +7,8 @@
 //! 1. floor: `tests/vm/usbfs-xfr.c`, bare XfrBlock round trips through usbfs ioctls;
 //! 2. ferroccid's library (`Slot::transmit`) over the usbfs backend, `guest_bench` below;
 //! 3. the same over nusb;
+//! 3b. the library over usbfs with the event thread running (`Slot::insertions` starts it,
+//!    as the bundle does): isolates what the interrupt-IN waiter costs each APDU;
 //! 4. ferroccid's bundle in pcscd over usbfs, through the harness's C PC/SC client;
 //! 5. the same over nusb;
 //! 6. libccid's bundle in pcscd, the same client.
@@ -62,7 +64,7 @@ struct Path {
     response_prefix: &'static str,
 }
 
-const PATHS: [Path; 6] = [
+const PATHS: [Path; 7] = [
     Path {
         tag: "floor",
         label: "raw usbfs XfrBlock loop (floor)",
@@ -76,6 +78,11 @@ const PATHS: [Path; 6] = [
     Path {
         tag: "libn",
         label: "ferroccid library (nusb)",
+        response_prefix: "response: ",
+    },
+    Path {
+        tag: "libue",
+        label: "ferroccid library (usbfs) + event thread",
         response_prefix: "response: ",
     },
     Path {
@@ -215,6 +222,7 @@ fn path_commands(path: &str, tag: &str, n: usize) -> String {
         "floor" => format!("usbfs-xfr $node 0 0x03 0x82 {n} {APDU} | sed 's/^/{tag}:/' && "),
         "libu" => library("usbfs"),
         "libn" => library("nusb"),
+        "libue" => format!("FERROCCID_BENCH_EVENTS=1 {}", library("usbfs")),
         "fpcu" => ferroccid_pcscd("usbfs", tag, n),
         "fpcn" => ferroccid_pcscd("nusb", tag, n),
         "lpc" => format!(
@@ -274,7 +282,7 @@ fn round_medians(run: &GuestRun, path: &Path, rounds: usize) -> Vec<u64> {
                     path.label,
                     run.value(&format!("{tag}threads:"))
                 ),
-                "libu" => assert_eq!(run.value(&format!("{tag}backend: ")), "Usbfs"),
+                "libu" | "libue" => assert_eq!(run.value(&format!("{tag}backend: ")), "Usbfs"),
                 "libn" => assert_eq!(run.value(&format!("{tag}backend: ")), "Nusb"),
                 _ => {}
             }
@@ -324,7 +332,7 @@ fn apdu_latency_floor_library_and_pcscd() {
         let (lo, hi) = (rounds.iter().min().unwrap(), rounds.iter().max().unwrap());
         table.push_str(&format!(" {median} | {lo}–{hi} |\n"));
     }
-    let [floor, lib_usbfs, lib_nusb, fpc_usbfs, fpc_nusb, libccid] = medians[..] else {
+    let [floor, lib_usbfs, lib_nusb, lib_events, fpc_usbfs, fpc_nusb, libccid] = medians[..] else {
         unreachable!()
     };
     let ratio = |a: u64, b: u64| a as f64 / b as f64;
@@ -343,6 +351,7 @@ fn apdu_latency_floor_library_and_pcscd() {
     table.push_str(&format!(
         "\nferroccid direct (usbfs) / floor = {direct:.3} (target ≤ 1.10: {}; per round {})\n\
          ferroccid direct (nusb) / floor = {:.3} (per round {})\n\
+         ferroccid direct (usbfs) with the event thread / without = {:.3} (per round {})\n\
          ferroccid-pcscd (usbfs) / libccid-pcscd = {pcscd:.3} (target ≤ 0.90: {}; per round {})\n\
          ferroccid-pcscd (nusb) / libccid-pcscd = {:.3} (per round {})\n\
          ({rounds} rotated rounds × {N} APDUs per path; median of the round medians)\n",
@@ -350,10 +359,12 @@ fn apdu_latency_floor_library_and_pcscd() {
         round_ratios(1, 0),
         ratio(lib_nusb, floor),
         round_ratios(2, 0),
+        ratio(lib_events, lib_usbfs),
+        round_ratios(3, 1),
         verdict(pcscd <= 0.90),
-        round_ratios(3, 5),
+        round_ratios(4, 6),
         ratio(fpc_nusb, libccid),
-        round_ratios(4, 5),
+        round_ratios(5, 6),
     ));
     println!("{table}");
     let dir = harness::out_dir("bench-table");
@@ -380,6 +391,11 @@ fn guest_bench() {
     println!("backend: {:?}", UsbBackend::from_env());
     let slot = reader.slot(0).expect("slot 0");
     slot.power_on().expect("power on");
+    if std::env::var_os("FERROCCID_BENCH_EVENTS").is_some() {
+        // As the bundle does when pcscd opens the reader: the first insertions() starts
+        // the event thread, whose interrupt-IN URB waits on the same usbfs fd.
+        println!("insertions: {}", slot.insertions());
+    }
     let command = [0x00, 0x84, 0x00, 0x00, 0x08];
     let mut response = vec![0u8; 258];
     let mut us = Vec::with_capacity(n);
@@ -395,6 +411,16 @@ fn guest_bench() {
     us.sort_unstable();
     let median: Duration = us[n / 2];
     println!("median_us: {}", median.as_micros());
+    // What the bundle's per-APDU response buffer (`vec![0u8; 65538]` in
+    // `src/ifd/reader_backend.rs`) costs in this guest: zeroed allocation and free.
+    let started = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(vec![0u8; 65538]);
+    }
+    println!(
+        "zeroed_64k_alloc_ns: {}",
+        started.elapsed().as_nanos() / n as u128
+    );
 }
 
 /// pcscd's system calls per APDU, ferroccid's bundle (usbfs) against libccid's, under
