@@ -3,15 +3,15 @@
 //! on the USB backend it is labelled with).
 //!
 //! Alternating rounds of N × GET CHALLENGE 8 (ISO/IEC 7816-4 §11.5.3: 8 bytes + 9000),
-//! six paths, each with `FERROCCID_USB_BACKEND` set explicitly:
+//! seven paths, each with `FERROCCID_USB_BACKEND` set explicitly:
 //! 1. floor: `tests/vm/usbfs-xfr.c`, bare XfrBlock round trips through usbfs ioctls;
 //! 2. ferroccid's library (`Slot::transmit`) over the usbfs backend, `guest_bench` below;
 //! 3. the same over nusb;
-//! 3b. the library over usbfs with the event thread running (`Slot::insertions` starts it,
+//! 4. the library over usbfs with the event thread running (`Slot::insertions` starts it,
 //!    as the bundle does): isolates what the interrupt-IN waiter costs each APDU;
-//! 4. ferroccid's bundle in pcscd over usbfs, through the harness's C PC/SC client;
-//! 5. the same over nusb;
-//! 6. libccid's bundle in pcscd, the same client.
+//! 5. ferroccid's bundle in pcscd over usbfs, through the harness's C PC/SC client;
+//! 6. the same over nusb;
+//! 7. libccid's bundle in pcscd, the same client.
 //!
 //! Each round starts at a different path (rotation), so no path always runs first after
 //! boot or always follows pcscd's shutdown. Prints per-round medians, the median of the
