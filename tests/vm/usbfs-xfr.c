@@ -1,8 +1,11 @@
 /* usbfs-xfr — the latency floor of the VM benchmark: CCID XfrBlock round trips straight
  * through Linux usbfs ioctls, nothing else (no library, no protocol engine, no
  * GetSlotStatus, no interrupt endpoint).
- *   usbfs-xfr DEVNODE IFACE EP_OUT EP_IN N APDU-HEX
+ *   usbfs-xfr DEVNODE IFACE EP_OUT EP_IN N APDU-HEX [IN-LENGTH]
  * e.g. usbfs-xfr /dev/bus/usb/001/002 0 0x03 0x82 200 0084000008
+ * Each bulk-IN asks for IN-LENGTH bytes (default: a whole 65554-byte CCID message, as
+ * libccid does; the kernel allocates a buffer that size for every synchronous transfer,
+ * so a short IN-LENGTH shows what that allocation costs).
  * Claims the interface, powers the card (PC_to_RDR_IccPowerOn, CCID §6.1.1), then sends
  * the APDU N times as PC_to_RDR_XfrBlock (§6.1.4) and reads each RDR_to_PC_DataBlock
  * (§6.2.1), re-reading while the reader asks for time extension (bmCommandStatus 2).
@@ -27,6 +30,7 @@
 static int fd;
 static unsigned ep_out, ep_in;
 static unsigned char seq;
+static unsigned in_length = BUFFER;
 
 static int die(const char *what) {
     fprintf(stderr, "usbfs-xfr: %s: %s\n", what, strerror(errno));
@@ -49,7 +53,7 @@ static int exchange(unsigned char type, const unsigned char *data, unsigned len,
     if (len) memcpy(out + HEADER, data, len);
     if (bulk(ep_out, out, HEADER + len) < 0) return die("bulk out"), -1;
     for (;;) {
-        int n = bulk(ep_in, in, BUFFER);
+        int n = bulk(ep_in, in, in_length);
         if (n < 0) return die("bulk in"), -1;
         if (n < HEADER || in[6] != seq) { fprintf(stderr, "usbfs-xfr: bad answer (%d bytes)\n", n); return -1; }
         if ((in[7] >> 6) == 2) continue; /* time extension */
@@ -72,7 +76,9 @@ static int cmp_long(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 7) { fprintf(stderr, "usage: usbfs-xfr DEVNODE IFACE EP_OUT EP_IN N APDU-HEX\n"); return 2; }
+    if (argc != 7 && argc != 8) { fprintf(stderr, "usage: usbfs-xfr DEVNODE IFACE EP_OUT EP_IN N APDU-HEX [IN-LENGTH]\n"); return 2; }
+    if (argc == 8) in_length = (unsigned)strtoul(argv[7], NULL, 0);
+    if (in_length < HEADER || in_length > BUFFER) { fprintf(stderr, "usbfs-xfr: bad IN-LENGTH\n"); return 2; }
     unsigned iface = (unsigned)strtoul(argv[2], NULL, 0);
     ep_out = (unsigned)strtoul(argv[3], NULL, 0);
     ep_in = (unsigned)strtoul(argv[4], NULL, 0);
