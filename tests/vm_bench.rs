@@ -449,7 +449,7 @@ fn guest_bench() {
 /// strace in the guest: `-c` counts over `PROFILE_N` APDUs, and `-f -tt` traces 3 APDUs
 /// to show the per-APDU sequence. A profiling aid (`cargo test --release --test vm_bench
 /// -- --ignored --nocapture pcscd_syscall_profile`); its output is quoted in
-/// `benches/VM.md`. It asserts only that strace ran and saw the client's APDUs.
+/// `benches/VM.md`. It asserts only that the guest ran it and strace wrote output each time.
 #[test]
 #[ignore = "profiling aid, run by hand: strace in the guest"]
 fn pcscd_syscall_profile() {
