@@ -19,9 +19,11 @@
 //!   discarded and waited for (bounded), so its memory is never freed while
 //!   the kernel owns it.
 //!
-//! Reaping returns *any* completed URB of the fd, so a thread may reap the
-//! other IN endpoint's URB; it records it in [`ReapState`] and writes that
-//! endpoint's eventfd, which ends the owner's `poll()`. URBs and buffers
+//! Reaping returns *any* completed URB of the fd, and every completion
+//! wakes every poller of the fd, so only one waiting thread at a time (the
+//! reaper, bulk-IN's when it waits) polls the fd; the other sleeps on its
+//! own eventfd. A reaper that reaps the other endpoint's URB records it in
+//! [`ReapState`] and writes that endpoint's eventfd. URBs and buffers
 //! belong to their endpoint and are reused: steady-state transfers do not
 //! allocate.
 
@@ -406,11 +408,46 @@ impl Drop for UrbMemory {
     }
 }
 
-/// Completions reaped by a thread for another endpoint, waiting for their
-/// owner.
+/// Who polls the usbfs fd, who waits, and completions reaped for another
+/// endpoint's waiter.
+///
+/// usbfs has one completion queue per open file and `poll()` wakes every
+/// poller of the fd on each completion, so only one thread at a time — the
+/// *reaper* — has the fd in its poll set; the other waiter sleeps on its own
+/// wake eventfd (and the cancel eventfd). Otherwise the reader's event
+/// thread, parked in `interrupt_in`, wakes on every bulk-IN completion and
+/// mostly reaps it before the transmitting thread does (`benches/VM.md`).
+///
+/// Invariant (all fields change only under the mutex):
+/// - `reaper` is `Some(p)` iff some endpoint is waiting, and then
+///   `waiting[p]`; only the reaper calls `USBDEVFS_REAPURBNDELAY`.
+/// - bulk-IN takes the role from interrupt-IN when it starts waiting (the
+///   transmit path is the one whose latency counts); the demoted thread's
+///   eventfd is written so it drops the fd from its next `poll()`.
+/// - a reaper that stops waiting (own URB reaped, cancel, timeout, gone)
+///   hands the role to the other waiter, if any, and writes its eventfd.
+/// - a reaped URB of the other endpoint sets `done[other]`, then its
+///   eventfd is written; only the owner clears `done`.
+///
+/// No wake-up is lost: every state change above precedes the eventfd write
+/// that announces it, and a waiter re-reads the state under the mutex after
+/// every `poll()` (having drained its eventfd first). eventfds and the usbfs
+/// fd's POLLOUT are level-triggered, so a write or a completion between
+/// the state check and `poll()` ends that `poll()` at once.
 #[derive(Default)]
 struct ReapState {
     done: [bool; 2],
+    waiting: [bool; 2],
+    reaper: Option<usize>,
+}
+
+/// The other IN endpoint's index.
+fn other_endpoint(which: usize) -> usize {
+    if which == BULK_IN {
+        INTERRUPT_IN
+    } else {
+        BULK_IN
+    }
 }
 
 /// A claimed CCID interface reached through usbfs ioctls.
@@ -661,13 +698,60 @@ impl UsbfsTransport {
         }
     }
 
-    /// Reaps completed URBs until `mine` is among them or none is left;
-    /// other endpoints' URBs are recorded and their owners woken.
+    /// Starts (or resumes) waiting for `mine`'s URB: `Some(Reaped)` when
+    /// the other thread already reaped it, else whether this thread is the
+    /// reaper for its next `poll()`.
+    fn enter_wait(&self, mine: &InPipe) -> Result<bool, Waited> {
+        let mut state = lock(&self.reaped);
+        if std::mem::take(&mut state.done[mine.which]) {
+            self.leave_wait(&mut state, mine.which);
+            return Err(Waited::Reaped);
+        }
+        state.waiting[mine.which] = true;
+        match state.reaper {
+            None => state.reaper = Some(mine.which),
+            Some(INTERRUPT_IN) if mine.which == BULK_IN => {
+                state.reaper = Some(BULK_IN);
+                if let Some(demoted) = self.pipe(INTERRUPT_IN) {
+                    signal(&demoted.wake);
+                }
+            }
+            Some(_) => {}
+        }
+        Ok(state.reaper == Some(mine.which))
+    }
+
+    /// Stops waiting on `which`; a reaper hands its role on.
+    fn leave_wait(&self, state: &mut ReapState, which: usize) {
+        state.waiting[which] = false;
+        if state.reaper == Some(which) {
+            let other = other_endpoint(which);
+            state.reaper = state.waiting[other].then_some(other);
+            if let Some(next) = state.reaper.and_then(|o| self.pipe(o)) {
+                signal(&next.wake);
+            }
+        }
+    }
+
+    /// Ends a wait that did not reap (cancel, timeout).
+    fn give_up_wait(&self, mine: &InPipe, why: Waited) -> Waited {
+        let mut state = lock(&self.reaped);
+        self.leave_wait(&mut state, mine.which);
+        why
+    }
+
+    /// As the reaper: reaps completed URBs until `mine` is among them or
+    /// none is left; the other endpoint's URB is recorded and its owner
+    /// woken. Not the reaper (any more): reaps nothing.
     fn reap(&self, mine: &InPipe) -> Option<Waited> {
         let mut state = lock(&self.reaped);
         loop {
             if std::mem::take(&mut state.done[mine.which]) {
+                self.leave_wait(&mut state, mine.which);
                 return Some(Waited::Reaped);
+            }
+            if state.reaper != Some(mine.which) {
+                return None;
             }
             let mut reaped: *mut c_void = std::ptr::null_mut();
             match ioctl(
@@ -694,6 +778,7 @@ impl UsbfsTransport {
                 // The queue is empty and the device is gone: nothing of
                 // ours is in flight any more.
                 Err(libc::ENODEV) => {
+                    self.leave_wait(&mut state, mine.which);
                     drop(state);
                     self.mark_gone();
                     return Some(Waited::Gone);
@@ -707,12 +792,19 @@ impl UsbfsTransport {
     }
 
     /// Waits for `pipe`'s URB to be reaped (by this thread or another),
-    /// the deadline, or a cancel when `cancellable`.
+    /// the deadline, or a cancel when `cancellable`. Only the reaper (see
+    /// [`ReapState`]) watches the usbfs fd.
     fn wait(&self, pipe: &InPipe, deadline: Option<Instant>, cancellable: bool) -> Waited {
         loop {
+            let is_reaper = match self.enter_wait(pipe) {
+                Ok(is_reaper) => is_reaper,
+                Err(outcome) => return outcome,
+            };
             let mut fds = [
                 libc::pollfd {
-                    fd: self.fd.as_raw_fd(),
+                    // poll() skips negative fds: a non-reaper is not woken
+                    // by completions it must not reap.
+                    fd: if is_reaper { self.fd.as_raw_fd() } else { -1 },
                     events: libc::POLLOUT,
                     revents: 0,
                 },
@@ -755,10 +847,10 @@ impl UsbfsTransport {
                 continue;
             }
             if cancellable && self.cancelled.load(Ordering::SeqCst) {
-                return Waited::Cancelled;
+                return self.give_up_wait(pipe, Waited::Cancelled);
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Waited::TimedOut;
+                return self.give_up_wait(pipe, Waited::TimedOut);
             }
         }
     }
