@@ -13,15 +13,16 @@
 //!   (`USBDEVFS_BULK`, `USBDEVFS_CONTROL`): nobody cancels them, and the
 //!   kernel enforces their timeout;
 //! - bulk-IN and interrupt-IN must be cancellable, so each submits a URB
-//!   and `poll()`s the usbfs fd (POLLOUT = a URB completed) together with
-//!   its own wake-up eventfd and the transport's cancel eventfd, then reaps
+//!   and waits in `epoll_wait` for the usbfs fd (POLLOUT = a URB completed)
+//!   together with its own wake-up eventfd and the transport's cancel
+//!   eventfd, then reaps
 //!   with `USBDEVFS_REAPURBNDELAY`. On timeout or cancel the URB is
 //!   discarded and waited for (bounded), so its memory is never freed while
 //!   the kernel owns it.
 //!
 //! Reaping returns *any* completed URB of the fd, and every completion
 //! wakes every poller of the fd, so only one waiting thread at a time (the
-//! reaper, bulk-IN's when it waits) polls the fd; the other sleeps on its
+//! reaper, bulk-IN's when it waits) watches the fd; the other sleeps on its
 //! own eventfd. A reaper that reaps the other endpoint's URB records it in
 //! [`ReapState`] and writes that endpoint's eventfd. URBs and buffers
 //! belong to their endpoint and are reused: steady-state transfers do not
@@ -312,6 +313,11 @@ struct InPipe {
     /// whichever thread reaps.
     urb_address: AtomicUsize,
     wake: OwnedFd,
+    /// This endpoint's waiter sleeps in `epoll_wait` on this: its `wake`,
+    /// the cancel eventfd, and the usbfs fd only while it is the reaper.
+    /// Other threads move the usbfs fd between the two pollers without
+    /// waking anybody (see [`ReapState`]).
+    poller: OwnedFd,
     memory: Mutex<UrbMemory>,
 }
 
@@ -411,29 +417,35 @@ impl Drop for UrbMemory {
 /// Who polls the usbfs fd, who waits, and completions reaped for another
 /// endpoint's waiter.
 ///
-/// usbfs has one completion queue per open file and `poll()` wakes every
-/// poller of the fd on each completion, so only one thread at a time — the
-/// *reaper* — has the fd in its poll set; the other waiter sleeps on its own
-/// wake eventfd (and the cancel eventfd). Otherwise the reader's event
-/// thread, parked in `interrupt_in`, wakes on every bulk-IN completion and
-/// mostly reaps it before the transmitting thread does (`benches/VM.md`).
+/// usbfs has one completion queue per open file and wakes every poller of
+/// the fd on each completion, so only one thread at a time — the *reaper* —
+/// has the fd in its epoll set; the other waiter sleeps on its own wake
+/// eventfd (and the cancel eventfd). Otherwise the reader's event thread,
+/// parked in `interrupt_in`, wakes on every bulk-IN completion and mostly
+/// reaps it before the transmitting thread does (`benches/VM.md`). The role
+/// moves by `epoll_ctl` on the two pollers, which wakes nobody: a role
+/// change costs no context switch (toggling a `poll()` set would cost two
+/// per APDU, measured worse than the stealing it avoids).
 ///
-/// Invariant (all fields change only under the mutex):
+/// Invariant (all fields, and the pollers' usbfs-fd membership, change only
+/// under the mutex):
 /// - `reaper` is `Some(p)` iff some endpoint is waiting, and then
-///   `waiting[p]`; only the reaper calls `USBDEVFS_REAPURBNDELAY`.
+///   `waiting[p]`; the usbfs fd is in endpoint `p`'s poller iff
+///   `reaper == Some(p)`; only the reaper calls `USBDEVFS_REAPURBNDELAY`.
 /// - bulk-IN takes the role from interrupt-IN when it starts waiting (the
-///   transmit path is the one whose latency counts); the demoted thread's
-///   eventfd is written so it drops the fd from its next `poll()`.
+///   transmit path is the one whose latency counts).
 /// - a reaper that stops waiting (own URB reaped, cancel, timeout, gone)
-///   hands the role to the other waiter, if any, and writes its eventfd.
+///   hands the role to the other waiter, if any.
 /// - a reaped URB of the other endpoint sets `done[other]`, then its
 ///   eventfd is written; only the owner clears `done`.
 ///
-/// No wake-up is lost: every state change above precedes the eventfd write
-/// that announces it, and a waiter re-reads the state under the mutex after
-/// every `poll()` (having drained its eventfd first). eventfds and the usbfs
-/// fd's POLLOUT are level-triggered, so a write or a completion between
-/// the state check and `poll()` ends that `poll()` at once.
+/// No wake-up is lost: every state change precedes the eventfd write or
+/// `epoll_ctl` that announces it, a waiter re-reads the state under the
+/// mutex after every `epoll_wait` (having drained its eventfd first), and
+/// everything is level-triggered: an eventfd write, or a completion already
+/// queued when the usbfs fd joins a poller, ends that poller's current or
+/// next `epoll_wait` at once. A thread that wakes for the fd after losing
+/// the role finds it is not the reaper and reaps nothing.
 #[derive(Default)]
 struct ReapState {
     done: [bool; 2],
@@ -489,6 +501,56 @@ fn signal(fd: &OwnedFd) {
     // SAFETY: writes 8 bytes from a live u64 to an eventfd we own; a full
     // counter (EAGAIN) already means "signalled".
     unsafe { libc::write(fd.as_raw_fd(), (&raw const one).cast(), 8) };
+}
+
+/// What woke an `epoll_wait` on an endpoint's poller.
+const TOKEN_USB: u64 = 0;
+const TOKEN_WAKE: u64 = 1;
+const TOKEN_CANCEL: u64 = 2;
+
+/// One `epoll_ctl`; failure is logged (it only happens on a bug here or
+/// resource exhaustion, and the waiter's timeout still bounds the wait).
+fn epoll_ctl(poller: &OwnedFd, op: c_int, fd: RawFd, events: u32, token: u64) {
+    let mut event = libc::epoll_event { events, u64: token };
+    // SAFETY: `event` is a live epoll_event; the kernel validates the fds.
+    let rc = unsafe { libc::epoll_ctl(poller.as_raw_fd(), op, fd, &raw mut event) };
+    if rc < 0 {
+        tracing::warn!(
+            op,
+            errno = errno(),
+            "epoll_ctl on an endpoint poller failed"
+        );
+    }
+}
+
+/// An endpoint's poller watching its `wake` and the transport's `cancel`.
+fn poller(wake: &OwnedFd, cancel: &OwnedFd) -> Result<OwnedFd, TransportError> {
+    // SAFETY: epoll_create1 has no pointer arguments.
+    let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if fd < 0 {
+        return Err(TransportError::io(
+            "creating an epoll instance",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: `fd` was just returned by epoll_create1 and is owned by nobody else.
+    let poller = unsafe { OwnedFd::from_raw_fd(fd) };
+    let readable = libc::EPOLLIN as u32;
+    epoll_ctl(
+        &poller,
+        libc::EPOLL_CTL_ADD,
+        wake.as_raw_fd(),
+        readable,
+        TOKEN_WAKE,
+    );
+    epoll_ctl(
+        &poller,
+        libc::EPOLL_CTL_ADD,
+        cancel.as_raw_fd(),
+        readable,
+        TOKEN_CANCEL,
+    );
+    Ok(poller)
 }
 
 fn drain(fd: &OwnedFd) {
@@ -551,15 +613,18 @@ impl UsbfsTransport {
             Err(e) => tracing::debug!(errno = e, "USBDEVFS_GET_CAPABILITIES failed"),
         }
         let raw_fd = fd.as_raw_fd();
+        let cancel_fd = eventfd()?;
         let pipe = |which: usize, ep: super::EndpointInfo, kind: u8| -> Result<InPipe, _> {
             let memory = UrbMemory::new(usize::from(ep.max_packet_size.max(64)), raw_fd);
+            let wake = eventfd()?;
             Ok::<_, TransportError>(InPipe {
                 which,
                 address: ep.address,
                 kind,
                 max_packet_size: usize::from(ep.max_packet_size),
                 urb_address: AtomicUsize::new(memory.urb.as_ptr() as usize),
-                wake: eventfd()?,
+                poller: poller(&wake, &cancel_fd)?,
+                wake,
                 memory: Mutex::new(memory),
             })
         };
@@ -574,7 +639,7 @@ impl UsbfsTransport {
             fd,
             reaped: Mutex::new(ReapState::default()),
             cancelled: AtomicBool::new(false),
-            cancel_fd: eventfd()?,
+            cancel_fd,
             gone: AtomicBool::new(false),
         })
     }
@@ -700,7 +765,7 @@ impl UsbfsTransport {
 
     /// Starts (or resumes) waiting for `mine`'s URB: `Some(Reaped)` when
     /// the other thread already reaped it, else whether this thread is the
-    /// reaper for its next `poll()`.
+    /// reaper for its next `epoll_wait`.
     fn enter_wait(&self, mine: &InPipe) -> Result<bool, Waited> {
         let mut state = lock(&self.reaped);
         if std::mem::take(&mut state.done[mine.which]) {
@@ -709,16 +774,40 @@ impl UsbfsTransport {
         }
         state.waiting[mine.which] = true;
         match state.reaper {
-            None => state.reaper = Some(mine.which),
+            None => self.set_reaper(&mut state, Some(mine.which)),
             Some(INTERRUPT_IN) if mine.which == BULK_IN => {
-                state.reaper = Some(BULK_IN);
-                if let Some(demoted) = self.pipe(INTERRUPT_IN) {
-                    signal(&demoted.wake);
-                }
+                self.set_reaper(&mut state, Some(BULK_IN));
             }
             Some(_) => {}
         }
         Ok(state.reaper == Some(mine.which))
+    }
+
+    /// Moves the reaper role, and the usbfs fd with it, between pollers.
+    fn set_reaper(&self, state: &mut ReapState, next: Option<usize>) {
+        if state.reaper == next {
+            return;
+        }
+        if let Some(old) = state.reaper.and_then(|p| self.pipe(p)) {
+            epoll_ctl(
+                &old.poller,
+                libc::EPOLL_CTL_DEL,
+                self.fd.as_raw_fd(),
+                0,
+                TOKEN_USB,
+            );
+        }
+        if let Some(new) = next.and_then(|p| self.pipe(p)) {
+            let events = (libc::EPOLLOUT | libc::EPOLLERR | libc::EPOLLHUP) as u32;
+            epoll_ctl(
+                &new.poller,
+                libc::EPOLL_CTL_ADD,
+                self.fd.as_raw_fd(),
+                events,
+                TOKEN_USB,
+            );
+        }
+        state.reaper = next;
     }
 
     /// Stops waiting on `which`; a reaper hands its role on.
@@ -726,10 +815,9 @@ impl UsbfsTransport {
         state.waiting[which] = false;
         if state.reaper == Some(which) {
             let other = other_endpoint(which);
-            state.reaper = state.waiting[other].then_some(other);
-            if let Some(next) = state.reaper.and_then(|o| self.pipe(o)) {
-                signal(&next.wake);
-            }
+            // No write to its eventfd: a completion already queued makes
+            // its poller ready the moment the fd joins it.
+            self.set_reaper(state, state.waiting[other].then_some(other));
         }
     }
 
@@ -795,53 +883,64 @@ impl UsbfsTransport {
     /// the deadline, or a cancel when `cancellable`. Only the reaper (see
     /// [`ReapState`]) watches the usbfs fd.
     fn wait(&self, pipe: &InPipe, deadline: Option<Instant>, cancellable: bool) -> Waited {
+        if cancellable {
+            return self.wait_events(pipe, deadline, true);
+        }
+        // The cancel eventfd stays readable until reset_cancel: mute it,
+        // or a wait that must ignore it would spin.
+        let cancel = self.cancel_fd.as_raw_fd();
+        epoll_ctl(&pipe.poller, libc::EPOLL_CTL_MOD, cancel, 0, TOKEN_CANCEL);
+        let outcome = self.wait_events(pipe, deadline, false);
+        let readable = libc::EPOLLIN as u32;
+        epoll_ctl(
+            &pipe.poller,
+            libc::EPOLL_CTL_MOD,
+            cancel,
+            readable,
+            TOKEN_CANCEL,
+        );
+        outcome
+    }
+
+    fn wait_events(&self, pipe: &InPipe, deadline: Option<Instant>, cancellable: bool) -> Waited {
         loop {
-            let is_reaper = match self.enter_wait(pipe) {
-                Ok(is_reaper) => is_reaper,
-                Err(outcome) => return outcome,
-            };
-            let mut fds = [
-                libc::pollfd {
-                    // poll() skips negative fds: a non-reaper is not woken
-                    // by completions it must not reap.
-                    fd: if is_reaper { self.fd.as_raw_fd() } else { -1 },
-                    events: libc::POLLOUT,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: pipe.wake.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: self.cancel_fd.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            let watched = if cancellable { 3 } else { 2 };
+            if let Err(outcome) = self.enter_wait(pipe) {
+                return outcome;
+            }
             let timeout_ms = match deadline {
                 None => -1,
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
-                    // Round up: poll must not return before the deadline.
+                    // Round up: epoll_wait must not return before the deadline.
                     c_int::try_from(left.as_micros().div_ceil(1000)).unwrap_or(c_int::MAX)
                 }
             };
-            // SAFETY: `fds` is a live array of `watched` (≤ 3) pollfds.
-            let ready = unsafe { libc::poll(fds.as_mut_ptr(), watched, timeout_ms) };
+            let mut events = [libc::epoll_event { events: 0, u64: 0 }; 3];
+            // SAFETY: `events` is a live array of 3 epoll_events.
+            let ready = unsafe {
+                libc::epoll_wait(pipe.poller.as_raw_fd(), events.as_mut_ptr(), 3, timeout_ms)
+            };
             if ready < 0 && errno() != libc::EINTR {
-                tracing::warn!(errno = errno(), "poll on usbfs failed");
+                tracing::warn!(errno = errno(), "epoll_wait on usbfs failed");
             }
-            if fds[1].revents & libc::POLLIN != 0 {
+            let ready = usize::try_from(ready).unwrap_or(0).min(events.len());
+            let (mut usb, mut woken) = (0u32, false);
+            for event in &events[..ready] {
+                match event.u64 {
+                    TOKEN_USB => usb = event.events,
+                    TOKEN_WAKE => woken = true,
+                    _ => {}
+                }
+            }
+            if woken {
                 drain(&pipe.wake);
             }
-            if fds[0].revents != 0 || fds[1].revents != 0 {
+            if usb != 0 || woken {
                 if let Some(outcome) = self.reap(pipe) {
                     return outcome;
                 }
             }
-            if self.gone.load(Ordering::SeqCst) && fds[0].revents & libc::POLLHUP != 0 {
+            if self.gone.load(Ordering::SeqCst) && usb & libc::EPOLLHUP as u32 != 0 {
                 // Disconnected: reap said the queue is not empty yet, so
                 // go round again to collect ours.
                 continue;
