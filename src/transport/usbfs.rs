@@ -772,15 +772,29 @@ impl UsbfsTransport {
             self.leave_wait(&mut state, mine.which);
             return Err(Waited::Reaped);
         }
-        state.waiting[mine.which] = true;
+        self.join_wait(&mut state, mine.which);
+        Ok(state.reaper == Some(mine.which))
+    }
+
+    /// Marks `which` as waiting and gives it the reaper role if it is free
+    /// or bulk-IN claims it.
+    fn join_wait(&self, state: &mut ReapState, which: usize) {
+        state.waiting[which] = true;
         match state.reaper {
-            None => self.set_reaper(&mut state, Some(mine.which)),
-            Some(INTERRUPT_IN) if mine.which == BULK_IN => {
-                self.set_reaper(&mut state, Some(BULK_IN));
-            }
+            None => self.set_reaper(state, Some(which)),
+            Some(INTERRUPT_IN) if which == BULK_IN => self.set_reaper(state, Some(BULK_IN)),
             Some(_) => {}
         }
-        Ok(state.reaper == Some(mine.which))
+    }
+
+    /// Joins the waiters *before* submitting a URB: bulk-IN takes the fd
+    /// away from the event thread's poller before its URB can complete, so
+    /// a fast completion cannot wake that thread either.
+    fn prepare_wait(&self, mine: &InPipe) {
+        let mut state = lock(&self.reaped);
+        // This endpoint has no URB in flight: a completion flag is stale.
+        state.done[mine.which] = false;
+        self.join_wait(&mut state, mine.which);
     }
 
     /// Moves the reaper role, and the usbfs fd with it, between pollers.
@@ -993,7 +1007,9 @@ impl UsbfsTransport {
                 usercontext: std::ptr::null_mut(),
             });
         }
+        self.prepare_wait(pipe);
         if let Err(e) = ioctl(self.fd.as_raw_fd(), abi::USBDEVFS_SUBMITURB, urb.cast()) {
+            self.give_up_wait(pipe, Waited::Gone);
             if matches!(e, libc::ENODEV | libc::ESHUTDOWN) {
                 self.mark_gone();
             }
