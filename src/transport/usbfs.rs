@@ -430,8 +430,9 @@ impl Drop for UrbMemory {
 /// Invariant (all fields, and the pollers' usbfs-fd membership, change only
 /// under the mutex):
 /// - `reaper` is `Some(p)` iff some endpoint is waiting, and then
-///   `waiting[p]`; the usbfs fd is in endpoint `p`'s poller iff
-///   `reaper == Some(p)`; only the reaper calls `USBDEVFS_REAPURBNDELAY`.
+///   `waiting[p]`; the usbfs fd is in at most one poller (`fd_home`), and
+///   in `p`'s when `reaper == Some(p)`, so no waiter but the reaper ever
+///   has it; only the reaper calls `USBDEVFS_REAPURBNDELAY`.
 /// - bulk-IN takes the role from interrupt-IN when it starts waiting (the
 ///   transmit path is the one whose latency counts).
 /// - a reaper that stops waiting (own URB reaped, cancel, timeout, gone)
@@ -451,6 +452,10 @@ struct ReapState {
     done: [bool; 2],
     waiting: [bool; 2],
     reaper: Option<usize>,
+    /// The poller holding the usbfs fd: the reaper's, or with no reaper
+    /// the last one's (left there, so a thread transferring alone costs no
+    /// `epoll_ctl`).
+    fd_home: Option<usize>,
 }
 
 /// The other IN endpoint's index.
@@ -799,10 +804,16 @@ impl UsbfsTransport {
 
     /// Moves the reaper role, and the usbfs fd with it, between pollers.
     fn set_reaper(&self, state: &mut ReapState, next: Option<usize>) {
-        if state.reaper == next {
+        state.reaper = next;
+        let Some(next) = next else {
+            // The fd stays where it is: nobody waits on that poller, and a
+            // lone thread taking the role again finds it already there.
+            return;
+        };
+        if state.fd_home == Some(next) {
             return;
         }
-        if let Some(old) = state.reaper.and_then(|p| self.pipe(p)) {
+        if let Some(old) = state.fd_home.and_then(|p| self.pipe(p)) {
             epoll_ctl(
                 &old.poller,
                 libc::EPOLL_CTL_DEL,
@@ -811,7 +822,7 @@ impl UsbfsTransport {
                 TOKEN_USB,
             );
         }
-        if let Some(new) = next.and_then(|p| self.pipe(p)) {
+        if let Some(new) = self.pipe(next) {
             let events = (libc::EPOLLOUT | libc::EPOLLERR | libc::EPOLLHUP) as u32;
             epoll_ctl(
                 &new.poller,
@@ -821,7 +832,7 @@ impl UsbfsTransport {
                 TOKEN_USB,
             );
         }
-        state.reaper = next;
+        state.fd_home = Some(next);
     }
 
     /// Stops waiting on `which`; a reaper hands its role on.
