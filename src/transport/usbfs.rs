@@ -15,10 +15,9 @@
 //! - bulk-IN and interrupt-IN must be cancellable, so each submits a URB
 //!   and waits in `epoll_wait` for the usbfs fd (POLLOUT = a URB completed)
 //!   together with its own wake-up eventfd and the transport's cancel
-//!   eventfd, then reaps
-//!   with `USBDEVFS_REAPURBNDELAY`. On timeout or cancel the URB is
-//!   discarded and waited for (bounded), so its memory is never freed while
-//!   the kernel owns it.
+//!   eventfd, then reaps with `USBDEVFS_REAPURBNDELAY`. On timeout or
+//!   cancel the URB is discarded and waited for (bounded), so its memory is
+//!   never freed while the kernel owns it.
 //!
 //! Reaping returns *any* completed URB of the fd, and every completion
 //! wakes every poller of the fd, so only one waiting thread at a time (the
