@@ -18,10 +18,8 @@
 //! Expected responses come from the virtual card's documented file system
 //! (`TEXT_2F00`) and ISO/IEC 7816-4 status words.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use ferroccid::ifd::abi::*;
 use ferroccid::ifd::backend::{Backend, BackendError};
@@ -31,95 +29,10 @@ use ferroccid::sim::card::fs::TEXT_2F00;
 use ferroccid::sim::card::CardConfig;
 use ferroccid::sim::profile::Profile;
 use ferroccid::transport::sim::{SimHandle, SimTransport};
-use ferroccid::transport::{Transport, TransportError, TransportInfo};
 
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static IN_SIM: Cell<bool> = const { Cell::new(false) };
-    static COUNT: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note() {
-    // try_with: the allocator may run during thread teardown.
-    let counting = COUNTING.try_with(Cell::get).unwrap_or(false);
-    let in_sim = IN_SIM.try_with(Cell::get).unwrap_or(false);
-    if counting && !in_sim {
-        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-    }
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        System.alloc(layout)
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        System.alloc_zeroed(layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        System.realloc(ptr, layout, new_size)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// Runs `f` (a call into the simulator) with counting suspended.
-fn in_sim<R>(f: impl FnOnce() -> R) -> R {
-    let before = IN_SIM.with(|s| s.replace(true));
-    let r = f();
-    IN_SIM.with(|s| s.set(before));
-    r
-}
-
-/// The simulator seen through a wrapper that marks its calls as "device".
-struct Outside(SimTransport);
-
-impl Transport for Outside {
-    fn info(&self) -> &TransportInfo {
-        self.0.info()
-    }
-    fn bulk_out(&self, message: &[u8], timeout: Duration) -> Result<(), TransportError> {
-        in_sim(|| self.0.bulk_out(message, timeout))
-    }
-    fn bulk_in(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
-        in_sim(|| self.0.bulk_in(buf, timeout))
-    }
-    fn interrupt_in(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
-        in_sim(|| self.0.interrupt_in(buf, timeout))
-    }
-    fn control_in(
-        &self,
-        request: u8,
-        value: u16,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> Result<usize, TransportError> {
-        in_sim(|| self.0.control_in(request, value, buf, timeout))
-    }
-    fn control_out(
-        &self,
-        request: u8,
-        value: u16,
-        data: &[u8],
-        timeout: Duration,
-    ) -> Result<(), TransportError> {
-        in_sim(|| self.0.control_out(request, value, data, timeout))
-    }
-    fn cancel(&self) {
-        in_sim(|| self.0.cancel())
-    }
-    fn reset_cancel(&self) {
-        in_sim(|| self.0.reset_cancel())
-    }
-}
+#[path = "sim_alloc_support/mod.rs"]
+mod sim_alloc;
+use sim_alloc::*;
 
 const APDUS: usize = 1000;
 /// pcscd's usual RxBuffer for a short APDU client: 256 data bytes + SW.
