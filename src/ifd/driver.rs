@@ -47,12 +47,16 @@ struct SlotTrack {
     seen_insertions: u64,
     /// Presence was last answered "present".
     reported_present: bool,
-    closed: bool,
 }
 
 struct OpenReader {
     backend: Arc<dyn Backend>,
+    /// Locked per slot, and held across that slot's power actions only.
     slots: Vec<Mutex<SlotTrack>>,
+    /// Per slot: closed by pcscd (or never opened). Outside the tracks so
+    /// that deciding whether the whole reader is closed never waits for
+    /// another slot's USB I/O.
+    closed: Vec<AtomicBool>,
     removed: AtomicBool,
 }
 
@@ -92,6 +96,13 @@ fn string_value(s: &str) -> Vec<u8> {
 }
 
 /// The registry of open readers.
+///
+/// Locking: the `readers` map is locked only to look a reader up, insert
+/// or remove it, never across a backend call that may do USB I/O, so a
+/// slow reader (a close powering a card down, a time-extending card)
+/// stalls nobody else. Each call clones the reader's `Arc` out of the map
+/// and works on that; a close removes the entry, and the backend is
+/// dropped when its last in-flight call returns.
 pub struct Driver {
     readers: Mutex<HashMap<u16, Arc<OpenReader>>>,
     opener: Box<Opener>,
@@ -149,8 +160,6 @@ impl Driver {
             .map(|s| {
                 Mutex::new(SlotTrack {
                     seen_insertions: backend.insertions(s),
-                    // Slots other than 0 count as open once pcscd opens them.
-                    closed: s != 0,
                     ..SlotTrack::default()
                 })
             })
@@ -158,14 +167,20 @@ impl Driver {
         let reader = Arc::new(OpenReader {
             backend,
             slots: tracks,
+            // Slots other than 0 count as open once pcscd opens them.
+            closed: (0..slots).map(|s| AtomicBool::new(s != 0)).collect(),
             removed: AtomicBool::new(false),
         });
         let mut readers = lock(&self.readers);
-        if readers.contains_key(&index) {
-            tracing::error!(index, "Lun already open");
+        if readers.contains_key(&index) || readers.len() >= usize::from(MAX_READERS) {
+            drop(readers);
+            tracing::error!(index, "Lun already open, or too many readers");
+            // `reader` (and the device it opened) is dropped here, after
+            // the map's lock.
             return IFD_COMMUNICATION_ERROR;
         }
         readers.insert(index, reader);
+        drop(readers);
         tracing::info!(device, index, slots, "reader opened");
         IFD_SUCCESS
     }
@@ -175,9 +190,9 @@ impl Driver {
             tracing::error!(index, slot, "slot opened before its reader");
             return IFD_COMMUNICATION_ERROR;
         };
-        match reader.slots.get(usize::from(slot)) {
-            Some(track) => {
-                lock(track).closed = false;
+        match reader.closed.get(usize::from(slot)) {
+            Some(closed) => {
+                closed.store(false, Ordering::Release);
                 IFD_SUCCESS
             }
             None => IFD_COMMUNICATION_ERROR,
@@ -196,13 +211,18 @@ impl Driver {
     /// IFDHCloseChannel: closes the slot; the reader goes when all its slots
     /// are closed. An in-flight transmit keeps the backend alive until it
     /// returns.
+    ///
+    /// The power-off is USB I/O (seconds on a slow reader): it runs with
+    /// no driver-wide lock held, only this slot's track.
     pub fn close_channel(&self, lun: Dword) -> ResponseCode {
         let (index, slot) = split_lun(lun);
-        let mut readers = lock(&self.readers);
-        let Some(reader) = readers.get(&index).cloned() else {
+        let Some(reader) = lock(&self.readers).get(&index).cloned() else {
             return IFD_NO_SUCH_DEVICE;
         };
-        let Some(track) = reader.slots.get(usize::from(slot)) else {
+        let (Some(track), Some(closed)) = (
+            reader.slots.get(usize::from(slot)),
+            reader.closed.get(usize::from(slot)),
+        ) else {
             return IFD_COMMUNICATION_ERROR;
         };
         {
@@ -210,14 +230,25 @@ impl Driver {
             if track.powered && !reader.removed.load(Ordering::Acquire) {
                 let _ = reader.backend.power_off(slot);
             }
-            track.closed = true;
             track.powered = false;
+            track.atr.clear();
+            closed.store(true, Ordering::Release);
         }
-        if reader.slots.iter().all(|t| lock(t).closed) {
+        let removed = {
+            let mut readers = lock(&self.readers);
+            // Still this reader (not one opened again under the same
+            // index), and every slot closed: the flags are atomics, so
+            // this waits for no other slot's I/O.
+            let ours = readers.get(&index).is_some_and(|r| Arc::ptr_eq(r, &reader));
+            let all_closed = reader.closed.iter().all(|c| c.load(Ordering::Acquire));
+            ours && all_closed && readers.remove(&index).is_some()
+        };
+        if removed {
             reader.backend.cancel_wait();
-            readers.remove(&index);
             tracing::info!(index, "reader closed");
         }
+        // `reader` may be the last reference: the backend (its event
+        // thread, its device) is dropped here, with no lock held.
         IFD_SUCCESS
     }
 
@@ -482,12 +513,10 @@ impl Driver {
     /// TAG_IFD_STOP_POLLING_THREAD's function: wakes [`Driver::poll`].
     pub fn stop_polling(&self, lun: Dword) -> ResponseCode {
         let (index, _) = split_lun(lun);
-        match lock(&self.readers).get(&index) {
-            Some(reader) => {
-                reader.backend.cancel_wait();
-                IFD_SUCCESS
-            }
-            None => IFD_NO_SUCH_DEVICE,
-        }
+        let Some(reader) = lock(&self.readers).get(&index).cloned() else {
+            return IFD_NO_SUCH_DEVICE;
+        };
+        reader.backend.cancel_wait();
+        IFD_SUCCESS
     }
 }
