@@ -397,8 +397,25 @@ impl UrbMemory {
 impl Drop for UrbMemory {
     fn drop(&mut self) {
         // SAFETY: the pointers came from Box::leak or mmap in `new` with
-        // these sizes, and no URB is in flight: every transfer waits for
-        // its URB to be reaped or abandons the memory instead of dropping it.
+        // these sizes. A URB of this memory may still be submitted: after
+        // a DeviceGone (the reap that reported ENODEV raced the kernel's
+        // killing of pending URBs at disconnect, or the discard wait ended
+        // Gone) it is never reaped. Freeing is still sound, because the
+        // kernel never writes this memory on its own: the completion
+        // handler only queues the URB (data lands in the kernel's copy of
+        // the buffer; `signr` is 0, so no signal carries the address), and
+        // the `Urb` and a heap buffer are written only by `processcompl`,
+        // inside a USBDEVFS_REAPURB* ioctl that one of our threads makes.
+        // Memory is dropped in two places, neither with a reap possible:
+        // (1) with the transport: `&mut` access means no thread is inside
+        // a reap, and `fd` is a field declared before the pipes, so it is
+        // closed first: usbdev_release kills and frees every URB of the
+        // file without `processcompl`; (2) on reallocation in a transfer,
+        // which runs only after `check_gone` and once the pipe's previous
+        // URB was reaped (gone is sticky, so it never follows a DeviceGone).
+        // A mapped buffer is the kernel's reference-counted usb_memory:
+        // munmap drops only our reference, and the pages outlive any URB
+        // still using them.
         unsafe {
             drop(Box::from_raw(self.urb.as_ptr()));
             if self.mapped {
