@@ -108,7 +108,7 @@ impl DeviceLock {
 
     /// Takes the lock, waiting at most `timeout` (`None` = forever).
     pub fn acquire(&self, timeout: Option<Duration>) -> Result<DeviceLockGuard, ChannelError> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         // First among the threads of this process.
         {
             let mut held = self.local.held.lock().unwrap_or_else(|e| e.into_inner());

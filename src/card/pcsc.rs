@@ -721,10 +721,10 @@ impl CardChannel for PcscChannel {
         &mut self,
         timeout: Option<Duration>,
     ) -> std::result::Result<(), ChannelError> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         // The worker answers Timeout itself at the deadline; the margin
         // covers a begin stuck in libpcsclite after the card looked free.
-        let wait = timeout.map(|t| t + BEGIN_MARGIN);
+        let wait = timeout.map(|t| t.saturating_add(BEGIN_MARGIN));
         self.request(|reply| Message::Begin { deadline, reply }, wait)
     }
 

@@ -134,6 +134,9 @@ pub enum ReaderError {
     NoDescriptor,
     /// The operation is not available on this reader.
     NotSupported(&'static str),
+    /// The card broke the transmission protocol (e.g. asked for command
+    /// data the TPDU does not have, or sent more than it announced).
+    CardProtocol(&'static str),
     /// The PIN pad's user did not finish entering the PIN in time
     /// (CCID bError PIN_TIMEOUT).
     PinTimeout,
@@ -226,6 +229,7 @@ impl fmt::Display for ReaderError {
             Transport(e) => write!(f, "transport error: {e}"),
             Timeout { waited } => write!(f, "reader did not answer within {waited:?}"),
             Cancelled => f.write_str("operation cancelled"),
+            CardProtocol(reason) => write!(f, "card broke the transmission protocol: {reason}"),
             Protocol(e) => write!(f, "reader broke the CCID protocol: {e}"),
             StaleSequence {
                 expected,

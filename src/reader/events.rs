@@ -311,8 +311,12 @@ struct Thread {
     tracker: Arc<Tracker>,
 }
 
+/// Longest RDR_to_PC_NotifySlotChange (CCID §6.3.1): the type byte and
+/// two bits for each of 256 slots (bMaxSlotIndex 0xFF).
+const MAX_INTERRUPT_MESSAGE: usize = 1 + 256 * 2 / 8;
+
 fn run(t: Thread) {
-    let mut buf = [0u8; 64];
+    let mut buf = [0u8; MAX_INTERRUPT_MESSAGE];
     let mut poll = t.poll;
     while !t.stop.load(Ordering::SeqCst) {
         if t.gone.load(Ordering::SeqCst) {
@@ -418,7 +422,7 @@ pub(crate) fn wait_for_change(
     let rx = waiter
         .as_ref()
         .ok_or(ReaderError::NotSupported("no event source"))?;
-    let deadline = Instant::now() + timeout;
+    let deadline = super::link::far_deadline(Instant::now(), timeout);
     loop {
         if hub.wait_cancelled.swap(false, Ordering::SeqCst) {
             return Err(ReaderError::Cancelled);
@@ -456,7 +460,7 @@ pub(crate) fn wait_for_slot(
 ) -> Result<SlotWait, ReaderError> {
     ensure_thread(shared);
     let tracker = &shared.events.tracker;
-    let deadline = Instant::now() + timeout;
+    let deadline = super::link::far_deadline(Instant::now(), timeout);
     let mut st = lock(&tracker.state);
     loop {
         let t = st.slots.get_mut(slot).ok_or(ReaderError::NoSuchSlot {

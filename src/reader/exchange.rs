@@ -15,6 +15,8 @@ use crate::protocols::t0::{
 };
 use crate::protocols::t1::{Exchange, Progress, T1Error, MAX_BLOCK_LEN, T1};
 
+use std::time::Duration;
+
 use super::error::ReaderError;
 use super::link::{Answer, Link, SlotLink, Wait};
 use super::slot::{exchange_wait, SlotState};
@@ -26,6 +28,10 @@ const MAX_NULLS: u32 = 1000;
 
 /// wLevelParameter of an empty XfrBlock asking for the next response part.
 const CONTINUE_RESPONSE: u16 = 0x10;
+
+/// Response parts of one answer that announce more data but carry none:
+/// a reader that keeps doing so is making no progress.
+const MAX_EMPTY_PARTS: u32 = 16;
 
 /// The slot's buffers and pipe, for one exchange.
 pub(crate) struct Io<'a> {
@@ -257,7 +263,10 @@ pub(crate) fn announce_ifsd(
 fn wait_for_wtx(wait: Wait, wtx: u8) -> Wait {
     Wait {
         margin: wait.margin,
-        card: wait.card * u32::from(wtx.max(1)),
+        card: wait
+            .card
+            .checked_mul(u32::from(wtx.max(1)))
+            .unwrap_or(Duration::MAX),
     }
 }
 
@@ -297,17 +306,22 @@ fn t0(
     level: ExchangeLevel,
     wait: Wait,
 ) -> Result<usize, ReaderError> {
-    let ins = command.get(1).copied().unwrap_or(0);
     let mut apdu = T0Apdu::new(command, response, options)?;
     let case1 = apdu.case() == ApduCase::Case1;
     let mut tpdu_buf = [0u8; MAX_TPDU_LEN];
     let mut rtpdu = [0u8; 258];
+    let mut first = true;
     loop {
         let tpdu = apdu
             .next_tpdu(&mut tpdu_buf)?
             .ok_or(ReaderError::T1(T1Error::Finished))?;
+        // Only the case-1 command itself sends its (empty) data towards
+        // the card; every TPDU the engine makes up after it (GET RESPONSE,
+        // a resend with Le) reads, whatever its INS: a case-1 command whose
+        // INS is C0 must not turn the GET RESPONSE into a write.
+        let is_command = std::mem::take(&mut first);
         let step = if level == ExchangeLevel::Character {
-            let direction = if tpdu.len() > 5 || (case1 && tpdu[1] == ins) {
+            let direction = if tpdu.len() > 5 || (case1 && is_command) {
                 Direction::ToCard
             } else {
                 Direction::FromCard
@@ -368,17 +382,28 @@ fn t0_tpdu_by_characters(
                     }
                 }
                 ProcedureEvent::SendData { offset, len } => {
-                    to_send = &data[offset..offset + len];
+                    to_send = offset
+                        .checked_add(len)
+                        .and_then(|end| data.get(offset..end))
+                        .ok_or(ReaderError::CardProtocol(
+                            "card asked for command data the TPDU does not have",
+                        ))?;
                 }
-                ProcedureEvent::ExpectData { len } => expect = len,
+                ProcedureEvent::ExpectData { len } => expect = len.min(got.len()),
                 ProcedureEvent::Data { byte, .. } => {
-                    out[filled] = byte;
+                    *out.get_mut(filled).ok_or(ReaderError::CardProtocol(
+                        "card sent more data than the TPDU asked for",
+                    ))? = byte;
                     filled += 1;
                 }
                 ProcedureEvent::AwaitSw2 => {}
                 ProcedureEvent::Done { sw1, sw2 } => {
-                    out[filled] = sw1;
-                    out[filled + 1] = sw2;
+                    let sw = out
+                        .get_mut(filled..filled + 2)
+                        .ok_or(ReaderError::CardProtocol(
+                            "card sent more data than the TPDU asked for",
+                        ))?;
+                    sw.copy_from_slice(&[sw1, sw2]);
                     return Ok(filled + 2);
                 }
             }
@@ -464,12 +489,27 @@ fn extended_apdu(
         }
         last
     };
+    // Every part either carries data (bounded by `response`) or counts
+    // towards MAX_EMPTY_PARTS, so the parts are bounded in number; the
+    // command's budget bounds their time.
     let mut filled = 0usize;
+    let mut empty_parts = 0u32;
     loop {
         filled = copy_out(io.payload(&answer), response, filled)?;
         match answer.chain {
             0x00 | 0x02 => return Ok(filled),
-            0x01 | 0x03 => answer = io.xfr(&[], CONTINUE_RESPONSE, 0, wait)?,
+            0x01 | 0x03 => {
+                if answer.payload_len == 0 {
+                    empty_parts += 1;
+                    if empty_parts > MAX_EMPTY_PARTS {
+                        return Err(io.protocol_error(
+                            &answer,
+                            "reader keeps announcing more response data but sends none",
+                        ));
+                    }
+                }
+                answer = io.xfr(&[], CONTINUE_RESPONSE, 0, wait)?;
+            }
             _ => return Err(io.protocol_error(&answer, "unexpected bChainParameter in a response")),
         }
     }

@@ -17,7 +17,7 @@
 //! delay in 10 ms units, 0 = host's choice).
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::ccid::status::IccStatus;
 use crate::transport::TransportError;
@@ -43,6 +43,25 @@ pub const SLOT_STATUS: u8 = 0x81;
 const MAX_POLLS: u32 = 1000;
 /// Pause between ICCD-A busy polls (libccid: 10 ms).
 const BUSY_PAUSE: Duration = Duration::from_millis(10);
+/// Longest single sleep of a pause: cancel and unplug are noticed within
+/// this, however long a delay the token asked for.
+const PAUSE_SLICE: Duration = Duration::from_millis(20);
+/// Response parts of one answer that announce more data but carry none.
+const MAX_EMPTY_PARTS: u32 = 16;
+/// Shortest timeout handed to a transfer (0 means "no timeout" to some
+/// USB stacks).
+const MIN_TRANSFER_TIMEOUT: Duration = Duration::from_millis(1);
+
+/// The transfer timeout left for this command: the margin, clipped to the
+/// command's budget (slot 0: a token has one slot).
+fn transfer_timeout(shared: &Shared) -> Result<Duration, ReaderError> {
+    let budget = shared.link.slots[0].budget();
+    let left = budget.remaining(Instant::now());
+    if left.is_zero() {
+        return Err(budget.spent());
+    }
+    Ok(shared.link.margin().min(left).max(MIN_TRANSFER_TIMEOUT))
+}
 
 fn map(shared: &Shared, e: TransportError) -> ReaderError {
     if matches!(e, TransportError::DeviceGone) {
@@ -53,30 +72,44 @@ fn map(shared: &Shared, e: TransportError) -> ReaderError {
 
 fn control_out(shared: &Shared, request: u8, value: u16, data: &[u8]) -> Result<(), ReaderError> {
     shared.link.check_gone()?;
+    let timeout = transfer_timeout(shared)?;
     shared
         .link
         .transport
-        .control_out(request, value, data, shared.link.margin())
+        .control_out(request, value, data, timeout)
         .map_err(|e| map(shared, e))
 }
 
 fn control_in(shared: &Shared, request: u8, buf: &mut [u8]) -> Result<usize, ReaderError> {
     shared.link.check_gone()?;
+    let timeout = transfer_timeout(shared)?;
     shared
         .link
         .transport
-        .control_in(request, 0, buf, shared.link.margin())
+        .control_in(request, 0, buf, timeout)
         .map_err(|e| map(shared, e))
 }
 
-/// Sleeps `d` unless slot 0 is cancelled or the token unplugged.
+/// Sleeps `d` (clipped to the command's budget), in slices so that a
+/// cancel of slot 0 or an unplug ends it within [`PAUSE_SLICE`]; fails
+/// when the budget is spent.
 fn pause(shared: &Shared, d: Duration) -> Result<(), ReaderError> {
-    std::thread::sleep(d);
-    shared.link.check_gone()?;
-    if shared.link.slots[0].cancelled.load(Ordering::SeqCst) {
-        return Err(ReaderError::Cancelled);
+    let budget = shared.link.slots[0].budget();
+    let until = Instant::now() + d.min(budget.remaining(Instant::now()));
+    loop {
+        shared.link.check_gone()?;
+        if shared.link.slots[0].cancelled.load(Ordering::SeqCst) {
+            return Err(ReaderError::Cancelled);
+        }
+        let now = Instant::now();
+        if now >= budget.deadline {
+            return Err(budget.spent());
+        }
+        if now >= until {
+            return Ok(());
+        }
+        std::thread::sleep((until - now).min(PAUSE_SLICE));
     }
-    Ok(())
 }
 
 /// ICCD-A: GET_ICC_STATUS until the token is not busy; the status byte.
@@ -207,8 +240,18 @@ pub(crate) fn transmit(
         _ => {
             control_out(shared, XFR_BLOCK, 0, command)?;
             let mut filled = 0usize;
+            let mut empty_parts = 0u32;
             loop {
                 let (n, kind) = iccd_b_data_block(shared, &mut st.rx)?;
+                if n == 0 && matches!(kind, 0x01 | 0x03) {
+                    empty_parts += 1;
+                    if empty_parts > MAX_EMPTY_PARTS {
+                        return Err(ReaderError::Iccd {
+                            response_type: kind,
+                            error: 0,
+                        });
+                    }
+                }
                 let end = filled + n;
                 if end > response.len() {
                     return Err(ReaderError::ResponseTooLong {

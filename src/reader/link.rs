@@ -74,9 +74,18 @@ pub(crate) struct Wait {
 }
 
 impl Wait {
-    /// The timeout for the next frame with time-extension `multiplier`.
+    /// The timeout for the next frame with time-extension `multiplier`
+    /// (saturating: the command's budget clips it anyway).
     pub fn with_multiplier(self, multiplier: u8) -> Duration {
-        self.margin + self.card * u32::from(multiplier.max(1))
+        self.card
+            .checked_mul(u32::from(multiplier.max(1)))
+            .and_then(|card| card.checked_add(self.margin))
+            .unwrap_or(Duration::MAX)
+    }
+
+    /// When an answer to a command sent at `now` is due (no extension).
+    pub fn deadline(self, now: Instant) -> Instant {
+        far_deadline(now, self.with_multiplier(1))
     }
 }
 
@@ -95,9 +104,17 @@ pub(crate) struct Answer {
 }
 
 /// One slot's mailbox: a frame the leader received for it.
+///
+/// A frame is posted only while the slot has a command outstanding and
+/// only if its bSeq is that command's (checked under this mailbox's lock,
+/// which is also taken to start and end a command), so a late answer to an
+/// earlier command can never be handed to a later one, even once the
+/// reader-wide 8-bit bSeq has wrapped.
 pub(crate) struct Mailbox {
     buf: Vec<u8>,
     len: Option<usize>,
+    /// bSeq of the command the slot waits for, if any.
+    expect: Option<u8>,
 }
 
 /// The per-slot part of the pipe.
@@ -114,6 +131,51 @@ pub(crate) struct SlotLink {
     /// A cancel is pending: set by `Slot::cancel`, spent by the operation
     /// it ends or that was running when it came (see [`Operation`]).
     pub cancelled: AtomicBool,
+    /// When the current command's budget runs out (see [`Budget`]); set by
+    /// whoever holds the slot's state lock, read by every round.
+    budget: Mutex<Budget>,
+}
+
+/// One command's wall-clock budget: every round of the command (each
+/// answer awaited, time extensions, WTX, chaining, NULL bytes, busy
+/// retries, ICCD polls) waits at most until `deadline`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Budget {
+    /// When the command started.
+    pub started: Instant,
+    /// When it must have ended.
+    pub deadline: Instant,
+}
+
+impl Budget {
+    /// A budget of `allowed` from now (saturating: a huge value is a far
+    /// deadline, not a panic).
+    pub fn starting_now(allowed: Duration) -> Budget {
+        let started = Instant::now();
+        Budget {
+            started,
+            deadline: far_deadline(started, allowed),
+        }
+    }
+
+    /// Time left at `now`, zero once spent.
+    pub fn remaining(&self, now: Instant) -> Duration {
+        self.deadline.saturating_duration_since(now)
+    }
+
+    /// The error for a spent budget.
+    pub fn spent(&self) -> ReaderError {
+        ReaderError::Timeout {
+            waited: self.started.elapsed(),
+        }
+    }
+}
+
+/// `now + d`, or about a year from now if that overflows.
+pub(crate) fn far_deadline(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(now)
 }
 
 /// One user operation on a slot (power, status, protocol, transmit, PIN,
@@ -140,12 +202,46 @@ impl SlotLink {
             mailbox: Mutex::new(Mailbox {
                 buf: vec![0; buffer_len],
                 len: None,
+                expect: None,
             }),
             has_mail: AtomicBool::new(false),
             parked: AtomicBool::new(false),
             mail: Condvar::new(),
             cancelled: AtomicBool::new(false),
+            budget: Mutex::new(Budget::starting_now(Duration::ZERO)),
         }
+    }
+
+    /// Starts a command's budget of `allowed` (the caller holds the slot's
+    /// state lock for the whole command).
+    pub fn start_budget(&self, allowed: Duration) -> Budget {
+        let budget = Budget::starting_now(allowed);
+        *lock(&self.budget) = budget;
+        budget
+    }
+
+    /// The current command's budget.
+    pub fn budget(&self) -> Budget {
+        *lock(&self.budget)
+    }
+
+    /// Starts waiting for the answer with bSeq `seq`: whatever the mailbox
+    /// holds (a late frame of an earlier command) is dropped.
+    fn expect(&self, seq: u8) {
+        let mut mb = lock(&self.mailbox);
+        if mb.len.take().is_some() {
+            tracing::debug!(slot = self.index, "stale frame in mailbox dropped");
+        }
+        mb.expect = Some(seq);
+        self.has_mail.store(false, Ordering::SeqCst);
+    }
+
+    /// The command is over: no frame is posted until the next starts.
+    fn expect_nothing(&self) {
+        let mut mb = lock(&self.mailbox);
+        mb.len = None;
+        mb.expect = None;
+        self.has_mail.store(false, Ordering::SeqCst);
     }
 
     /// Starts an operation, or fails with [`ReaderError::Cancelled`] (and
@@ -575,6 +671,7 @@ impl Link {
             command,
         };
         let msg_type = repr.message_type();
+        let budget = slot.budget();
         let mut attempts = 0u32;
         loop {
             attempts += 1;
@@ -582,8 +679,11 @@ impl Link {
             // deadline, and (unless the permit had to be waited for) the
             // start of the answer's wait, which thus covers the send too.
             let now = Instant::now();
-            let (_permit, started) =
-                self.acquire(slot, now, now + wait.with_multiplier(1), honour_cancel)?;
+            if now >= budget.deadline {
+                return Err(budget.spent());
+            }
+            let permit_deadline = wait.deadline(now).min(budget.deadline);
+            let (_permit, started) = self.acquire(slot, now, permit_deadline, honour_cancel)?;
             let seq = self.next_seq();
             let n = repr.emit(seq, tx).map_err(|e| match e {
                 CcidError::BufferTooSmall { needed, available } => ReaderError::CommandTooLong {
@@ -592,14 +692,31 @@ impl Link {
                 },
                 other => ReaderError::Protocol(other),
             })?;
-            self.send(&tx[..n])?;
-            match self.await_answer(slot, (seq, msg_type), rx, wait, started, honour_cancel) {
+            // From here until the answer, a frame another slot's leader
+            // reads for us is kept only if it carries this bSeq.
+            slot.expect(seq);
+            let result = self.send(&tx[..n]).and_then(|()| {
+                self.await_answer(
+                    slot,
+                    (seq, msg_type),
+                    rx,
+                    wait,
+                    (started, budget),
+                    honour_cancel,
+                )
+            });
+            slot.expect_nothing();
+            match result {
                 Err(ReaderError::CommandFailed {
                     error: SlotError::CmdSlotBusy,
                     ..
                 }) if attempts < self.options.busy_retries => {
                     tracing::debug!(attempts, "CMD_SLOT_BUSY, retrying");
-                    std::thread::sleep(self.options.busy_delay * attempts);
+                    let pause = self.options.busy_delay * attempts;
+                    if budget.remaining(Instant::now()) <= pause {
+                        return Err(ReaderError::SlotBusy { attempts });
+                    }
+                    std::thread::sleep(pause);
                 }
                 Err(ReaderError::CommandFailed {
                     error: SlotError::CmdSlotBusy,
@@ -617,11 +734,11 @@ impl Link {
         (seq, msg_type): (u8, MessageType),
         rx: &mut [u8],
         wait: Wait,
-        started: Instant,
+        (started, budget): (Instant, Budget),
         honour_cancel: bool,
     ) -> Result<Answer, ReaderError> {
         let mut now = started;
-        let mut deadline = started + wait.with_multiplier(1);
+        let mut deadline = wait.deadline(started).min(budget.deadline);
         let mut stale = 0usize;
         // The last frame with another bSeq: if no right answer follows, it
         // was the answer with a wrong bSeq, and the error says so (only
@@ -691,7 +808,11 @@ impl Link {
                     }
                     tracing::debug!(multiplier, "time extension");
                     now = Instant::now();
-                    deadline = now + wait.with_multiplier(multiplier);
+                    // An extension moves this round's deadline, never the
+                    // command's: a reader that asks forever is stopped
+                    // there.
+                    deadline =
+                        far_deadline(now, wait.with_multiplier(multiplier)).min(budget.deadline);
                 }
                 Err(CcidError::CommandFailed { error, icc, frame }) => {
                     return Err(ReaderError::CommandFailed {
@@ -714,10 +835,12 @@ impl Link {
     /// aborted command's late answer, if any, is dropped on the way).
     /// Failures are logged, not returned: the caller reports why it aborted.
     ///
-    /// The drain is bounded by the margin, not by a number of frames: how
-    /// many time-extension frames of the aborted command are queued depends
-    /// on how long this thread was kept from reading (a busy host), and
-    /// each one left behind would count as stale against the next command.
+    /// The drain is bounded by the margin, and only loosely by a number of
+    /// frames: how many time-extension frames of the aborted command are
+    /// queued depends on how long this thread was kept from reading (a busy
+    /// host), and each one left behind would count as stale against the
+    /// next command. A command thus returns within its budget plus this
+    /// procedure: the ABORT request's and the drain's margin.
     pub fn abort(&self, slot: &SlotLink, rx: &mut [u8]) {
         if self.check_gone().is_err() {
             return;
@@ -741,11 +864,19 @@ impl Link {
             command: Command::Abort,
         }
         .emit(seq, &mut frame);
+        // The abort's own SlotStatus may be read by another slot's leader.
+        slot.expect(seq);
         if emitted.is_err() || self.send(&frame).is_err() {
             return;
         }
         let deadline = Instant::now() + margin;
-        loop {
+        // Bounded by the margin and, for a device that answers at once and
+        // forever, by a number of frames: every time extension and stale
+        // frame the aborted command could have queued, and then some.
+        let max_frames = self.options.max_time_extensions as usize
+            + usize::from(self.options.max_stale_frames)
+            + 16;
+        for _ in 0..max_frames {
             match self.receive(slot, rx, Instant::now(), deadline, false) {
                 Ok(n) => {
                     trace_frame("recv (draining)", &rx[..n]);
@@ -761,6 +892,7 @@ impl Link {
                 }
             }
         }
+        tracing::warn!(max_frames, "PC_to_RDR_Abort drain gave up");
     }
 }
 
@@ -776,9 +908,21 @@ fn take_mail(slot: &SlotLink, rx: &mut [u8]) -> Option<usize> {
     Some(n)
 }
 
-/// Copies `frame` into `slot`'s mailbox and wakes its follower if parked.
+/// Copies `frame` into `slot`'s mailbox and wakes its follower if parked,
+/// if the slot waits for an answer with this frame's bSeq; otherwise the
+/// frame is a late answer to a command that is over and is dropped.
 fn post_mail(slot: &SlotLink, frame: &[u8]) {
     let mut mb = lock(&slot.mailbox);
+    let seq = frame.get(6).copied();
+    if mb.expect.is_none() || mb.expect != seq {
+        tracing::debug!(
+            slot = slot.index,
+            ?seq,
+            expected = ?mb.expect,
+            "frame for a slot that does not wait for it dropped"
+        );
+        return;
+    }
     if mb.len.is_some() {
         tracing::debug!(slot = slot.index, "unread frame in mailbox replaced");
     }
@@ -947,6 +1091,9 @@ mod tests {
                 Ok::<_, ReaderError>(rx[..n].to_vec())
             })
         };
+        // Both slots wait for bSeq 0, as `transact` has them do once sent.
+        link.slots[0].expect(0);
+        link.slots[1].expect(0);
         // Slot 0 leads and reads slot 1's answer first (bulk-IN holds it
         // until slot 1 is waiting too).
         let first = receive(link.clone(), 0, true);

@@ -89,6 +89,52 @@ pub struct ReaderOptions {
     pub interface_kind: Option<InterfaceKind>,
     /// The default [`SlotOptions`] of every slot.
     pub slot: SlotOptions,
+    /// Ceiling on one command's wall-clock budget (power on, APDU,
+    /// control, PIN entry): every round of the command, including time
+    /// extensions, WTX, chaining, NULL bytes and busy retries, counts
+    /// against it. Long legitimate operations (on-card key generation)
+    /// need it raised; see [`COMMAND_TIMEOUT_ENV`].
+    pub max_command_time: Duration,
+}
+
+/// Environment variable (seconds, decimal) that overrides
+/// [`ReaderOptions::max_command_time`] where options are read from the
+/// environment (the CLI and the pcscd bundle).
+pub const COMMAND_TIMEOUT_ENV: &str = "FERROCCID_COMMAND_TIMEOUT";
+
+/// Default of [`ReaderOptions::max_command_time`].
+pub const DEFAULT_MAX_COMMAND_TIME: Duration = Duration::from_secs(60);
+
+/// Longest [`ReaderOptions::max_command_time`] the environment may ask
+/// for: a day.
+pub const MAX_COMMAND_TIME_LIMIT: Duration = Duration::from_secs(24 * 3600);
+
+impl ReaderOptions {
+    /// `self` with [`COMMAND_TIMEOUT_ENV`] applied when it is set to a
+    /// number of seconds (fractions allowed, clamped to 1 s ..= a day);
+    /// an unparsable value is logged and ignored.
+    pub fn with_env_overrides(mut self) -> Self {
+        if let Ok(value) = std::env::var(COMMAND_TIMEOUT_ENV) {
+            match parse_command_time(&value) {
+                Some(d) => self.max_command_time = d,
+                None => {
+                    tracing::warn!(%value, "{COMMAND_TIMEOUT_ENV} is not a number of seconds; ignored")
+                }
+            }
+        }
+        self
+    }
+}
+
+/// Parses a number of seconds (e.g. `90`, `2.5`) into a command ceiling,
+/// clamped to 1 s ..= [`MAX_COMMAND_TIME_LIMIT`].
+pub fn parse_command_time(seconds: &str) -> Option<Duration> {
+    let s: f64 = seconds.trim().parse().ok()?;
+    if !s.is_finite() || s <= 0.0 {
+        return None;
+    }
+    let s = s.clamp(1.0, MAX_COMMAND_TIME_LIMIT.as_secs_f64());
+    Some(Duration::from_secs_f64(s))
 }
 
 impl Default for ReaderOptions {
@@ -102,6 +148,7 @@ impl Default for ReaderOptions {
             busy_delay: Duration::from_millis(10),
             interface_kind: None,
             slot: SlotOptions::default(),
+            max_command_time: DEFAULT_MAX_COMMAND_TIME,
         }
     }
 }

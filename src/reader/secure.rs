@@ -101,7 +101,9 @@ pub(crate) fn secure(
         return Err(ReaderError::NotSupported("PIN pad on an ICCD token"));
     }
     let mut st = lock(&cell.state);
-    let _operation = super::slot::begin(shared, index)?;
+    // The user's time at the pad comes on top of the card's ceiling.
+    let allowed = slot::card_budget(shared).saturating_add(pin_entry_time(&data));
+    let _operation = super::slot::begin(shared, index, allowed)?;
     let protocol = st.card.as_ref().ok_or(ReaderError::NotPowered)?.protocol;
     let protocol = match protocol {
         Some(p) => p,
@@ -320,7 +322,7 @@ pub(crate) fn escape(
     let cell = &shared.slots[0];
     let _span = cell.span.enter();
     let mut st = lock(&cell.state);
-    let _operation = super::slot::begin(shared, 0)?;
+    let _operation = super::slot::begin(shared, 0, slot::card_budget(shared))?;
     let wait = Wait {
         margin: shared.link.margin() + ESCAPE_ALLOWANCE,
         card: Duration::ZERO,

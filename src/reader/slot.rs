@@ -27,6 +27,17 @@ const APDU_LEVEL_FACTOR: u32 = 9;
 /// Characters in the longest T=1 block.
 const MAX_BLOCK_CHARS: u64 = MAX_BLOCK_LEN as u64;
 
+/// Slowest clock the waiting times are computed with: ISO/IEC 7816-3
+/// §5.2.3 (table 4) lets no class run the card below 1 MHz, so a device
+/// announcing less (a hostile dwDefaultClock of 1 kHz would stretch every
+/// wait 1000-fold) is taken at 1 MHz.
+const MIN_CLOCK_KHZ: u32 = 1000;
+
+/// The clock waiting times are computed with: `khz`, at least 1 MHz.
+pub(crate) fn timing_clock(khz: u32) -> u32 {
+    khz.max(MIN_CLOCK_KHZ)
+}
+
 /// The negotiated (or ATR default) transmission parameters of a card.
 #[derive(Debug, Clone)]
 pub(crate) struct CardState {
@@ -52,7 +63,7 @@ impl CardState {
             protocol: None,
             fi: params::FD,
             di: params::DD,
-            clock_khz: default_clock_khz.max(1),
+            clock_khz: timing_clock(default_clock_khz),
             wi: atr.wi(),
             bwi: atr.bwi(),
             cwi: atr.cwi(),
@@ -111,15 +122,40 @@ impl SlotCell {
     }
 }
 
-/// The wait for power-on: libccid's worst case for an ATR, 33 characters
-/// of up to 9600 + 12 etu each at the default rate, plus the margin.
+/// Clock cycles before the card must start its ATR (ISO/IEC 7816-3 §8.2:
+/// 400 to 40 000).
+const ATR_START_CLOCKS: u64 = 40_000;
+
+/// Longest ATR in etu: EMV's bound on a whole ATR (20 160 initial etu,
+/// EMV book 1 §8.1.2) plus one initial waiting time (9 600 etu, ISO/IEC
+/// 7816-3 §8.2) of slack. The reader times the ATR itself and answers
+/// ICC_MUTE when the card is slower; this only bounds how long the host
+/// waits for that answer.
+const ATR_MAX_ETU: u64 = 20_160 + 9_600;
+
+/// The wait for power-on at one voltage: the ATR's start and its longest
+/// duration at the default rate and clock (at least 1 MHz), plus the
+/// margin. About 2.8 s + margin at 4 MHz; 11 s + margin at 1 MHz.
 fn power_on_wait(shared: &Shared) -> Wait {
-    let clock = shared.link.descriptor.default_clock_khz.max(1);
+    let clock = timing_clock(shared.link.descriptor.default_clock_khz);
     let etu_ns = timing::etu_ns(params::FD, params::DD, clock);
+    let start_ns = ATR_START_CLOCKS * 1_000_000 / u64::from(clock);
     Wait {
         margin: shared.link.margin(),
-        card: Duration::from_nanos(33 * (9600 + 12) * etu_ns),
+        card: Duration::from_nanos(start_ns + ATR_MAX_ETU * etu_ns),
     }
+}
+
+/// Budget of a command the reader answers by itself (status, power off):
+/// two margins, never more than the ceiling.
+pub(crate) fn reader_budget(shared: &Shared) -> Duration {
+    (shared.link.margin() * 2).min(shared.link.options.max_command_time)
+}
+
+/// Budget of a command that talks to the card (APDU, protocol selection,
+/// Escape): the configured ceiling.
+pub(crate) fn card_budget(shared: &Shared) -> Duration {
+    shared.link.options.max_command_time
 }
 
 /// The wait for commands the reader answers by itself.
@@ -189,12 +225,19 @@ pub(crate) fn card_answer(result: Result<Answer, ReaderError>) -> Result<Answer,
     }
 }
 
-/// Starts a user operation on `index`; the caller holds the slot's state
-/// lock and keeps the guard until it is done (see [`Operation`] for what
-/// happens to cancels).
-pub(crate) fn begin(shared: &Shared, index: usize) -> Result<Operation<'_>, ReaderError> {
+/// Starts a user operation on `index` with a wall-clock budget of
+/// `allowed`; the caller holds the slot's state lock and keeps the guard
+/// until it is done (see [`Operation`] for what happens to cancels).
+pub(crate) fn begin(
+    shared: &Shared,
+    index: usize,
+    allowed: Duration,
+) -> Result<Operation<'_>, ReaderError> {
     shared.link.check_gone()?;
-    shared.link.slots[index].begin_operation()
+    let slot = &shared.link.slots[index];
+    let operation = slot.begin_operation()?;
+    slot.start_budget(allowed);
+    Ok(operation)
 }
 
 /// bPowerSelect values to try, in order.
@@ -226,7 +269,10 @@ pub(crate) fn power_on(shared: &Shared, index: usize) -> Result<Atr, ReaderError
     let cell = &shared.slots[index];
     let _span = cell.span.enter();
     let mut st = lock(&cell.state);
-    let _operation = begin(shared, index)?;
+    let (_, voltages) = voltage_sequence(shared);
+    let per_voltage = power_on_wait(shared).with_multiplier(1);
+    let allowed = (per_voltage * voltages as u32 + shared.link.margin()).min(card_budget(shared));
+    let _operation = begin(shared, index, allowed)?;
     st.card = None;
     let raw_len = match shared.flavour {
         Flavour::IccdA | Flavour::IccdB => iccd::power_on(shared, index, &mut st)?,
@@ -289,7 +335,7 @@ pub(crate) fn power_off(shared: &Shared, index: usize) -> Result<(), ReaderError
     let cell = &shared.slots[index];
     let _span = cell.span.enter();
     let mut st = lock(&cell.state);
-    let _operation = begin(shared, index)?;
+    let _operation = begin(shared, index, reader_budget(shared))?;
     st.card = None;
     match shared.flavour {
         Flavour::IccdA | Flavour::IccdB => iccd::power_off(shared, &mut st),
@@ -322,9 +368,10 @@ fn status_as(shared: &Shared, index: usize, user: bool) -> Result<SlotStatus, Re
     let _span = cell.span.enter();
     let mut st = lock(&cell.state);
     let _operation = if user {
-        Some(begin(shared, index)?)
+        Some(begin(shared, index, reader_budget(shared))?)
     } else {
         shared.link.check_gone()?;
+        shared.link.slots[index].start_budget(reader_budget(shared));
         None
     };
     let icc = match shared.flavour {
@@ -390,7 +437,7 @@ pub(crate) fn set_protocol(
     let cell = &shared.slots[index];
     let _span = cell.span.enter();
     let mut st = lock(&cell.state);
-    let _operation = begin(shared, index)?;
+    let _operation = begin(shared, index, card_budget(shared))?;
     select_protocol(shared, index, &mut st, preferred)
 }
 
@@ -515,7 +562,7 @@ pub(crate) fn select_protocol(
         card.protocol = Some(plan.protocol);
         card.fi = fi;
         card.di = di;
-        card.clock_khz = plan.clock_khz.max(1);
+        card.clock_khz = timing_clock(plan.clock_khz);
         card.wi = plan.wi;
         card.bwi = plan.bwi;
         card.cwi = plan.cwi;
@@ -669,7 +716,7 @@ pub(crate) fn transmit(
     let cell = &shared.slots[index];
     let _span = cell.span.enter();
     let mut st = lock(&cell.state);
-    let _operation = begin(shared, index)?;
+    let _operation = begin(shared, index, card_budget(shared))?;
     if st.card.is_none() {
         return Err(ReaderError::NotPowered);
     }

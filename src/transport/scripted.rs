@@ -436,7 +436,9 @@ impl Transport for ScriptedTransport {
     }
 
     fn bulk_in(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now()
+            .checked_add(timeout)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 24 * 3600));
         let st = self.lock();
         let (mut st, ready) = self.wait(st, deadline, |s| match s.steps.front() {
             Some(Step::In(Reply::Fault(Fault::Hang))) => false,
@@ -468,7 +470,9 @@ impl Transport for ScriptedTransport {
     }
 
     fn interrupt_in(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now()
+            .checked_add(timeout)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 24 * 3600));
         let st = self.lock();
         if !st.has_interrupt {
             return Err(TransportError::NoInterruptEndpoint);
