@@ -170,3 +170,59 @@ fn ins_6x_and_9x_are_refused() {
         );
     }
 }
+
+#[test]
+fn null_bytes_forever_end_with_an_error() {
+    // Each NULL restarts WWT: a card sending them forever held the TPDU
+    // forever; the machine now fails after MAX_NULLS of them.
+    let mut m = ProcedureMachine::new([0x00, 0x46, 0x00, 0x00, 0x00], Direction::FromCard).unwrap();
+    let mut nulls = 0u32;
+    let err = loop {
+        match m.feed(0x60) {
+            Ok(ProcedureEvent::Null) => nulls += 1,
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => break e,
+        }
+        assert!(nulls <= 10_000_000, "NULL bytes are not bounded");
+    };
+    assert_eq!(err, ProcedureError::TooManyNulls);
+    assert_eq!(nulls, ProcedureMachine::MAX_NULLS);
+    assert_eq!(m.null_count(), ProcedureMachine::MAX_NULLS);
+    assert!(!m.is_done());
+    // It stays failed; a status word is not invented.
+    assert_eq!(m.feed(0x60), Err(ProcedureError::TooManyNulls));
+}
+
+#[test]
+fn nulls_between_data_still_count_towards_the_cap() {
+    // NULLs around single-byte ACKs: data progress does not restart the
+    // count, so the TPDU ends within MAX_NULLS + 2 × 256 + 3 bytes.
+    let mut m = ProcedureMachine::new([0x00, 0xB0, 0x00, 0x00, 0x00], Direction::FromCard).unwrap();
+    let ack_one = 0xB0 ^ 0xFF;
+    let mut fed = 0u64;
+    let mut step = 0u64;
+    let err = loop {
+        // NULL ×400, ACK one byte, one data byte, repeated.
+        let byte = match step % 402 {
+            400 => ack_one,
+            401 => 0x42,
+            _ => 0x60,
+        };
+        step += 1;
+        fed += 1;
+        match m.feed(byte) {
+            Ok(_) => {}
+            Err(e) => break e,
+        }
+        assert!(fed <= 10_000_000, "not bounded");
+    };
+    // 256 data bytes, then an ACK with nothing left.
+    assert!(
+        matches!(
+            err,
+            ProcedureError::TooManyNulls | ProcedureError::AckWithoutData(_)
+        ),
+        "{err:?}"
+    );
+    assert!(fed <= u64::from(ProcedureMachine::MAX_NULLS) + 2 * 256 + 3);
+}

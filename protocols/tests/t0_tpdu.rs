@@ -438,3 +438,37 @@ fn get_response_asks_only_for_what_fits() {
     );
     assert_eq!(r.unwrap(), answer);
 }
+
+#[test]
+fn endless_6cxx_and_empty_61xx_alternating_end_within_the_documented_bound() {
+    // The worst card for the helper: every TPDU that expects data gets
+    // 6C 05 until the resend cap, then 61 05 without data, which starts a
+    // GET RESPONSE series that it treats the same way. The two caps
+    // compose: at most (MAX_GET_RESPONSES + 1) × (MAX_RESENDS + 1) TPDUs.
+    let bound =
+        (usize::from(T0Apdu::MAX_GET_RESPONSES) + 1) * (usize::from(T0Apdu::MAX_RESENDS) + 1);
+    let mut response = vec![0u8; 70_000];
+    let mut apdu = T0Apdu::new(&[0x00, 0xCA, 0, 0, 0x00], &mut response, AUTO).unwrap();
+    let mut tx = [0u8; MAX_TPDU_LEN];
+    let mut tpdus = 0usize;
+    let mut sixty_c_in_a_row = 0u8;
+    let err = loop {
+        apdu.next_tpdu(&mut tx).unwrap().expect("a TPDU is due");
+        tpdus += 1;
+        let answer: &[u8] = if sixty_c_in_a_row < T0Apdu::MAX_RESENDS {
+            sixty_c_in_a_row += 1;
+            &[0x6C, 0x05]
+        } else {
+            sixty_c_in_a_row = 0;
+            &[0x61, 0x05]
+        };
+        match apdu.handle_response(answer) {
+            Ok(T0Step::SendNext) => {}
+            Ok(T0Step::Complete(_)) => panic!("completed"),
+            Err(e) => break e,
+        }
+        assert!(tpdus <= 100_000, "no bound on TPDUs");
+    };
+    assert_eq!(err, T0Error::TooManyGetResponses);
+    assert_eq!(tpdus, bound);
+}

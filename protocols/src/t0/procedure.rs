@@ -15,8 +15,18 @@
 //!
 //! Data flows in one direction per TPDU: towards the card for case 3
 //! (P3 = Lc) and case 1 (P3 = 0, no data), from the card for case 2
-//! (P3 = Le, where 00 means 256). How many NULL bytes to tolerate is the
-//! caller's policy, tied to its timeouts; the machine only counts them.
+//! (P3 = Le, where 00 means 256).
+//!
+//! # Bounds
+//!
+//! Every ACK transfers at least one data byte (an ACK with nothing left is
+//! [`ProcedureError::AckWithoutData`]), so one TPDU takes at most P3 ACKs
+//! and P3 data bytes. NULL bytes move nothing and each restarts WWT: the
+//! machine accepts at most [`ProcedureMachine::MAX_NULLS`] of them per TPDU,
+//! then fails with [`ProcedureError::TooManyNulls`]. So the machine ends
+//! (status word or error) after at most `MAX_NULLS + 2 × 256 + 3` bytes.
+//! The cap is a generous backstop; the caller bounds the wall-clock time
+//! (and may well allow far fewer NULLs, see [`ProcedureMachine::null_count`]).
 
 use core::fmt;
 
@@ -79,6 +89,8 @@ pub enum ProcedureError {
     AckWithoutData(u8),
     /// A byte after the status word completed the TPDU.
     AfterCompletion(u8),
+    /// More NULL bytes in one TPDU than [`ProcedureMachine::MAX_NULLS`].
+    TooManyNulls,
 }
 
 impl fmt::Display for ProcedureError {
@@ -94,6 +106,11 @@ impl fmt::Display for ProcedureError {
             ProcedureError::AfterCompletion(b) => {
                 write!(f, "byte {b:02X} received after the status word")
             }
+            ProcedureError::TooManyNulls => write!(
+                f,
+                "card sent more than {} NULL procedure bytes",
+                ProcedureMachine::MAX_NULLS
+            ),
         }
     }
 }
@@ -125,6 +142,12 @@ pub struct ProcedureMachine {
 }
 
 impl ProcedureMachine {
+    /// NULL bytes accepted in one TPDU. Each restarts WWT (about 1 s at the
+    /// default WI and 3.57 MHz, at least about 18 ms for any card), so
+    /// 100 000 NULLs is about half an hour of card work or more: enough for any
+    /// legitimate computation, while the wall-clock limit is the caller's.
+    pub const MAX_NULLS: u32 = 100_000;
+
     /// A machine for the TPDU whose header `CLA INS P1 P2 P3` the caller
     /// is sending.
     pub fn new(header: [u8; 5], direction: Direction) -> Result<Self, ProcedureError> {
@@ -173,7 +196,10 @@ impl ProcedureMachine {
     /// Interprets a byte received while a procedure byte is due.
     fn procedure_byte(&mut self, byte: u8) -> Result<ProcedureEvent, ProcedureError> {
         if byte == 0x60 {
-            self.nulls = self.nulls.saturating_add(1);
+            if self.nulls >= Self::MAX_NULLS {
+                return Err(ProcedureError::TooManyNulls);
+            }
+            self.nulls += 1;
             return Ok(ProcedureEvent::Null);
         }
         if matches!(byte & 0xF0, 0x60 | 0x90) {
@@ -213,8 +239,8 @@ impl ProcedureMachine {
         self.transferred
     }
 
-    /// NULL bytes received so far: the caller bounds them by its own
-    /// policy (each one restarts WWT, so a card could stall forever).
+    /// NULL bytes received so far (at most [`Self::MAX_NULLS`]): a caller
+    /// that wants a tighter bound, tied to its timeouts, checks this.
     pub fn null_count(&self) -> u32 {
         self.nulls
     }

@@ -27,9 +27,15 @@
 //!   RESPONSE); on case 1/3 TPDUs it is mapped unchanged. If La > Le the
 //!   response keeps only the first Le bytes (Annex A, case 2S.3).
 //!
-//! Loops are bounded: at most [`T0Apdu::MAX_GET_RESPONSES`] GET RESPONSE
-//! and [`T0Apdu::MAX_RESENDS`] consecutive 6Cxx resends, and never more
-//! data than the response buffer holds.
+//! Loops are bounded whatever the card answers: at most
+//! [`T0Apdu::MAX_GET_RESPONSES`] GET RESPONSE per APDU (counted whether or
+//! not they bring data, never reset), at most [`T0Apdu::MAX_RESENDS`]
+//! consecutive 6Cxx resends of one TPDU, and never more data than the
+//! response buffer holds. A 61xx ends the run of resends, so the two caps
+//! compose: one APDU takes at most
+//! `(MAX_GET_RESPONSES + 1) × (MAX_RESENDS + 1)` = 1028 TPDUs before it
+//! completes or fails with [`T0Error::TooManyGetResponses`] or
+//! [`T0Error::TooManyResends`].
 
 use core::fmt;
 

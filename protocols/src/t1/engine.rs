@@ -12,10 +12,42 @@
 //! with an R-block (or, while an S request of ours is outstanding, by
 //! resending that request); after three attempts at a block the engine sends
 //! S(RESYNCH request), at most three times in one exchange, then gives up
-//! with [`T1Error::CardNotResponding`]. Every loop is bounded by those two
-//! counters, by the command and response sizes, and by
-//! [`T1Config::max_card_requests_in_a_row`] for cards that send S requests
-//! (WTX, IFS) forever.
+//! with [`T1Error::CardNotResponding`].
+//!
+//! # Bounds
+//!
+//! Whatever the card sends, an exchange ends (completes, aborts or fails)
+//! after a bounded number of rounds (calls to [`Exchange::handle_block`],
+//! [`Exchange::handle_timeout`] or [`Exchange::handle_parity_error`]),
+//! without a clock. Progress is a chunk of the command acknowledged or at
+//! least one response byte received; anything else is counted:
+//!
+//! | no-progress round | counter | cap | then |
+//! |---|---|---|---|
+//! | invalid block, timeout, R-block asking for a repeat, unexpected block | attempts at the block, reset by progress | [`MAX_ATTEMPTS`] (3) | S(RESYNCH request) |
+//! | S(RESYNCH request) | per exchange, never reset | [`MAX_RESYNCH`] (3) | [`T1Error::CardNotResponding`] |
+//! | S(WTX) or S(IFS) request of the card | in a row, reset by progress | [`T1Config::max_card_requests_in_a_row`] (1000) | [`T1Error::TooManyCardRequests`] |
+//! | S(WTX) or S(IFS) request of the card | per exchange, never reset | [`T1Config::max_card_requests_per_exchange`] (10 000) | [`T1Error::TooManyCardRequestsInExchange`] |
+//! | chained I-block without INF | per exchange, never reset | [`MAX_EMPTY_BLOCKS`] (8) | [`T1Error::TooManyEmptyBlocks`] |
+//!
+//! "Per exchange" counters survive the restart of the APDU after a
+//! RESYNCH. Progress itself is bounded by the buffers: a response chain
+//! takes at most `M + MAX_EMPTY_BLOCKS + 1` I-blocks for a response buffer
+//! of `M` bytes (more data is [`T1Error::ResponseBufferTooSmall`]), a
+//! command of `N` bytes at most `max(N, 1)` I-blocks (IFSC ≥ 1), and the
+//! APDU is run at most `MAX_RESYNCH + 1` times. Counting the rounds that
+//! reset the attempts, one exchange takes at most
+//!
+//! ```text
+//! (A + 1) × ((S + 1) × (N + M) + E + 2S + 1) + W + 3   rounds,
+//! A = MAX_ATTEMPTS, S = MAX_RESYNCH, E = MAX_EMPTY_BLOCKS,
+//! W = max_card_requests_per_exchange
+//! ```
+//!
+//! (16 (N + M) + 10 063 with the defaults). The count caps are generous:
+//! how long a card may take on the wall clock (each WTX stretches one
+//! waiting time by up to 255) is the driver's budget for the command, not
+//! the engine's.
 
 use super::block::{Block, BlockError, BlockKind, BlockRepr, RError, SKind, MAX_INF_LEN};
 use crate::edc::Edc;
@@ -26,6 +58,10 @@ pub const DEFAULT_IFS: u8 = 32;
 pub const MAX_ATTEMPTS: u8 = 3;
 /// S(RESYNCH request) attempts in one exchange before giving up.
 pub const MAX_RESYNCH: u8 = 3;
+/// Chained I-blocks without INF the card may send in one exchange. Such a
+/// block carries nothing, so it is not progress; a card has no reason to
+/// send one, but a few are tolerated.
+pub const MAX_EMPTY_BLOCKS: u16 = 8;
 
 /// Parameters of a T=1 session, from the ATR and the driver's choices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +80,18 @@ pub struct T1Config {
     /// How many S requests (WTX, IFS) the card may send in a row without
     /// the exchange making progress before the engine gives up. A bound so
     /// that a card stuck sending WTX cannot hold the driver forever.
+    /// Default 1000.
     pub max_card_requests_in_a_row: u16,
+    /// How many S requests (WTX, IFS) the card may send in one exchange in
+    /// all, whatever comes between them, so that progress of a byte at a
+    /// time cannot restart the count above. Default 10 000: ten times the
+    /// in-a-row default, so a card may spend the whole in-a-row allowance
+    /// on computing (on-card key generation is one such phase) ten times in
+    /// one APDU, or ask for time before each of the 258 blocks of a 64 KiB
+    /// chain dozens of times. How long that may take on the wall clock is
+    /// the driver's budget, not this count: the count only has to be finite
+    /// and generous.
+    pub max_card_requests_per_exchange: u32,
 }
 
 impl Default for T1Config {
@@ -55,6 +102,7 @@ impl Default for T1Config {
             edc: Edc::Lrc,
             nad: 0,
             max_card_requests_in_a_row: 1000,
+            max_card_requests_per_exchange: 10_000,
         }
     }
 }
@@ -83,6 +131,13 @@ pub enum T1Error {
     /// The card sent more consecutive S requests (WTX, IFS) than
     /// [`T1Config::max_card_requests_in_a_row`].
     TooManyCardRequests(u16),
+    /// The card sent more S requests (WTX, IFS) in one exchange than
+    /// [`T1Config::max_card_requests_per_exchange`], progress between them
+    /// or not.
+    TooManyCardRequestsInExchange(u32),
+    /// The card sent more chained I-blocks without INF in one exchange
+    /// than [`MAX_EMPTY_BLOCKS`].
+    TooManyEmptyBlocks(u16),
     /// The exchange already completed or failed.
     Finished,
     /// A single-block helper received bytes that are not a valid block.
@@ -118,6 +173,12 @@ impl core::fmt::Display for T1Error {
             ),
             T1Error::TooManyCardRequests(n) => {
                 write!(f, "card sent {n} S requests in a row without progress")
+            }
+            T1Error::TooManyCardRequestsInExchange(n) => {
+                write!(f, "card sent {n} S requests (WTX, IFS) in one exchange")
+            }
+            T1Error::TooManyEmptyBlocks(n) => {
+                write!(f, "card sent {n} chained I-blocks without data in one exchange")
             }
             T1Error::Finished => f.write_str("T=1 exchange already finished"),
             T1Error::InvalidBlock(e) => write!(f, "invalid T=1 block: {e:?}"),
@@ -372,9 +433,16 @@ pub struct Exchange<'a> {
     phase: Phase,
     out: Out,
     pending: bool,
+    /// Failed attempts at the current block; reset by progress.
     errors: u8,
+    /// S(RESYNCH request)s sent in this exchange; never reset.
     resynchs: u8,
+    /// Card S requests since the last progress.
     card_requests: u16,
+    /// Card S requests in this exchange; never reset.
+    card_requests_total: u32,
+    /// Chained I-blocks without INF in this exchange; never reset.
+    empty_blocks: u16,
 }
 
 impl<'a> Exchange<'a> {
@@ -393,12 +461,16 @@ impl<'a> Exchange<'a> {
             errors: 0,
             resynchs: 0,
             card_requests: 0,
+            card_requests_total: 0,
+            empty_blocks: 0,
         };
         x.start();
         x
     }
 
-    /// (Re)starts the operation from its first block.
+    /// (Re)starts the operation from its first block. The per-exchange
+    /// counters (resynchronisations, card requests, empty blocks) carry
+    /// over a restart after RESYNCH.
     fn start(&mut self) {
         self.resp_len = 0;
         self.chunk_start = 0;
@@ -629,6 +701,16 @@ impl<'a> Exchange<'a> {
         {
             return self.recover(RError::Other);
         }
+        // A chained block without data moves nothing: it is counted, and it
+        // does not restart the count of card requests in a row.
+        let empty_link = more && inf.is_empty();
+        if empty_link {
+            self.empty_blocks += 1;
+            if self.empty_blocks > MAX_EMPTY_BLOCKS {
+                self.finish();
+                return Err(T1Error::TooManyEmptyBlocks(self.empty_blocks));
+            }
+        }
         if acknowledges_us {
             self.t1.ns ^= 1;
             self.phase = Phase::Receiving;
@@ -644,8 +726,11 @@ impl<'a> Exchange<'a> {
         dest.copy_from_slice(inf);
         self.resp_len = end;
         self.t1.nr ^= 1;
+        // The block arrived: the attempts at it are over.
         self.errors = 0;
-        self.card_requests = 0;
+        if !empty_link {
+            self.card_requests = 0;
+        }
         if more {
             // Rule 5: acknowledge a chained block with R(N(S) expected next).
             self.transmit(Out::R {
@@ -691,11 +776,23 @@ impl<'a> Exchange<'a> {
                 if kind == SKind::Ifs && !valid_ifs(param) {
                     return self.recover(RError::Other);
                 }
-                self.card_requests += 1;
-                if self.card_requests > self.t1.config.max_card_requests_in_a_row {
+                // Checked before counting, so that a cap of u16::MAX or
+                // u32::MAX still holds.
+                let config = &self.t1.config;
+                if self.card_requests >= config.max_card_requests_in_a_row {
                     self.finish();
-                    return Err(T1Error::TooManyCardRequests(self.card_requests));
+                    return Err(T1Error::TooManyCardRequests(
+                        self.card_requests.saturating_add(1),
+                    ));
                 }
+                if self.card_requests_total >= config.max_card_requests_per_exchange {
+                    self.finish();
+                    return Err(T1Error::TooManyCardRequestsInExchange(
+                        self.card_requests_total.saturating_add(1),
+                    ));
+                }
+                self.card_requests += 1;
+                self.card_requests_total += 1;
                 self.transmit(Out::S {
                     kind,
                     response: true,

@@ -35,5 +35,6 @@ pub use block::{
     Block, BlockError, BlockKind, BlockRepr, RError, SKind, MAX_BLOCK_LEN, MAX_INF_LEN,
 };
 pub use engine::{
-    Exchange, Progress, T1Config, T1Error, DEFAULT_IFS, MAX_ATTEMPTS, MAX_RESYNCH, T1,
+    Exchange, Progress, T1Config, T1Error, DEFAULT_IFS, MAX_ATTEMPTS, MAX_EMPTY_BLOCKS,
+    MAX_RESYNCH, T1,
 };

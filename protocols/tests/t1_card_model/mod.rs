@@ -88,6 +88,26 @@ pub struct Card {
     pub violations: Vec<String>,
     pub commands: Vec<Vec<u8>>,
     pub resynchs: usize,
+    /// Once a whole command is in, answer like this instead of running
+    /// the application.
+    pub hostile: Option<Hostile>,
+    hostile_active: bool,
+    hostile_wtx_sent: u16,
+}
+
+/// Card behaviours that never let an exchange end on their own: each one
+/// takes its next step whatever the host sends (except a RESYNCH, which
+/// is answered and then the behaviour starts over).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hostile {
+    /// I-blocks with the M-bit set and no INF, forever, each with the
+    /// right N(S).
+    EmptyChain,
+    /// The same with one S(WTX m) request before each empty block.
+    EmptyChainWithWtx(u8),
+    /// Chained I-blocks of one byte forever, each after `wtx_per_block`
+    /// S(WTX multiplier) requests.
+    TrickleWithWtx { wtx_per_block: u16, multiplier: u8 },
 }
 
 /// Response of the model application: the command reversed, then 90 00.
@@ -122,7 +142,30 @@ impl Card {
             violations: Vec::new(),
             commands: Vec::new(),
             resynchs: 0,
+            hostile: None,
+            hostile_active: false,
+            hostile_wtx_sent: 0,
         }
+    }
+
+    /// The next block of a [`Hostile`] card.
+    fn hostile_next(&mut self, hostile: Hostile) -> Option<Vec<u8>> {
+        let (wtx, multiplier, inf): (u16, u8, &[u8]) = match hostile {
+            Hostile::EmptyChain => (0, 0, &[]),
+            Hostile::EmptyChainWithWtx(m) => (1, m, &[]),
+            Hostile::TrickleWithWtx {
+                wtx_per_block,
+                multiplier,
+            } => (wtx_per_block, multiplier, &[0x55]),
+        };
+        if self.hostile_wtx_sent < wtx {
+            self.hostile_wtx_sent += 1;
+            return self.send(block(self.crc, 0xC3, &[multiplier]));
+        }
+        self.hostile_wtx_sent = 0;
+        let pcb = (self.ns << 6) | 0x20;
+        self.ns ^= 1;
+        self.send(block(self.crc, pcb, inf))
     }
 
     fn send(&mut self, b: Vec<u8>) -> Option<Vec<u8>> {
@@ -161,6 +204,13 @@ impl Card {
         }
         if self.stuck_r0 {
             return Some(r_block(self.crc, 0, 0));
+        }
+        if let (Some(hostile), true) = (self.hostile, self.hostile_active) {
+            if parse(self.crc, bytes).map(|(pcb, _)| pcb) == Ok(0xC0) {
+                self.hostile_active = false;
+            } else {
+                return self.hostile_next(hostile);
+            }
         }
         let (pcb, inf) = match parse(self.crc, bytes) {
             Ok(p) => p,
@@ -202,8 +252,13 @@ impl Card {
                 return self.send(ack);
             }
             let cmd = std::mem::take(&mut self.rx);
+            self.commands.push(cmd.clone());
+            if let Some(hostile) = self.hostile {
+                self.hostile_active = true;
+                self.hostile_wtx_sent = 0;
+                return self.hostile_next(hostile);
+            }
             self.tx = (self.app)(&cmd);
-            self.commands.push(cmd);
             self.tx_off = 0;
             let first = self.next_chunk();
             return self.answer_after_wtx(first);
