@@ -15,6 +15,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use ferroccid::ifd::abi::*;
+use ferroccid::ifd::backend::Wait;
 use ferroccid::ifd::driver::{Capability, Driver, Options};
 use ferroccid::ifd::open_device;
 
@@ -218,4 +219,38 @@ fn remove_and_reinsert_between_two_presence_queries_is_seen() {
     assert_eq!(driver.presence(lun), IFD_ICC_NOT_PRESENT);
     assert_eq!(driver.presence(lun), IFD_ICC_PRESENT);
     assert_eq!(driver.close_channel(lun), IFD_SUCCESS);
+}
+
+/// A wait of `Duration::MAX` (the Backend API takes any Duration; pcscd's
+/// i32 milliseconds cannot reach it) waits, and a stop ends it: no
+/// `Instant + Duration` overflow panic.
+#[test]
+fn a_wait_of_duration_max_waits_and_is_stopped() {
+    control_dir();
+    let backend = open_device("sim:tpdu-t1.forever").expect("open");
+    // The first waits report the card found at open.
+    while backend.wait_for_change(0, Duration::from_millis(100)) != Ok(Wait::Timeout) {}
+    let took = bounded("Duration::MAX wait", Duration::from_secs(10), move || {
+        let waiter = {
+            let backend = backend.clone();
+            std::thread::spawn(move || {
+                let start = Instant::now();
+                let r = backend.wait_for_change(0, Duration::MAX);
+                (r, start.elapsed())
+            })
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        backend.cancel_wait();
+        waiter.join().expect("the wait panicked")
+    });
+    assert!(
+        matches!(took.0, Ok(Wait::Cancelled) | Ok(Wait::Changed)),
+        "{:?}",
+        took.0
+    );
+    assert!(
+        took.1 >= Duration::from_millis(150),
+        "returned at once: {:?}",
+        took.1
+    );
 }

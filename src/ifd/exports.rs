@@ -16,9 +16,15 @@ use super::global;
 
 /// Runs `f`, turning a panic into IFD_COMMUNICATION_ERROR: unwinding into
 /// pcscd's C frames would abort the daemon.
+/// The log initialisation runs inside the guard too: it reads the
+/// environment and Info.plist and installs a subscriber, any of which
+/// could panic.
 fn guarded(f: impl FnOnce() -> ResponseCode) -> ResponseCode {
-    super::log::init();
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
+    catch_unwind(AssertUnwindSafe(|| {
+        super::log::init();
+        f()
+    }))
+    .unwrap_or_else(|_| {
         tracing::error!("panic caught at the C boundary");
         IFD_COMMUNICATION_ERROR
     })
@@ -55,9 +61,22 @@ unsafe fn output(bytes: &[u8], out: *mut u8, capacity: usize) -> Result<(), Resp
         return Err(IFD_COMMUNICATION_ERROR);
     }
     // SAFETY: `out` has `capacity` >= bytes.len() writable bytes (caller's
-    // promise, checked above) and cannot overlap our own Vec.
+    // promise, checked above). `bytes` is our own memory (a Vec, or the
+    // slot's response buffer), never the caller's: the caller's input is
+    // copied first when it overlaps `out` (see IFDHTransmitToICC).
     unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), out, bytes.len()) };
     Ok(())
+}
+
+/// Whether `[out, out + capacity)` shares a byte with `input`: compared as
+/// addresses, nothing is dereferenced.
+fn overlaps(input: &[u8], out: *mut u8, capacity: usize) -> bool {
+    if input.is_empty() || out.is_null() || capacity == 0 {
+        return false;
+    }
+    let (a, a_len) = (input.as_ptr() as usize, input.len());
+    let b = out as usize;
+    a < b.saturating_add(capacity) && b < a.saturating_add(a_len)
 }
 
 /// pcscd's RxBuffer as a [`ResponseSink`]: uninitialised C memory, so it
@@ -249,7 +268,20 @@ pub extern "C" fn IFDHTransmitToICC(
             return IFD_COMMUNICATION_ERROR;
         };
         // `RxBuffer` holds `*RxLength` writable bytes (IFD API contract):
-        // what `RawSink::put` relies on.
+        // what `RawSink::put` relies on. `RawSink::put` writes RxBuffer
+        // while `apdu`, a shared slice over TxBuffer, is still live (the
+        // backend may read the command while it answers): writing memory
+        // a live `&[u8]` covers is undefined behaviour. pcscd passes two
+        // distinct buffers, but the ABI does not promise it, so when the
+        // two ranges overlap the command is copied first (a hostile or
+        // buggy caller pays one allocation; pcscd never does).
+        let copied;
+        let apdu = if overlaps(apdu, RxBuffer, capacity) {
+            copied = apdu.to_vec();
+            &copied[..]
+        } else {
+            apdu
+        };
         let mut sink = RawSink {
             out: RxBuffer,
             capacity,
@@ -314,4 +346,71 @@ pub extern "C" fn IFDHControl(
         unsafe { pdwBytesReturned.write(answer.len() as Dword) };
         IFD_SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlap_is_decided_on_addresses() {
+        let mut buf = [0u8; 64];
+        let base = buf.as_mut_ptr();
+        let input = unsafe { std::slice::from_raw_parts(base.add(8), 8) };
+        assert!(overlaps(input, base, 9));
+        assert!(!overlaps(input, base, 8), "ends where the input starts");
+        assert!(overlaps(input, unsafe { base.add(15) }, 1));
+        assert!(
+            !overlaps(input, unsafe { base.add(16) }, 48),
+            "starts after"
+        );
+        assert!(!overlaps(input, ptr::null_mut(), 64));
+        assert!(!overlaps(&[], base, 64));
+        assert!(!overlaps(input, base, 0));
+        assert!(overlaps(input, base, usize::MAX), "no overflow");
+    }
+
+    /// A caller passing one buffer as TxBuffer and RxBuffer gets the right
+    /// answer (the command is copied before the response is written).
+    #[test]
+    fn transmit_with_one_buffer_for_command_and_response() {
+        let lun: Dword = 0x00AB_0000;
+        let name = c"sim:tpdu-t1.overlap";
+        assert_eq!(IFDHCreateChannelByName(lun, name.as_ptr()), IFD_SUCCESS);
+        let mut atr = [0u8; MAX_ATR_SIZE];
+        let mut atr_len: Dword = 0;
+        assert_eq!(
+            IFDHPowerICC(lun, IFD_POWER_UP, atr.as_mut_ptr(), &mut atr_len),
+            IFD_SUCCESS
+        );
+        assert_eq!(
+            IFDHSetProtocolParameters(lun, SCARD_PROTOCOL_T1, 0, 0, 0, 0),
+            IFD_SUCCESS
+        );
+        let pci = ScardIoHeader {
+            protocol: 1,
+            length: std::mem::size_of::<ScardIoHeader>() as Dword,
+        };
+        for shift in [0usize, 3, 5] {
+            let mut buf = [0u8; 300];
+            // GET CHALLENGE of 8 bytes, `shift` bytes into the buffer the
+            // response also goes to.
+            buf[shift..shift + 5].copy_from_slice(&[0x00, 0x84, 0x00, 0x00, 0x08]);
+            let mut rx_len: Dword = 290;
+            let base = buf.as_mut_ptr();
+            let code = IFDHTransmitToICC(
+                lun,
+                pci,
+                unsafe { base.add(shift) },
+                5,
+                base,
+                &mut rx_len,
+                ptr::null_mut(),
+            );
+            assert_eq!(code, IFD_SUCCESS, "shift {shift}");
+            assert_eq!(rx_len, 10, "shift {shift}");
+            assert_eq!(&buf[8..10], &[0x90, 0x00], "shift {shift}");
+        }
+        assert_eq!(IFDHCloseChannel(lun), IFD_SUCCESS);
+    }
 }
