@@ -60,10 +60,16 @@ fn own_path() -> Option<PathBuf> {
     Some(PathBuf::from(name.to_str().ok()?))
 }
 
-/// Level from `ifdLogLevel` in `Contents/Info.plist` next to `Contents/Linux/`.
-fn plist_filter() -> Option<String> {
+/// The bundle's own `Contents/Info.plist` (next to `Contents/Linux/`),
+/// if this library was loaded from a bundle.
+pub(super) fn own_info_plist() -> Option<String> {
     let plist = own_path()?.parent()?.parent()?.join("Info.plist");
-    let text = std::fs::read_to_string(plist).ok()?;
+    std::fs::read_to_string(plist).ok()
+}
+
+/// Level from `ifdLogLevel` in the bundle's Info.plist.
+fn plist_filter() -> Option<String> {
+    let text = own_info_plist()?;
     let level = super::plist::read_integer(&text, "ifdLogLevel")?;
     Some(filter_for_mask(level).to_owned())
 }

@@ -26,8 +26,37 @@ use std::sync::{Arc, OnceLock};
 use backend::{Backend, BackendError};
 use driver::{Driver, Options};
 
+use crate::reader::{parse_command_time, ReaderOptions};
+
 /// Environment variable enabling FEATURE_CCID_ESC_COMMAND (`1`).
 pub const ESCAPE_ENV: &str = "FERROCCID_ESCAPE";
+
+/// Info.plist key: ceiling on one command, in seconds
+/// ([`ReaderOptions::max_command_time`]); the environment's
+/// [`crate::reader::COMMAND_TIMEOUT_ENV`] wins over it.
+pub const COMMAND_TIMEOUT_KEY: &str = "ifdFerroccidCommandTimeout";
+
+/// The options the bundle opens readers with, given its Info.plist text:
+/// the defaults, `ifdFerroccidCommandTimeout` over them, and
+/// `FERROCCID_COMMAND_TIMEOUT` over that.
+pub fn reader_options_from(info_plist: Option<&str>) -> ReaderOptions {
+    let mut options = ReaderOptions::default();
+    if let Some(value) = info_plist.and_then(|text| plist::read_string(text, COMMAND_TIMEOUT_KEY)) {
+        match parse_command_time(&value) {
+            Some(ceiling) => options.max_command_time = ceiling,
+            None => {
+                tracing::warn!(%value, "{COMMAND_TIMEOUT_KEY} is not a number of seconds; ignored")
+            }
+        }
+    }
+    options.with_env_overrides()
+}
+
+/// [`reader_options_from`] this bundle's own Info.plist (read once).
+pub fn reader_options() -> ReaderOptions {
+    static INFO_PLIST: OnceLock<Option<String>> = OnceLock::new();
+    reader_options_from(INFO_PLIST.get_or_init(log::own_info_plist).as_deref())
+}
 
 /// Opens the backend for a pcscd device name (`sim[:PROFILE[.TAG]]`,
 /// `usbip:HOST:PORT/BUSID`, pcscd's `usb:VVVV/PPPP:libudev:…` names).
@@ -45,4 +74,44 @@ fn options() -> Options {
 fn global() -> &'static Driver {
     static DRIVER: OnceLock<Driver> = OnceLock::new();
     DRIVER.get_or_init(|| Driver::new(Box::new(open_device), options()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reader::{COMMAND_TIMEOUT_ENV, DEFAULT_MAX_COMMAND_TIME};
+    use std::time::Duration;
+
+    #[test]
+    fn info_plist_sets_the_command_ceiling() {
+        if std::env::var_os(COMMAND_TIMEOUT_ENV).is_some() {
+            // The environment wins; this test is about the key alone.
+            return;
+        }
+        let config = plist::BundleConfig {
+            executable: "libferroccid.so".into(),
+            log_level: 1,
+            driver_options: 0,
+            class_driver: false,
+        };
+        let text = plist::render(&config, &[]);
+        assert_eq!(
+            reader_options_from(Some(&text)).max_command_time,
+            DEFAULT_MAX_COMMAND_TIME
+        );
+        assert_eq!(
+            reader_options_from(None).max_command_time,
+            DEFAULT_MAX_COMMAND_TIME
+        );
+        let with = plist::with_string_key(&text, COMMAND_TIMEOUT_KEY, "300");
+        assert_eq!(
+            reader_options_from(Some(&with)).max_command_time,
+            Duration::from_secs(300)
+        );
+        let junk = plist::with_string_key(&text, COMMAND_TIMEOUT_KEY, "soon");
+        assert_eq!(
+            reader_options_from(Some(&junk)).max_command_time,
+            DEFAULT_MAX_COMMAND_TIME
+        );
+    }
 }

@@ -17,7 +17,7 @@ use super::backend::{
 };
 use crate::ccid::descriptor::ExchangeLevel;
 use crate::reader::{
-    ErrorKind, ProtocolPreference, Reader, ReaderError, Slot, SlotOptions, SlotWait,
+    ErrorKind, ProtocolPreference, Reader, ReaderError, ReaderOptions, Slot, SlotOptions, SlotWait,
 };
 use crate::sim::control::{control_key, ControlWatcher};
 use crate::transport::{DeviceName, Transport, TransportError};
@@ -120,9 +120,19 @@ impl ReaderBackend {
 
     /// Opens the reader logic over an already open `transport` (what
     /// [`ReaderBackend::open`] does after resolving the name; tests use it
-    /// to wrap the simulator).
+    /// to wrap the simulator), with the bundle's options
+    /// ([`super::reader_options`]: the command time ceiling from
+    /// Info.plist and the environment).
     pub fn with_transport(transport: Arc<dyn Transport>) -> Result<ReaderBackend, BackendError> {
-        let reader = Reader::open(transport).map_err(|e| match e.kind() {
+        ReaderBackend::with_transport_and_options(transport, super::reader_options())
+    }
+
+    /// [`ReaderBackend::with_transport`] with explicit reader options.
+    pub fn with_transport_and_options(
+        transport: Arc<dyn Transport>,
+        options: ReaderOptions,
+    ) -> Result<ReaderBackend, BackendError> {
+        let reader = Reader::open_with(transport, options).map_err(|e| match e.kind() {
             ErrorKind::DeviceGone => BackendError::Gone,
             _ => BackendError::Communication(e.to_string()),
         })?;
