@@ -226,12 +226,12 @@ const UDEV_KEYS: &[&str] = &[
 ];
 
 #[test]
-fn udev_rules_parse_and_put_uaccess_on_the_device_node() {
+fn udev_rules_parse_and_give_the_device_node_to_pcscd_without_uaccess() {
     let text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("udev/92-ferroccid.rules"),
     )
     .unwrap();
-    let mut uaccess_on_device = false;
+    let mut group_on_device = false;
     let mut refresh_on_interface = false;
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -273,10 +273,20 @@ fn udev_rules_parse_and_put_uaccess_on_the_device_node() {
                 .iter()
                 .any(|(fk, fo, fv)| fk == k && *fo == op && fv == v)
         };
-        if has("TAG", "+=", "uaccess") {
+        // No uaccess: usbfs access is per device, so it would hand the
+        // console user every interface of a composite device (FIDO, OTP,
+        // firmware update) and the CCID interface ahead of pcscd.
+        assert!(
+            !fields
+                .iter()
+                .any(|(k, _, v)| k == "TAG" && v.contains("uaccess")),
+            "line {}: uaccess tag",
+            n + 1
+        );
+        if has("GROUP", "=", "pcscd") {
             assert!(
                 has("ENV{DEVTYPE}", "==", "usb_device"),
-                "line {}: uaccess not on the device node",
+                "line {}: group not on the device node",
                 n + 1
             );
             assert!(
@@ -284,7 +294,8 @@ fn udev_rules_parse_and_put_uaccess_on_the_device_node() {
                 "line {}",
                 n + 1
             );
-            uaccess_on_device = true;
+            assert!(has("MODE", "=", "0660"), "line {}", n + 1);
+            group_on_device = true;
         }
         if fields
             .iter()
@@ -302,7 +313,7 @@ fn udev_rules_parse_and_put_uaccess_on_the_device_node() {
             refresh_on_interface |= has("ATTR{bInterfaceClass}", "==", "0b");
         }
     }
-    assert!(uaccess_on_device && refresh_on_interface);
+    assert!(group_on_device && refresh_on_interface);
 
     // udev's own parser, on the installed (placeholders filled) file.
     // Debian 12's udevadm (systemd 252) has no `verify`; `udevadm test`
@@ -347,5 +358,321 @@ fn udev_rules_parse_and_put_uaccess_on_the_device_node() {
         .filter(|l| !l.contains("Unknown group 'pcscd'"))
         .collect();
     assert!(complaints.is_empty(), "udev rejects: {complaints:#?}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A valid 54-byte CCID class descriptor (the simulator's).
+fn good_descriptor() -> Vec<u8> {
+    let opened = ferroccid::device::open("sim").unwrap();
+    let descriptor = opened.transport.info().class_descriptor.clone();
+    descriptor.expect("the simulator has a class descriptor")
+}
+
+/// Runs `bundle refresh` on `root` as udev would, with `interfaces` (JSON
+/// objects) standing in for the USB buses and the restart commands logged
+/// to `root/restarts`.
+fn refresh_with(root: &Path, name: &str, interfaces: serde_json::Value) -> std::process::Output {
+    let list = root.join(format!("usb-{name}.json"));
+    std::fs::write(&list, interfaces.to_string()).unwrap();
+    ferroccid()
+        .args(["bundle", "refresh", "--quiet", "--drivers-dir"])
+        .arg(root.join("drivers"))
+        .arg("--usb-list")
+        .arg(&list)
+        .arg("--restart-log")
+        .arg(root.join("restarts"))
+        .output()
+        .expect("cannot run ferroccid")
+}
+
+fn interface(vendor_id: u16, product_id: u16, product: &str) -> serde_json::Value {
+    serde_json::json!({
+        "vendor_id": vendor_id,
+        "product_id": product_id,
+        "product": product,
+        "class_descriptor": good_descriptor(),
+    })
+}
+
+fn listed(root: &Path) -> Vec<ReaderId> {
+    let text =
+        std::fs::read_to_string(root.join("drivers/ifd-ferroccid.bundle/Contents/Info.plist"))
+            .unwrap();
+    // The three arrays stay in step (a torn write would not).
+    let vendors = plist::read_array(&text, "ifdVendorID").len();
+    assert_eq!(vendors, plist::read_array(&text, "ifdProductID").len());
+    assert_eq!(vendors, plist::read_array(&text, "ifdFriendlyName").len());
+    assert!(text.ends_with("</plist>\n"), "torn Info.plist");
+    plist::readers_of(&text)
+}
+
+fn name_of(readers: &[ReaderId], vendor_id: u16, product_id: u16) -> Option<String> {
+    readers
+        .iter()
+        .find(|r| (r.vendor_id, r.product_id) == (vendor_id, product_id))
+        .map(|r| r.name.clone())
+}
+
+#[test]
+fn refresh_and_install_never_follow_planted_symlinks() {
+    let root = temp("symlinks");
+    install(&root);
+    let contents = root.join("drivers/ifd-ferroccid.bundle/Contents");
+    let victim = root.join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    // The fixed temporary names of the old code, and a few guesses more.
+    let planted = [
+        contents.join("Info.plist.new"),
+        contents.join("Linux/.libferroccid.so.new"),
+        root.join("usr/local/bin/.ferroccid.new"),
+    ];
+    for link in &planted {
+        std::os::unix::fs::symlink(&victim, link).unwrap();
+    }
+    // A refresh that has something to write: the list changed on disk.
+    let plist_path = contents.join("Info.plist");
+    let text = std::fs::read_to_string(&plist_path).unwrap();
+    std::fs::write(&plist_path, text.replace("\t<key>", "  <key>")).unwrap();
+    run_ok(
+        ferroccid()
+            .args(["bundle", "refresh", "--no-rescan", "--drivers-dir"])
+            .arg(root.join("drivers")),
+    );
+    install(&root);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    for link in &planted {
+        let meta = std::fs::symlink_metadata(link).unwrap();
+        assert!(meta.file_type().is_symlink(), "{} replaced", link.display());
+    }
+    for file in [
+        plist_path.clone(),
+        contents.join("Linux/libferroccid.so"),
+        root.join("usr/local/bin/ferroccid"),
+        root.join("udev/92-ferroccid.rules"),
+    ] {
+        let meta = std::fs::symlink_metadata(&file).unwrap();
+        assert!(
+            meta.file_type().is_file(),
+            "{} is not a file",
+            file.display()
+        );
+    }
+    assert!(std::fs::read_to_string(&plist_path)
+        .unwrap()
+        .contains("\t<key>ifdVendorID</key>"));
+    // No temporary file is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(&contents)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn concurrent_refreshes_keep_every_reader() {
+    let root = temp("concurrent");
+    install(&root);
+    const RUNS: u16 = 12;
+    for round in 0..3u16 {
+        let children: Vec<_> = (0..RUNS)
+            .map(|i| {
+                let list = root.join(format!("usb-{round}-{i}.json"));
+                let reader = interface(0xFEE0 + round, 0x0100 + i, &format!("reader {round}.{i}"));
+                std::fs::write(&list, serde_json::json!([reader]).to_string()).unwrap();
+                ferroccid()
+                    .args([
+                        "bundle",
+                        "refresh",
+                        "--quiet",
+                        "--no-rescan",
+                        "--drivers-dir",
+                    ])
+                    .arg(root.join("drivers"))
+                    .arg("--usb-list")
+                    .arg(&list)
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let readers = listed(&root);
+        for i in 0..RUNS {
+            assert_eq!(
+                name_of(&readers, 0xFEE0 + round, 0x0100 + i).as_deref(),
+                Some(format!("reader {round}.{i}").as_str()),
+                "round {round}: reader {i} lost"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_device_cannot_rename_a_listed_reader() {
+    let root = temp("rename");
+    install(&root);
+    let out = refresh_with(
+        &root,
+        "first",
+        serde_json::json!([interface(0xFEDC, 0x0001, "Bench reader")]),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        name_of(&listed(&root), 0xFEDC, 0x0001).as_deref(),
+        Some("Bench reader")
+    );
+    // Another device (or the same, reflashed) reports the same VID:PID.
+    let out = refresh_with(
+        &root,
+        "second",
+        serde_json::json!([interface(0xFEDC, 0x0001, "Totally Legit Bank Reader")]),
+    );
+    assert!(out.status.success());
+    assert_eq!(
+        name_of(&listed(&root), 0xFEDC, 0x0001).as_deref(),
+        Some("Bench reader")
+    );
+    // libccid's names are not taken over either.
+    let libccid =
+        std::fs::read_to_string("/usr/lib/pcsc/drivers/ifd-ccid.bundle/Contents/Info.plist")
+            .unwrap();
+    let known = plist::readers_of(&libccid)[0].clone();
+    let out = refresh_with(
+        &root,
+        "third",
+        serde_json::json!([interface(known.vendor_id, known.product_id, "renamed")]),
+    );
+    assert!(out.status.success());
+    assert_eq!(
+        name_of(&listed(&root), known.vendor_id, known.product_id),
+        Some(known.name)
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn refresh_adds_a_bounded_number_of_readers_and_only_valid_ones() {
+    let root = temp("growth");
+    install(&root);
+    let libccid =
+        std::fs::read_to_string("/usr/lib/pcsc/drivers/ifd-ccid.bundle/Contents/Info.plist")
+            .unwrap();
+    let libccid: std::collections::HashSet<(u16, u16)> = plist::readers_of(&libccid)
+        .iter()
+        .map(|r| (r.vendor_id, r.product_id))
+        .collect();
+    let extra = |root: &Path| {
+        listed(root)
+            .iter()
+            .filter(|r| !libccid.contains(&(r.vendor_id, r.product_id)))
+            .count()
+    };
+    let before = extra(&root);
+    // Interfaces whose class descriptor is missing or does not parse.
+    let mut broken = good_descriptor();
+    broken[0] = 0x35;
+    let out = refresh_with(
+        &root,
+        "invalid",
+        serde_json::json!([
+            {"vendor_id": 0xFEEE, "product_id": 1, "product": "none", "class_descriptor": null},
+            {"vendor_id": 0xFEEE, "product_id": 2, "product": "bad", "class_descriptor": broken},
+            {"vendor_id": 0xFEEE, "product_id": 3, "product": "short", "class_descriptor": [0x36, 0x21, 0x10]},
+        ]),
+    );
+    assert!(out.status.success());
+    assert_eq!(
+        extra(&root),
+        before,
+        "an interface without a valid descriptor was listed"
+    );
+    // A device that reports a new VID:PID on every plug: 3 × 100 plugs.
+    for batch in 0..3u16 {
+        let plugs: Vec<_> = (0..100u16)
+            .map(|i| interface(0xFEF0, batch * 100 + i, "chameleon"))
+            .collect();
+        let out = refresh_with(
+            &root,
+            &format!("batch{batch}"),
+            serde_json::Value::Array(plugs),
+        );
+        assert!(out.status.success());
+    }
+    let added = extra(&root);
+    assert_eq!(
+        added,
+        64.max(before),
+        "the list holds at most 64 readers beyond libccid's"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn refresh_restarts_pcscd_at_most_once_per_interval() {
+    let root = temp("restarts");
+    install(&root);
+    let restarts = || {
+        std::fs::read_to_string(root.join("restarts"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    // Nothing new: no restart.
+    let out = refresh_with(&root, "none", serde_json::json!([]));
+    assert!(out.status.success());
+    assert!(restarts().is_empty());
+    // A new reader: restarted at once.
+    let out = refresh_with(&root, "a", serde_json::json!([interface(0xFED0, 1, "a")]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        restarts(),
+        vec!["systemctl --no-block try-restart pcscd.service"]
+    );
+    // Another one right after: one restart queued at the interval's end.
+    let out = refresh_with(&root, "b", serde_json::json!([interface(0xFED0, 2, "b")]));
+    assert!(out.status.success());
+    let log = restarts();
+    assert_eq!(log.len(), 2, "{log:?}");
+    let delay: u64 = log[1]
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("--on-active="))
+        .and_then(|d| d.strip_suffix('s'))
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("not a queued restart: {}", log[1]));
+    assert!((1..=30).contains(&delay), "{delay}");
+    assert!(log[1].starts_with("systemd-run "), "{}", log[1]);
+    assert!(log[1].ends_with(" systemctl --no-block try-restart pcscd.service"));
+    // More readers while one is queued: nothing more.
+    for i in 3..8 {
+        let out = refresh_with(
+            &root,
+            "more",
+            serde_json::json!([interface(0xFED0, i, "more")]),
+        );
+        assert!(out.status.success());
+    }
+    assert_eq!(restarts().len(), 2, "{:?}", restarts());
+    let readers = listed(&root);
+    assert!((1..8).all(|i| name_of(&readers, 0xFED0, i).is_some()));
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -104,6 +104,21 @@ pub fn render(config: &BundleConfig, readers: &[ReaderId]) -> String {
     s
 }
 
+/// `text` (a rendered Info.plist) with `<key>KEY</key><string>VALUE</string>`
+/// added at the end of its top-level dict (for keys [`render`] does not
+/// know, such as `ifdFerroccidCommandTimeout`).
+pub fn with_string_key(text: &str, key: &str, value: &str) -> String {
+    let entry = format!(
+        "\t<key>{}</key>\n\t<string>{}</string>\n",
+        escape_xml(key),
+        escape_xml(value)
+    );
+    match text.rfind("</dict>") {
+        Some(at) => format!("{}{entry}{}", &text[..at], &text[at..]),
+        None => format!("{text}{entry}"),
+    }
+}
+
 fn unescape_xml(s: &str) -> String {
     s.replace("&lt;", "<")
         .replace("&gt;", ">")
