@@ -392,14 +392,7 @@ fn notify_slot_change_of_256_slots_is_read_whole() {
 /// follows" and no data, for ever.
 #[test]
 fn iccd_b_more_data_for_ever_is_cut_off() {
-    let mut device = Hostile::new(Desc::new(SHORT_APDU).bytes(), |_| vec![]);
-    device.control = Box::new(|request, _| match request {
-        // DATA_BLOCK: ATR after power on... then always "more, none given".
-        0x6F => Ok(vec![0x01]),
-        0x81 => Ok(vec![0x81, 0x00, 0x00]),
-        _ => Ok(vec![]),
-    });
-    let t = Arc::new(device);
+    let t = Arc::new(iccd_b_token(vec![0x01]));
     let reader = Reader::open_with(
         t.clone(),
         ReaderOptions {
@@ -409,16 +402,41 @@ fn iccd_b_more_data_for_ever_is_cut_off() {
     )
     .unwrap();
     let slot = reader.slot(0).unwrap();
-    // The "ATR" is empty here; power on fails or succeeds, the transmit
-    // after it must end either way.
-    let _ = slot.power_on();
+    slot.power_on().unwrap();
     let before = t.calls();
     let started = Instant::now();
     let mut resp = [0u8; 300];
-    let result = slot.transmit(&SELECT, &mut resp);
-    assert!(result.is_err(), "{result:?}");
+    let err = slot.transmit(&SELECT, &mut resp).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ReaderError::Iccd {
+                response_type: 0x01,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(t.calls() - before < 100, "{} calls", t.calls() - before);
     assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+/// An ICCD-B token whose first DATA_BLOCK is the ATR and every later one
+/// `answer`.
+fn iccd_b_token(answer: Vec<u8>) -> Hostile {
+    let atr_given = AtomicUsize::new(0);
+    let mut device = Hostile::new(Desc::new(SHORT_APDU).bytes(), |_| vec![]);
+    device.control = Box::new(move |request, _| match request {
+        0x6F if atr_given.fetch_add(1, Ordering::SeqCst) == 0 => {
+            let mut atr = vec![0x00];
+            atr.extend_from_slice(&ATR_T1);
+            Ok(atr)
+        }
+        0x6F => Ok(answer.clone()),
+        0x81 => Ok(vec![0x81, 0x00, 0x00]),
+        _ => Ok(vec![]),
+    });
+    device
 }
 
 /// Item 2: an ICCD-B token that asks the host to wait 655 s (delay 0xFFFF)
@@ -426,19 +444,7 @@ fn iccd_b_more_data_for_ever_is_cut_off() {
 /// once rather than after the sleep.
 #[test]
 fn iccd_b_busy_for_ever_ends_at_the_budget_and_on_cancel() {
-    let atr_given = Arc::new(AtomicUsize::new(0));
-    let given = atr_given.clone();
-    let mut device = Hostile::new(Desc::new(SHORT_APDU).bytes(), |_| vec![]);
-    device.control = Box::new(move |request, _| match request {
-        0x6F if given.fetch_add(1, Ordering::SeqCst) == 0 => {
-            let mut atr = vec![0x00];
-            atr.extend_from_slice(&ATR_T1);
-            Ok(atr)
-        }
-        0x6F => Ok(vec![0x80, 0xFF, 0xFF]),
-        0x81 => Ok(vec![0x81, 0x00, 0x00]),
-        _ => Ok(vec![]),
-    });
+    let device = iccd_b_token(vec![0x80, 0xFF, 0xFF]);
     let t = Arc::new(device);
     let ceiling = Duration::from_secs(2);
     let reader = Reader::open_with(

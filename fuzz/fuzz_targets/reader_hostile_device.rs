@@ -10,6 +10,14 @@
 //! of the last command sent into the frame and bit 1 sets dwLength to the
 //! bytes given, so the fuzzer gets past the framing checks into the
 //! protocol logic; mode bit 2 makes the record a control-IN answer.
+//!
+//! Flags bit 4 makes the device answer **for ever**: once its records are
+//! used up it starts them again, so a loop that a device drives (time
+//! extensions, chained parts, stale frames, busy polls, T=1 blocks, NULL
+//! bytes) must end by its own caps. Every call must then end within a fixed
+//! number of transport calls ([`FOREVER_CALLS`]), whatever the input; the
+//! wall-clock budget is set far beyond libFuzzer's `-timeout`, so a loop
+//! bounded only by time shows up as a hang.
 #![no_main]
 
 use std::collections::VecDeque;
@@ -25,6 +33,15 @@ use libfuzzer_sys::fuzz_target;
 /// timeouts, aborts and the status checks around them.
 const SLACK: usize = 1000;
 
+/// Transport calls allowed for the whole session (open, power on,
+/// protocol, one transmit, status, power off) against a device that
+/// answers for ever: each command's device-driven rounds are capped
+/// (time extensions, stale frames and busy retries by the options below,
+/// empty chained parts at 16, T=1 blocks by the engine's caps, NULL bytes
+/// at 1000 per TPDU), and response data by the 300-byte buffer.
+const FOREVER_CALLS: usize = 50_000;
+
+#[derive(Clone)]
 struct Frame {
     mode: u8,
     bytes: Vec<u8>,
@@ -34,6 +51,8 @@ struct Frame {
 struct State {
     bulk_in: VecDeque<Frame>,
     control_in: VecDeque<Vec<u8>>,
+    /// For ever mode: the records to start again from.
+    replay: Option<(Vec<Frame>, Vec<Vec<u8>>)>,
     /// bSlot and bSeq of the last bulk-OUT message.
     last_address: [u8; 2],
     calls: usize,
@@ -74,6 +93,12 @@ impl Transport for HostileDevice {
 
     fn bulk_in(&self, buf: &mut [u8], _timeout: Duration) -> Result<usize, TransportError> {
         let mut state = self.count();
+        if state.bulk_in.is_empty() {
+            if let Some((frames, _)) = &state.replay {
+                let again = frames.clone();
+                state.bulk_in.extend(again);
+            }
+        }
         let Some(Frame { mode, mut bytes }) = state.bulk_in.pop_front() else {
             return Err(TransportError::Timeout);
         };
@@ -107,6 +132,12 @@ impl Transport for HostileDevice {
         _timeout: Duration,
     ) -> Result<usize, TransportError> {
         let mut state = self.count();
+        if state.control_in.is_empty() {
+            if let Some((_, answers)) = &state.replay {
+                let again = answers.clone();
+                state.control_in.extend(again);
+            }
+        }
         let answer = state.control_in.pop_front().ok_or(TransportError::Stall)?;
         let n = answer.len().min(buf.len());
         buf[..n].copy_from_slice(&answer[..n]);
@@ -160,7 +191,16 @@ fuzz_target!(|data: &[u8]| {
             });
         }
     }
-    let budget = state.bulk_in.len() + state.control_in.len() + SLACK;
+    let forever = flags & 0x10 != 0;
+    let budget = if forever {
+        state.replay = Some((
+            state.bulk_in.iter().cloned().collect(),
+            state.control_in.iter().cloned().collect(),
+        ));
+        FOREVER_CALLS
+    } else {
+        state.bulk_in.len() + state.control_in.len() + SLACK
+    };
     let device = HostileDevice {
         info: TransportInfo {
             name: "hostile".into(),
@@ -174,6 +214,10 @@ fuzz_target!(|data: &[u8]| {
     let options = ReaderOptions {
         busy_delay: Duration::ZERO,
         busy_retries: 3,
+        max_time_extensions: 16,
+        // Far beyond libFuzzer's -timeout: only the round caps may end a
+        // for-ever device's loops.
+        max_command_time: Duration::from_secs(3600),
         ..ReaderOptions::default()
     };
     let Ok(reader) = Reader::open_with(Arc::new(device), options) else {
@@ -186,7 +230,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let _ = slot.set_protocol(ProtocolPreference::Any);
-    let mut response = vec![0u8; 65538];
+    let mut response = vec![0u8; if forever { 300 } else { 65538 }];
     // SELECT by AID with Le: a case 4 command, the most paths.
     let command = [
         0x00, 0xA4, 0x04, 0x00, 0x05, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00,

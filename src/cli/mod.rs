@@ -19,6 +19,19 @@ mod trace;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Longest one command to a reader or card may take, in seconds
+    /// (power on, APDU, PIN entry on top of the pad's own time); default
+    /// 60. Raise it for on-card key generation. Same as the environment
+    /// variable FERROCCID_COMMAND_TIMEOUT.
+    #[arg(long, global = true, value_name = "SECONDS", value_parser = command_timeout)]
+    timeout: Option<String>,
+}
+
+/// Checks `--timeout`: a positive number of seconds.
+fn command_timeout(text: &str) -> Result<String, String> {
+    ferroccid::reader::parse_command_time(text)
+        .map(|_| text.trim().to_string())
+        .ok_or_else(|| format!("{text:?} is not a positive number of seconds"))
 }
 
 #[derive(Subcommand)]
@@ -49,6 +62,12 @@ enum Command {
 /// Parse the command line and run the chosen subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(seconds) = &cli.timeout {
+        // Read by Reader::open (ReaderOptions::with_env_overrides), in this
+        // process and in a simulator or helper it starts. Set before any
+        // thread exists.
+        std::env::set_var(ferroccid::reader::COMMAND_TIMEOUT_ENV, seconds);
+    }
     match cli.command {
         Command::Apdu(args) => apdu::run(args),
         Command::Atr(args) => atr::run(args),

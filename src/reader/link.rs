@@ -30,8 +30,8 @@
 //! open), mailboxes are preallocated, and frame validation borrows. Errors
 //! copy the offending frame (that is their point).
 
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::{MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::ccid::command::Command;
@@ -46,6 +46,7 @@ use crate::transport::{Transport, TransportError, REQUEST_ABORT};
 
 use super::error::ReaderError;
 use super::quirks::Active;
+use super::sync::{self, AtomicBool, AtomicU16, AtomicU8, AtomicUsize, Condvar, Mutex};
 use super::ReaderOptions;
 
 /// No slot holds the receive lock.
@@ -58,7 +59,7 @@ const FOLLOWER_NAP: Duration = Duration::from_millis(20);
 
 /// Locks a mutex, ignoring poisoning: the data behind our mutexes stays
 /// consistent even if a holder panicked (buffers and counters only).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -216,19 +217,19 @@ impl SlotLink {
     /// state lock for the whole command).
     pub fn start_budget(&self, allowed: Duration) -> Budget {
         let budget = Budget::starting_now(allowed);
-        *lock(&self.budget) = budget;
+        *sync::lock(&self.budget) = budget;
         budget
     }
 
     /// The current command's budget.
     pub fn budget(&self) -> Budget {
-        *lock(&self.budget)
+        *sync::lock(&self.budget)
     }
 
     /// Starts waiting for the answer with bSeq `seq`: whatever the mailbox
     /// holds (a late frame of an earlier command) is dropped.
     fn expect(&self, seq: u8) {
-        let mut mb = lock(&self.mailbox);
+        let mut mb = sync::lock(&self.mailbox);
         if mb.len.take().is_some() {
             tracing::debug!(slot = self.index, "stale frame in mailbox dropped");
         }
@@ -238,7 +239,7 @@ impl SlotLink {
 
     /// The command is over: no frame is posted until the next starts.
     fn expect_nothing(&self) {
-        let mut mb = lock(&self.mailbox);
+        let mut mb = sync::lock(&self.mailbox);
         mb.len = None;
         mb.expect = None;
         self.has_mail.store(false, Ordering::SeqCst);
@@ -258,7 +259,7 @@ impl SlotLink {
     /// Wakes this slot's follower whether or not it is parked (cancel,
     /// unplug: rare, and the flag could be about to be set).
     fn wake(&self) {
-        let _mb = lock(&self.mailbox);
+        let _mb = sync::lock(&self.mailbox);
         self.mail.notify_all();
     }
 
@@ -266,7 +267,7 @@ impl SlotLink {
     /// syscall when nobody waits.
     fn wake_if_parked(&self) {
         if self.parked.load(Ordering::SeqCst) {
-            let _mb = lock(&self.mailbox);
+            let _mb = sync::lock(&self.mailbox);
             if self.parked.swap(false, Ordering::SeqCst) {
                 self.mail.notify_all();
             }
@@ -324,7 +325,7 @@ impl Semaphore {
     }
 
     fn wake_all(&self) {
-        let _guard = lock(&self.lock);
+        let _guard = sync::lock(&self.lock);
         self.cv.notify_all();
     }
 }
@@ -336,7 +337,7 @@ pub(crate) struct Link {
     pub options: ReaderOptions,
     pub quirks: Active,
     pub slots: Vec<SlotLink>,
-    pub gone: std::sync::Arc<AtomicBool>,
+    pub gone: std::sync::Arc<std::sync::atomic::AtomicBool>,
     seq: AtomicU8,
     busy: Semaphore,
     /// The receive turn: true while a leader reads bulk-IN (only ever
@@ -395,7 +396,7 @@ impl Link {
             options,
             quirks,
             slots,
-            gone: std::sync::Arc::new(AtomicBool::new(false)),
+            gone: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
             seq: AtomicU8::new(0),
             busy: Semaphore::new(permits),
             receiving: AtomicBool::new(false),
@@ -478,7 +479,7 @@ impl Link {
         deadline: Instant,
         honour_cancel: bool,
     ) -> Result<(), ReaderError> {
-        let mut guard = lock(&self.busy.lock);
+        let mut guard = sync::lock(&self.busy.lock);
         self.busy.waiting.fetch_add(1, Ordering::SeqCst);
         let result = loop {
             if let Err(e) = self.check_gone() {
@@ -613,7 +614,7 @@ impl Link {
     /// Sleeps as a follower until mail comes, the turn is given up, or
     /// `nap` passes.
     fn park(&self, slot: &SlotLink, nap: Duration) {
-        let mut mb = lock(&slot.mailbox);
+        let mut mb = sync::lock(&slot.mailbox);
         slot.parked.store(true, Ordering::SeqCst);
         // Looked at after announcing ourselves (SeqCst, pairs with
         // `ReceiveTurn::drop`): if the leader gave up the turn before it
@@ -900,7 +901,7 @@ fn take_mail(slot: &SlotLink, rx: &mut [u8]) -> Option<usize> {
     if !slot.has_mail.load(Ordering::SeqCst) {
         return None;
     }
-    let mut mb = lock(&slot.mailbox);
+    let mut mb = sync::lock(&slot.mailbox);
     let n = mb.len.take()?;
     slot.has_mail.store(false, Ordering::SeqCst);
     let n = n.min(rx.len());
@@ -912,7 +913,7 @@ fn take_mail(slot: &SlotLink, rx: &mut [u8]) -> Option<usize> {
 /// if the slot waits for an answer with this frame's bSeq; otherwise the
 /// frame is a late answer to a command that is over and is dropped.
 fn post_mail(slot: &SlotLink, frame: &[u8]) {
-    let mut mb = lock(&slot.mailbox);
+    let mut mb = sync::lock(&slot.mailbox);
     let seq = frame.get(6).copied();
     if mb.expect.is_none() || mb.expect != seq {
         tracing::debug!(
@@ -988,7 +989,7 @@ mod tests {
                 // Let the second thread find the turn taken and park.
                 thread::sleep(Duration::from_millis(5));
             }
-            let Some(frame) = lock(&self.frames).pop_front() else {
+            let Some(frame) = sync::lock(&self.frames).pop_front() else {
                 self.reads_of_nothing.fetch_add(1, Ordering::SeqCst);
                 return Err(TransportError::Timeout);
             };
@@ -1151,7 +1152,145 @@ mod abort_tests {
         );
         let mut rx = [0u8; 271];
         link.abort(&link.slots[0], &mut rx);
-        assert_eq!(lock(&transport.frames).len(), 0, "frames left behind");
+        assert_eq!(sync::lock(&transport.frames).len(), 0, "frames left behind");
         assert_eq!(transport.reads_of_nothing.load(Ordering::SeqCst), 0);
+    }
+}
+
+/// Model tests of the receive dispatch under loom: every interleaving of
+/// two slots' commands through the busy-slot permits, the receive turn,
+/// the mailboxes and the parked followers, up to a preemption bound. Run
+/// with `RUSTFLAGS="--cfg ferroccid_loom" cargo test --release --lib loom`
+/// (tests/scripts/loom.sh). A lost wake-up shows as a loom deadlock (its
+/// timed waits never time out), a crossed or lost answer as a failed
+/// assertion.
+#[cfg(all(test, ferroccid_loom))]
+mod loom_tests {
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
+    use loom::sync::Arc;
+
+    use super::tests::two_slot_descriptor;
+    use super::*;
+    use crate::transport::TransportInfo;
+
+    /// A reader that answers each command at once with a SlotStatus for
+    /// the same bSlot and bSeq (bError = bSlot + 1, so an answer carries
+    /// whose it is); before the answer to a command on slot 0 it may put
+    /// a late frame for slot 1 with a bSeq slot 1 is not waiting for.
+    struct Model {
+        info: TransportInfo,
+        wire: Mutex<VecDeque<Vec<u8>>>,
+        late_frame_for_slot_1: bool,
+    }
+
+    impl Transport for Model {
+        fn info(&self) -> &TransportInfo {
+            &self.info
+        }
+        fn bulk_out(&self, frame: &[u8], _: Duration) -> Result<(), TransportError> {
+            let (slot, seq) = (frame[5], frame[6]);
+            let mut wire = sync::lock(&self.wire);
+            if self.late_frame_for_slot_1 && slot == 0 {
+                wire.push_back(vec![0x81, 0, 0, 0, 0, 1, seq.wrapping_add(100), 0, 0xEE, 0]);
+            }
+            wire.push_back(vec![0x81, 0, 0, 0, 0, slot, seq, 0, slot + 1, 0]);
+            Ok(())
+        }
+        fn bulk_in(&self, buf: &mut [u8], _: Duration) -> Result<usize, TransportError> {
+            match sync::lock(&self.wire).pop_front() {
+                Some(frame) => {
+                    buf[..frame.len()].copy_from_slice(&frame);
+                    Ok(frame.len())
+                }
+                // Every answer is on the wire before its command's sender
+                // reads; an empty wire means a thread read for an answer
+                // another already took.
+                None => Err(TransportError::Timeout),
+            }
+        }
+        fn interrupt_in(&self, _: &mut [u8], _: Duration) -> Result<usize, TransportError> {
+            Err(TransportError::NoInterruptEndpoint)
+        }
+        fn control_in(
+            &self,
+            _: u8,
+            _: u16,
+            _: &mut [u8],
+            _: Duration,
+        ) -> Result<usize, TransportError> {
+            Err(TransportError::Stall)
+        }
+        fn control_out(&self, _: u8, _: u16, _: &[u8], _: Duration) -> Result<(), TransportError> {
+            Ok(())
+        }
+        fn cancel(&self) {}
+        fn reset_cancel(&self) {}
+    }
+
+    fn link(busy_slots: u8, late_frame_for_slot_1: bool) -> Arc<Link> {
+        let mut descriptor = two_slot_descriptor();
+        descriptor.max_busy_slots = busy_slots;
+        let model = std::sync::Arc::new(Model {
+            info: TransportInfo::default(),
+            wire: Mutex::new(VecDeque::new()),
+            late_frame_for_slot_1,
+        });
+        Arc::new(Link::new(
+            model,
+            descriptor,
+            ReaderOptions::default(),
+            Active::default(),
+            64,
+        ))
+    }
+
+    /// One GetSlotStatus on `index`; returns bError of the answer.
+    fn status(link: &Link, index: usize) -> u8 {
+        let slot = &link.slots[index];
+        slot.start_budget(Duration::from_secs(3600));
+        let (mut tx, mut rx) = ([0u8; 64], [0u8; 64]);
+        let wait = Wait {
+            margin: Duration::from_secs(3600),
+            card: Duration::ZERO,
+        };
+        let answer = link
+            .transact(slot, &mut tx, &mut rx, Command::GetSlotStatus, wait)
+            .expect("answer");
+        assert_eq!(rx[5], slot.index, "answer for another slot");
+        answer.error
+    }
+
+    fn two_slots(busy_slots: u8, late_frame_for_slot_1: bool) {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(move || {
+            let link = link(busy_slots, late_frame_for_slot_1);
+            let other = link.clone();
+            let slot1 = loom::thread::spawn(move || status(&other, 1));
+            assert_eq!(status(&link, 0), 1);
+            assert_eq!(slot1.join().unwrap(), 2);
+        });
+    }
+
+    /// Both slots busy at once: each gets its own answer, whichever thread
+    /// reads it, and nobody reads the wire for an answer already taken.
+    #[test]
+    fn two_busy_slots_each_get_their_own_answer() {
+        two_slots(2, false);
+    }
+
+    /// One permit for two slots: the second waits for the first's answer.
+    #[test]
+    fn one_permit_two_slots() {
+        two_slots(1, false);
+    }
+
+    /// A late frame for slot 1 whose bSeq slot 1 does not wait for is
+    /// dropped by whichever thread reads it, never returned to slot 1.
+    #[test]
+    fn a_late_frame_for_slot_1_is_never_its_answer() {
+        two_slots(2, true);
     }
 }

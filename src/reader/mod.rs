@@ -54,6 +54,7 @@ mod link;
 pub mod quirks;
 mod secure;
 mod slot;
+mod sync;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -248,8 +249,12 @@ const MAX_BUFFER: usize = 1 << 17;
 
 impl Reader {
     /// Opens a reader on `transport` with default options.
+    ///
+    /// The options are the defaults with [`COMMAND_TIMEOUT_ENV`] applied
+    /// ([`ReaderOptions::with_env_overrides`]), so that the CLI's
+    /// `--timeout` and a user's environment reach every reader it opens.
     pub fn open(transport: Arc<dyn Transport>) -> Result<Reader, ReaderError> {
-        Reader::open_with(transport, ReaderOptions::default())
+        Reader::open_with(transport, ReaderOptions::default().with_env_overrides())
     }
 
     /// Opens a reader: finds and parses the class descriptor (from
