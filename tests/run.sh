@@ -22,6 +22,9 @@ status=0
 echo "== cargo test (all features)"
 cargo test --workspace --features rusb --no-fail-fast 2>&1 | tee target/test-output.txt || status=1
 
+echo "== loom: model-check the receive dispatch (permits, receive turn, mailboxes)"
+bash tests/scripts/loom.sh 2>&1 | tee -a target/test-output.txt || status=1
+
 echo "== fuzz every target briefly"
 if bash tests/scripts/fuzz.sh; then
   echo "fuzz: 1 passed, 0 failed" >> target/test-output.txt

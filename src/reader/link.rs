@@ -116,6 +116,11 @@ pub(crate) struct Mailbox {
     len: Option<usize>,
     /// bSeq of the command the slot waits for, if any.
     expect: Option<u8>,
+    /// A follower of this slot waits on `mail`: only then is it notified.
+    /// Read and written under this lock only, so that parking and waking
+    /// need nothing stronger than the mutex's own ordering (no SeqCst
+    /// store-then-load handshake, which loom cannot check).
+    parked: bool,
 }
 
 /// The per-slot part of the pipe.
@@ -125,9 +130,6 @@ pub(crate) struct SlotLink {
     /// Mirrors `mailbox.len.is_some()` (written under the mailbox lock), so
     /// that looking into an empty mailbox, the usual case, takes no lock.
     has_mail: AtomicBool,
-    /// A follower of this slot is waiting on `mail`, or about to (set and
-    /// cleared under the mailbox lock); nobody notifies `mail` otherwise.
-    parked: AtomicBool,
     mail: Condvar,
     /// A cancel is pending: set by `Slot::cancel`, spent by the operation
     /// it ends or that was running when it came (see [`Operation`]).
@@ -204,9 +206,9 @@ impl SlotLink {
                 buf: vec![0; buffer_len],
                 len: None,
                 expect: None,
+                parked: false,
             }),
             has_mail: AtomicBool::new(false),
-            parked: AtomicBool::new(false),
             mail: Condvar::new(),
             cancelled: AtomicBool::new(false),
             budget: Mutex::new(Budget::starting_now(Duration::ZERO)),
@@ -263,27 +265,23 @@ impl SlotLink {
         self.mail.notify_all();
     }
 
-    /// Wakes this slot's follower only if it is parked: no lock and no
-    /// syscall when nobody waits.
+    /// Wakes this slot's follower if it is parked: an uncontended lock,
+    /// and no syscall when nobody waits.
     fn wake_if_parked(&self) {
-        if self.parked.load(Ordering::SeqCst) {
-            let _mb = sync::lock(&self.mailbox);
-            if self.parked.swap(false, Ordering::SeqCst) {
-                self.mail.notify_all();
-            }
+        let mut mb = sync::lock(&self.mailbox);
+        if std::mem::take(&mut mb.parked) {
+            self.mail.notify_all();
         }
     }
 }
 
-/// A counting semaphore for bMaxCCIDBusySlots. Taking and giving back a
-/// permit are atomic operations; the mutex and condition variable are used
-/// only by threads that find no permit free, and a permit given back
-/// notifies only when `waiting` says such a thread exists.
+/// A counting semaphore for bMaxCCIDBusySlots. Taking a permit is an
+/// atomic operation; giving one back also takes the (uncontended) mutex to
+/// see whether anyone waits, and notifies only then.
 struct Semaphore {
     free: AtomicUsize,
-    /// Threads in `Link::acquire_slow` (changed under `lock`).
-    waiting: AtomicUsize,
-    lock: Mutex<()>,
+    /// Threads in `Link::acquire_slow`, behind the lock they wait with.
+    waiting: Mutex<usize>,
     cv: Condvar,
 }
 
@@ -291,8 +289,7 @@ impl Semaphore {
     fn new(permits: usize) -> Semaphore {
         Semaphore {
             free: AtomicUsize::new(permits),
-            waiting: AtomicUsize::new(0),
-            lock: Mutex::new(()),
+            waiting: Mutex::new(0),
             cv: Condvar::new(),
         }
     }
@@ -313,19 +310,22 @@ impl Semaphore {
         false
     }
 
-    /// Gives a permit back. A waiter either sees the permit when it looks
-    /// after counting itself in `waiting`, or is counted before this looks
-    /// at `waiting` (both sides SeqCst) and is notified under the lock it
-    /// holds until it sleeps, so no wake-up is lost.
+    /// Gives a permit back. A waiter counts itself and looks for a permit
+    /// under the lock, and holds it until it sleeps; this adds the permit
+    /// first and then looks at the count under the same lock. Either the
+    /// waiter's look comes after this lock (and sees the permit) or its
+    /// count comes before (and it is notified): no wake-up is lost, with
+    /// nothing stronger than the mutex's ordering.
     fn release(&self) {
         self.free.fetch_add(1, Ordering::SeqCst);
-        if self.waiting.load(Ordering::SeqCst) > 0 {
-            self.wake_all();
+        let waiting = sync::lock(&self.waiting);
+        if *waiting > 0 {
+            self.cv.notify_all();
         }
     }
 
     fn wake_all(&self) {
-        let _guard = sync::lock(&self.lock);
+        let _guard = sync::lock(&self.waiting);
         self.cv.notify_all();
     }
 }
@@ -367,8 +367,9 @@ impl Drop for ReceiveTurn<'_> {
     fn drop(&mut self) {
         let link = self.link;
         link.leader.store(NO_LEADER, Ordering::SeqCst);
-        // SeqCst pairs with `park`: a follower that sets `parked` after this
-        // load sees `receiving` false and does not sleep.
+        // Cleared before each follower's mailbox lock is taken to look at
+        // `parked` (see `park`): a follower that looks after that lock sees
+        // `receiving` false and does not sleep.
         link.receiving.store(false, Ordering::SeqCst);
         for s in &link.slots {
             if s.index != self.slot {
@@ -479,8 +480,8 @@ impl Link {
         deadline: Instant,
         honour_cancel: bool,
     ) -> Result<(), ReaderError> {
-        let mut guard = sync::lock(&self.busy.lock);
-        self.busy.waiting.fetch_add(1, Ordering::SeqCst);
+        let mut guard = sync::lock(&self.busy.waiting);
+        *guard += 1;
         let result = loop {
             if let Err(e) = self.check_gone() {
                 break Err(e);
@@ -504,7 +505,7 @@ impl Link {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         };
-        self.busy.waiting.fetch_sub(1, Ordering::SeqCst);
+        *guard -= 1;
         drop(guard);
         result
     }
@@ -534,6 +535,7 @@ impl Link {
         let mut now = now;
         let mut first_attempt = true;
         let mut empty_reads = 0u32;
+        let mut unclaimed = 0u32;
         loop {
             self.check_gone()?;
             if let Some(n) = take_mail(slot, rx) {
@@ -569,7 +571,17 @@ impl Link {
                     if let Some(other) = self.slots.get(usize::from(rx[5])) {
                         let frame = &rx[..n];
                         trace_frame("recv (for another slot)", frame);
-                        post_mail(other, frame);
+                        if !post_mail(other, frame) {
+                            // A device that floods frames for idle slots
+                            // is stopped by a count, not only the clock.
+                            unclaimed += 1;
+                            if unclaimed > u32::from(self.options.max_stale_frames) {
+                                return Err(ReaderError::Protocol(CcidError::BadPayload {
+                                    reason: "too many frames for slots that wait for none",
+                                    frame: FrameBytes::new(frame),
+                                }));
+                            }
+                        }
                         drop(turn);
                         continue;
                     }
@@ -615,18 +627,19 @@ impl Link {
     /// `nap` passes.
     fn park(&self, slot: &SlotLink, nap: Duration) {
         let mut mb = sync::lock(&slot.mailbox);
-        slot.parked.store(true, Ordering::SeqCst);
-        // Looked at after announcing ourselves (SeqCst, pairs with
-        // `ReceiveTurn::drop`): if the leader gave up the turn before it
-        // could see `parked`, we see `receiving` false and try again now.
+        // `receiving` is looked at under the mailbox lock, which the leader
+        // takes after clearing it (`ReceiveTurn::drop`): either the leader's
+        // look at `parked` comes after this lock and it notifies us, or its
+        // clearing happened before and we see `receiving` false here.
         if mb.len.is_none() && self.receiving.load(Ordering::SeqCst) {
+            mb.parked = true;
             mb = slot
                 .mail
                 .wait_timeout(mb, nap)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
+            mb.parked = false;
         }
-        slot.parked.store(false, Ordering::SeqCst);
         drop(mb);
     }
 
@@ -912,7 +925,7 @@ fn take_mail(slot: &SlotLink, rx: &mut [u8]) -> Option<usize> {
 /// Copies `frame` into `slot`'s mailbox and wakes its follower if parked,
 /// if the slot waits for an answer with this frame's bSeq; otherwise the
 /// frame is a late answer to a command that is over and is dropped.
-fn post_mail(slot: &SlotLink, frame: &[u8]) {
+fn post_mail(slot: &SlotLink, frame: &[u8]) -> bool {
     let mut mb = sync::lock(&slot.mailbox);
     let seq = frame.get(6).copied();
     if mb.expect.is_none() || mb.expect != seq {
@@ -922,7 +935,7 @@ fn post_mail(slot: &SlotLink, frame: &[u8]) {
             expected = ?mb.expect,
             "frame for a slot that does not wait for it dropped"
         );
-        return;
+        return false;
     }
     if mb.len.is_some() {
         tracing::debug!(slot = slot.index, "unread frame in mailbox replaced");
@@ -931,9 +944,10 @@ fn post_mail(slot: &SlotLink, frame: &[u8]) {
     mb.buf[..n].copy_from_slice(&frame[..n]);
     mb.len = Some(n);
     slot.has_mail.store(true, Ordering::SeqCst);
-    if slot.parked.swap(false, Ordering::SeqCst) {
+    if std::mem::take(&mut mb.parked) {
         slot.mail.notify_all();
     }
+    true
 }
 
 #[cfg(test)]
