@@ -137,6 +137,30 @@ fn install_refresh_uninstall_in_a_temporary_root() {
         Some(5),
         "log level kept"
     );
+    // The command time ceiling an administrator set is kept too, by a
+    // refresh and by a new install.
+    std::fs::write(
+        &plist_path,
+        plist::with_string_key(&after, "ifdFerroccidCommandTimeout", "300"),
+    )
+    .unwrap();
+    let out = refresh_with(
+        &root,
+        "ceiling",
+        serde_json::json!([interface(0xFEDA, 7, "new")]),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    install(&root);
+    let after = std::fs::read_to_string(&plist_path).unwrap();
+    assert_eq!(
+        plist::read_string(&after, "ifdFerroccidCommandTimeout").as_deref(),
+        Some("300")
+    );
+    assert!(name_of(&plist::readers_of(&after), 0xFEDA, 7).is_some());
 
     run_ok(
         ferroccid()
