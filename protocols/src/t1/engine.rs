@@ -35,8 +35,9 @@
 //! takes at most `M + MAX_EMPTY_BLOCKS + 1` I-blocks for a response buffer
 //! of `M` bytes (more data is [`T1Error::ResponseBufferTooSmall`]), a
 //! command of `N` bytes at most `max(N, 1)` I-blocks (IFSC ≥ 1), and the
-//! APDU is run at most `MAX_RESYNCH + 1` times. Counting the rounds that
-//! reset the attempts, one exchange takes at most
+//! APDU is run at most `MAX_RESYNCH + 1` times. Each progress round,
+//! empty block, S(RESYNCH request) and answer to it is followed by at most
+//! `MAX_ATTEMPTS` failed attempts, so one exchange takes at most
 //!
 //! ```text
 //! (A + 1) × ((S + 1) × (N + M) + E + 2S + 1) + W + 3   rounds,
