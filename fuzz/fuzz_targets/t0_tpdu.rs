@@ -38,8 +38,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(mut apdu) = T0Apdu::new(command, &mut response, options) else {
         return;
     };
-    let max_tpdus = (usize::from(T0Apdu::MAX_GET_RESPONSES) + 1)
-        * (usize::from(T0Apdu::MAX_RESENDS) + 1);
+    let max_tpdus =
+        (usize::from(T0Apdu::MAX_GET_RESPONSES) + 1) * (usize::from(T0Apdu::MAX_RESENDS) + 1);
     let mut tx = [0u8; MAX_TPDU_LEN];
     let mut tpdus = 0usize;
     let mut card = answers.iter().cycle();
@@ -53,7 +53,10 @@ fuzz_target!(|data: &[u8]| {
         if !forever && tpdus > answers.len() {
             return;
         }
-        assert!(tpdus <= max_tpdus, "more than {max_tpdus} TPDUs for one APDU");
+        assert!(
+            tpdus <= max_tpdus,
+            "more than {max_tpdus} TPDUs for one APDU"
+        );
         let answer = *card.next().expect("a cycle of answers never ends");
         match apdu.handle_response(answer) {
             Ok(T0Step::SendNext) => {}
