@@ -11,14 +11,28 @@
 //! and hands it to the waiting caller by seqnum, so bulk-IN, bulk-OUT,
 //! interrupt-IN and control transfers can be in flight at once.
 //! Cancellation and timeouts: CMD_UNLINK, then wait for RET_UNLINK or the
-//! RET_SUBMIT that crossed it (its data is delivered, not dropped).
+//! RET_SUBMIT that crossed it (its data is delivered, not dropped), for
+//! a grace period (the transfer's timeout, within 200 ms and 2 s); then
+//! the call returns its timeout or cancellation either way and forgets
+//! both seqnums. So a call returns within its timeout plus that grace.
 //! Errors: the URB status maps back to [`TransportError`]; a lost
 //! connection is [`TransportError::DeviceGone`] for every caller.
+//!
+//! A hostile or broken server cannot grow the client: every call removes
+//! its own entries from the table of pending seqnums when it returns, and
+//! at most [`MAX_PENDING`] transfers may wait at once. The receive loop
+//! checks every length (an IN reply never carries more than its URB
+//! asked for; nothing is allocated beyond that), drops replies to
+//! seqnums it no longer waits for (IN transfers use odd seqnums, OUT
+//! transfers and unlinks even ones, so such a reply's data is skipped
+//! without knowing the URB) and counts them; after
+//! [`MAX_CONSECUTIVE_JUNK`] such replies in a row, or a header it cannot
+//! frame, the connection is dropped and every caller gets `DeviceGone`.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
 use std::thread;
@@ -33,8 +47,9 @@ use super::{
 };
 use crate::usbip::wire::{
     emit_import_request, status, CmdSubmit, CmdUnlink, DeviceRecord, InterfaceRecord, OpHeader,
-    SetupPacket, UrbHeader, DEVICE_RECORD_LEN, DIR_IN, DIR_OUT, INTERFACE_RECORD_LEN,
-    OP_HEADER_LEN, OP_REP_DEVLIST, OP_REP_IMPORT, OP_REQ_DEVLIST, OP_STATUS_OK, URB_HEADER_LEN,
+    RetSubmit, RetUnlink, SetupPacket, UrbHeader, DEVICE_RECORD_LEN, DIR_IN, DIR_OUT,
+    INTERFACE_RECORD_LEN, OP_HEADER_LEN, OP_REP_DEVLIST, OP_REP_IMPORT, OP_REQ_DEVLIST,
+    OP_STATUS_OK, URB_HEADER_LEN,
 };
 
 /// Connecting and the import handshake are bounded so a dead host fails
@@ -42,13 +57,23 @@ use crate::usbip::wire::{
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Descriptor requests at open time.
 const ENUMERATION_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long to wait for the server's answer to CMD_UNLINK.
+/// How long to wait for the server's answer to CMD_UNLINK: as long as
+/// the transfer's own timeout, but at least [`MIN_UNLINK_GRACE`] (an
+/// honest server answers within a round trip) and at most this.
 const UNLINK_TIMEOUT: Duration = Duration::from_secs(2);
+/// The shortest wait for the answer to CMD_UNLINK.
+const MIN_UNLINK_GRACE: Duration = Duration::from_millis(200);
 /// Largest reply accepted from the server: a whole CCID message, rounded
 /// up to packets, fits easily.
 const MAX_REPLY: u32 = 1 << 20;
 /// A devlist larger than this many devices is a broken server.
 const MAX_DEVICES: u32 = 1024;
+/// Transfers that may wait for the server at once: the four endpoints
+/// are serialised, so more means a bug; the excess fails at once.
+pub const MAX_PENDING: usize = 16;
+/// Replies in a row that answer nothing this client waits for (unknown
+/// or forgotten seqnums, commands) before the server is declared broken.
+pub const MAX_CONSECUTIVE_JUNK: u32 = 64;
 
 const GET_DESCRIPTOR: u8 = 0x06;
 const SET_CONFIGURATION: u8 = 0x09;
@@ -78,11 +103,17 @@ impl std::fmt::Debug for UsbIpTransport {
 
 /// The connection shared by callers and the receiver thread.
 struct Link {
-    writer: Mutex<TcpStream>,
+    writer: Mutex<Box<dyn Write + Send>>,
+    /// Closes the connection, so a blocked receiver returns.
+    hangup: Box<dyn Fn() + Send + Sync>,
     devid: u32,
     next_seqnum: AtomicU32,
     pending: Mutex<HashMap<u32, Pending>>,
     gone: AtomicBool,
+    /// The longest an interrupted transfer waits for the unlink's answer.
+    unlink_grace: Duration,
+    /// Replies dropped because nobody waited for them.
+    dropped: AtomicU64,
 }
 
 /// What a seqnum in flight is waiting for.
@@ -98,6 +129,8 @@ enum Pending {
 struct Completion {
     /// Whether RET_SUBMIT carries data after its header.
     direction_in: bool,
+    /// IN: the most data the URB asked for.
+    in_length: usize,
     state: Mutex<CompletionState>,
 }
 
@@ -240,28 +273,19 @@ impl UsbIpTransport {
         stream.set_read_timeout(None).map_err(io)?;
         stream.set_write_timeout(None).map_err(io)?;
         let reader = stream.try_clone().map_err(io)?;
-        let link = Arc::new(Link {
-            writer: Mutex::new(stream),
-            devid: record.devid(),
-            next_seqnum: AtomicU32::new(1),
-            pending: Mutex::new(HashMap::new()),
-            gone: AtomicBool::new(false),
-        });
-        let link2 = link.clone();
-        let receiver = thread::Builder::new()
-            .name("usbip-rx".into())
-            .spawn(move || link2.receive(reader))
-            .map_err(|e| TransportError::io("usbip: starting the receiver", e))?;
-        let mut transport = UsbIpTransport {
-            info: TransportInfo::default(),
-            link,
-            receiver: Some(receiver),
-            cancel: CancelToken::new(),
-            bulk_out_lock: Mutex::new(()),
-            bulk_in_lock: Mutex::new(()),
-            interrupt_lock: Mutex::new(()),
-            control_lock: Mutex::new(()),
+        let closer = stream.try_clone().map_err(io)?;
+        let hangup = move || {
+            let _ = closer.shutdown(Shutdown::Both);
         };
+        let mut transport = Self::start(
+            reader,
+            stream,
+            hangup,
+            record.devid(),
+            TransportInfo::default(),
+            UNLINK_TIMEOUT,
+        )
+        .map_err(io)?;
         let name = DeviceName::UsbIp {
             host: host.to_owned(),
             port,
@@ -269,6 +293,77 @@ impl UsbIpTransport {
         };
         transport.info = transport.enumerate(name.to_string(), &record)?;
         Ok(transport)
+    }
+
+    /// A transport over any byte streams, already imported (no handshake,
+    /// no enumeration: `info` is taken as given): for fuzzing the receive
+    /// loop with a hostile server's bytes. `hangup` must make a blocked
+    /// `reader` return.
+    #[doc(hidden)]
+    pub fn over_streams<R, W, H>(
+        reader: R,
+        writer: W,
+        hangup: H,
+        info: TransportInfo,
+        unlink_grace: Duration,
+    ) -> io::Result<Self>
+    where
+        R: Read + Send + 'static,
+        W: Write + Send + 'static,
+        H: Fn() + Send + Sync + 'static,
+    {
+        Self::start(reader, writer, hangup, 0x0001_0002, info, unlink_grace)
+    }
+
+    /// Entries in the table of pending seqnums (for tests).
+    #[doc(hidden)]
+    pub fn pending_len(&self) -> usize {
+        lock(&self.link.pending).len()
+    }
+
+    /// Replies dropped because no call waited for them (for tests).
+    #[doc(hidden)]
+    pub fn dropped_replies(&self) -> u64 {
+        self.link.dropped.load(Ordering::SeqCst)
+    }
+
+    fn start<R, W, H>(
+        reader: R,
+        writer: W,
+        hangup: H,
+        devid: u32,
+        info: TransportInfo,
+        unlink_grace: Duration,
+    ) -> io::Result<Self>
+    where
+        R: Read + Send + 'static,
+        W: Write + Send + 'static,
+        H: Fn() + Send + Sync + 'static,
+    {
+        let link = Arc::new(Link {
+            writer: Mutex::new(Box::new(writer)),
+            hangup: Box::new(hangup),
+            devid,
+            next_seqnum: AtomicU32::new(0),
+            pending: Mutex::new(HashMap::new()),
+            gone: AtomicBool::new(false),
+            unlink_grace,
+            dropped: AtomicU64::new(0),
+        });
+        let link2 = link.clone();
+        let receiver = thread::Builder::new()
+            .name("usbip-rx".into())
+            .spawn(move || link2.receive(reader))?;
+        Ok(UsbIpTransport {
+            info,
+            link,
+            receiver: Some(receiver),
+            cancel: CancelToken::new(),
+            bulk_out_lock: Mutex::new(()),
+            bulk_in_lock: Mutex::new(()),
+            interrupt_lock: Mutex::new(()),
+            control_lock: Mutex::new(()),
+        })
     }
 
     /// Reads the descriptors and selects the configuration, as a host's
@@ -456,10 +551,13 @@ struct Urb<'a> {
 }
 
 impl Link {
-    fn next_seqnum(&self) -> u32 {
+    /// A fresh seqnum, odd for IN transfers and even for OUT transfers
+    /// and unlinks, so that a reply nobody waits for can still be framed.
+    fn next_seqnum(&self, direction_in: bool) -> u32 {
         loop {
+            let n = self.next_seqnum.fetch_add(1, Ordering::Relaxed);
+            let seqnum = n.wrapping_shl(1) | u32::from(direction_in);
             // 0 is skipped so that a zeroed header never matches a request.
-            let seqnum = self.next_seqnum.fetch_add(1, Ordering::Relaxed);
             if seqnum != 0 {
                 return seqnum;
             }
@@ -471,15 +569,19 @@ impl Link {
         message.extend_from_slice(&header.to_bytes());
         message.extend_from_slice(data);
         let mut writer = lock(&self.writer);
-        writer.write_all(&message).map_err(|_| {
-            self.gone.store(true, Ordering::SeqCst);
-            let _ = writer.shutdown(Shutdown::Both);
-            TransportError::DeviceGone
-        })
+        writer
+            .write_all(&message)
+            .and_then(|()| writer.flush())
+            .map_err(|_| {
+                self.gone.store(true, Ordering::SeqCst);
+                (self.hangup)();
+                TransportError::DeviceGone
+            })
     }
 
     /// Submits one URB and waits for its completion, the timeout, or the
     /// cancel token; an interrupted URB is unlinked before returning.
+    /// Whatever happens, the seqnums it used are forgotten on return.
     fn transfer(
         &self,
         urb: Urb<'_>,
@@ -489,17 +591,35 @@ impl Link {
         if self.gone.load(Ordering::SeqCst) {
             return Err(TransportError::DeviceGone);
         }
-        let length = if urb.direction == DIR_IN {
+        let direction_in = urb.direction == DIR_IN;
+        let length = if direction_in {
             urb.in_length
         } else {
             urb.out.len()
         };
-        let seqnum = self.next_seqnum();
+        let seqnum = self.next_seqnum(direction_in);
         let completion = Arc::new(Completion {
-            direction_in: urb.direction == DIR_IN,
+            direction_in,
+            in_length: urb.in_length,
             state: Mutex::default(),
         });
-        lock(&self.pending).insert(seqnum, Pending::Submit(completion.clone()));
+        {
+            let mut pending = lock(&self.pending);
+            if pending.len() >= MAX_PENDING {
+                return Err(TransportError::io(
+                    "usbip",
+                    io::Error::other(format!(
+                        "{} transfers already wait for the server (at most {MAX_PENDING})",
+                        pending.len()
+                    )),
+                ));
+            }
+            pending.insert(seqnum, Pending::Submit(completion.clone()));
+        }
+        let mut forget = Forget {
+            link: self,
+            seqnums: [seqnum, 0],
+        };
         let header = UrbHeader::CmdSubmit(CmdSubmit {
             seqnum,
             devid: self.devid,
@@ -512,10 +632,7 @@ impl Link {
             interval: 0,
             setup: urb.setup,
         });
-        if let Err(e) = self.send(&header, urb.out) {
-            lock(&self.pending).remove(&seqnum);
-            return Err(e);
-        }
+        self.send(&header, urb.out)?;
         let never = CancelToken::new();
         let token = cancel.unwrap_or(&never);
         let outcome = token.wait_for(timeout, |cx| poll(&completion, cx.waker(), false));
@@ -524,7 +641,7 @@ impl Link {
             WaitOutcome::Cancelled => TransportError::Cancelled,
             WaitOutcome::TimedOut => TransportError::Timeout,
         };
-        let unlink_seqnum = self.next_seqnum();
+        let unlink_seqnum = self.next_seqnum(false);
         lock(&self.pending).insert(
             unlink_seqnum,
             Pending::Unlink {
@@ -532,6 +649,7 @@ impl Link {
                 completion: completion.clone(),
             },
         );
+        forget.seqnums[1] = unlink_seqnum;
         let unlink = UrbHeader::CmdUnlink(CmdUnlink {
             seqnum: unlink_seqnum,
             devid: self.devid,
@@ -540,7 +658,8 @@ impl Link {
             unlink_seqnum: seqnum,
         });
         self.send(&unlink, &[])?;
-        match never.wait_for(UNLINK_TIMEOUT, |cx| poll(&completion, cx.waker(), true)) {
+        let grace = timeout.clamp(MIN_UNLINK_GRACE.min(self.unlink_grace), self.unlink_grace);
+        match never.wait_for(grace, |cx| poll(&completion, cx.waker(), true)) {
             WaitOutcome::Ready(()) => finish(&completion, Some(interrupted)),
             _ => {
                 tracing::warn!("usbip: no answer to CMD_UNLINK of seqnum {seqnum}");
@@ -550,12 +669,12 @@ impl Link {
     }
 
     /// The receiver thread: reads replies until the connection ends.
-    fn receive(&self, mut reader: TcpStream) {
+    fn receive<R: Read>(&self, mut reader: R) {
         if let Err(e) = self.receive_loop(&mut reader) {
             tracing::debug!("usbip: connection ended: {e}");
         }
         self.gone.store(true, Ordering::SeqCst);
-        let _ = reader.shutdown(Shutdown::Both);
+        (self.hangup)();
         let pending: Vec<Pending> = lock(&self.pending).drain().map(|(_, p)| p).collect();
         for entry in pending {
             let (Pending::Submit(completion) | Pending::Unlink { completion, .. }) = entry;
@@ -563,49 +682,123 @@ impl Link {
         }
     }
 
-    fn receive_loop(&self, reader: &mut TcpStream) -> io::Result<()> {
-        let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
+    fn receive_loop<R: Read>(&self, reader: &mut R) -> io::Result<()> {
+        let mut junk_in_a_row = 0u32;
         loop {
             let mut header = [0u8; URB_HEADER_LEN];
             reader.read_exact(&mut header)?;
-            match UrbHeader::parse(&header, MAX_REPLY).map_err(|e| invalid(e.to_string()))? {
-                UrbHeader::RetSubmit(ret) => {
-                    let entry = lock(&self.pending).remove(&ret.seqnum);
-                    let Some(Pending::Submit(completion)) = entry else {
-                        return Err(invalid(format!(
-                            "RET_SUBMIT for unknown seqnum {}",
-                            ret.seqnum
-                        )));
-                    };
-                    // IN data follows even a failed URB (actual_length
-                    // may be 0), never an OUT one.
-                    let mut data = Vec::new();
-                    if completion.direction_in {
-                        data = vec![0u8; ret.actual_length as usize];
-                        reader.read_exact(&mut data)?;
-                    }
-                    completion.update(|s| s.submitted = Some((ret.status, data)));
+            // A header that cannot be parsed leaves no way to find the
+            // next one: the connection is over.
+            let answered = match UrbHeader::parse(&header, MAX_REPLY).map_err(invalid)? {
+                UrbHeader::RetSubmit(ret) => self.ret_submit(reader, ret)?,
+                UrbHeader::RetUnlink(ret) => self.ret_unlink(ret),
+                UrbHeader::CmdSubmit(cmd) => {
+                    let skip = (cmd.out_data_len() + cmd.iso_descriptors_len()) as u64;
+                    skip_exact(reader, skip)?;
+                    false
                 }
-                UrbHeader::RetUnlink(ret) => {
-                    let mut pending = lock(&self.pending);
-                    let Some(Pending::Unlink { target, completion }) = pending.remove(&ret.seqnum)
-                    else {
-                        return Err(invalid(format!(
-                            "RET_UNLINK for unknown seqnum {}",
-                            ret.seqnum
-                        )));
-                    };
-                    if ret.status == status::ECONNRESET {
-                        // Cancelled: no RET_SUBMIT will follow.
-                        pending.remove(&target);
-                    }
-                    drop(pending);
-                    completion.update(|s| s.unlinked = Some(ret.status));
-                }
-                other => return Err(invalid(format!("server sent a command: {other:?}"))),
+                UrbHeader::CmdUnlink(_) => false,
+            };
+            if answered {
+                junk_in_a_row = 0;
+                continue;
+            }
+            self.dropped.fetch_add(1, Ordering::SeqCst);
+            junk_in_a_row += 1;
+            if junk_in_a_row >= MAX_CONSECUTIVE_JUNK {
+                return Err(invalid(format!(
+                    "{junk_in_a_row} replies in a row answer nothing this client sent"
+                )));
             }
         }
     }
+
+    /// Delivers a RET_SUBMIT to its caller; `false` if nobody waits for
+    /// it (its IN data, if its seqnum is odd, is skipped).
+    fn ret_submit<R: Read>(&self, reader: &mut R, ret: RetSubmit) -> io::Result<bool> {
+        let completion = {
+            let mut pending = lock(&self.pending);
+            match pending.get(&ret.seqnum) {
+                Some(Pending::Submit(completion)) => {
+                    let completion = completion.clone();
+                    pending.remove(&ret.seqnum);
+                    Some(completion)
+                }
+                _ => None,
+            }
+        };
+        let length = ret.actual_length as usize;
+        let Some(completion) = completion else {
+            if ret.seqnum & 1 == 1 {
+                skip_exact(reader, length as u64)?;
+            }
+            return Ok(false);
+        };
+        // IN data follows even a failed URB (actual_length may be 0),
+        // never an OUT one; never more than the URB asked for.
+        let mut outcome = (ret.status, Vec::new());
+        if completion.direction_in {
+            if length > completion.in_length {
+                skip_exact(reader, length as u64)?;
+                outcome = (status::EOVERFLOW, Vec::new());
+            } else {
+                outcome.1 = vec![0u8; length];
+                reader.read_exact(&mut outcome.1)?;
+            }
+        }
+        completion.update(|s| s.submitted = Some(outcome));
+        Ok(true)
+    }
+
+    /// Delivers a RET_UNLINK; `false` if nobody waits for it.
+    fn ret_unlink(&self, ret: RetUnlink) -> bool {
+        let mut pending = lock(&self.pending);
+        let Some(Pending::Unlink { target, .. }) = pending.get(&ret.seqnum) else {
+            return false;
+        };
+        let target = *target;
+        let Some(Pending::Unlink { completion, .. }) = pending.remove(&ret.seqnum) else {
+            return false;
+        };
+        if ret.status == status::ECONNRESET {
+            // Cancelled: no RET_SUBMIT will follow.
+            pending.remove(&target);
+        }
+        drop(pending);
+        completion.update(|s| s.unlinked = Some(ret.status));
+        true
+    }
+}
+
+/// Removes a transfer's seqnums from the pending table when it returns.
+struct Forget<'a> {
+    link: &'a Link,
+    /// The submit's and (once sent) the unlink's seqnum; 0 is never used.
+    seqnums: [u32; 2],
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        let mut pending = lock(&self.link.pending);
+        for seqnum in self.seqnums {
+            if seqnum != 0 {
+                pending.remove(&seqnum);
+            }
+        }
+    }
+}
+
+fn invalid(e: impl ToString) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+/// Reads and drops `length` bytes without buffering them.
+fn skip_exact<R: Read>(reader: &mut R, length: u64) -> io::Result<()> {
+    let skipped = io::copy(&mut reader.by_ref().take(length), &mut io::sink())?;
+    if skipped < length {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(())
 }
 
 /// Ready once RET_SUBMIT (or, after an unlink, RET_UNLINK) arrived or the
@@ -655,7 +848,7 @@ fn from_errno(errno: i32) -> TransportError {
 
 impl Drop for UsbIpTransport {
     fn drop(&mut self) {
-        let _ = lock(&self.link.writer).shutdown(Shutdown::Both);
+        (self.link.hangup)();
         if let Some(receiver) = self.receiver.take() {
             let _ = receiver.join();
         }
