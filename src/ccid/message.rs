@@ -7,6 +7,32 @@ use super::status::{SlotError, Status};
 /// Size of the header shared by every bulk message.
 pub const HEADER_LEN: usize = 10;
 
+/// Offsets of the header fields (CCID §6.1, §6.2), for code that looks at
+/// a frame before it can be validated into a [`Message`] (receive
+/// dispatch, stale-frame checks).
+pub mod offset {
+    /// `bMessageType`.
+    pub const MESSAGE_TYPE: usize = 0;
+    /// `dwLength`, 4 bytes little-endian.
+    pub const LENGTH: usize = 1;
+    /// `bSlot`.
+    pub const SLOT: usize = 5;
+    /// `bSeq`.
+    pub const SEQ: usize = 6;
+    /// `bStatus` (responses).
+    pub const STATUS: usize = 7;
+    /// `bError` (responses).
+    pub const ERROR: usize = 8;
+    /// `bChainParameter` / `bClockStatus` / `bProtocolNum` (responses).
+    pub const CHAIN: usize = 9;
+}
+
+/// `bSlot` and `bSeq` of a frame too short or too odd to validate yet;
+/// `None` when it does not reach `bSeq`.
+pub fn frame_address(frame: &[u8]) -> Option<(u8, u8)> {
+    Some((*frame.get(offset::SLOT)?, *frame.get(offset::SEQ)?))
+}
+
 /// `bMessageType` of every bulk-OUT command and bulk-IN response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -225,7 +251,8 @@ impl<T: AsRef<[u8]>> Message<T> {
     /// `bMessageType`.
     pub fn message_type(&self) -> MessageType {
         // Checked in `new_checked`.
-        MessageType::from_byte(self.buffer.as_ref()[0]).unwrap_or(MessageType::DataBlock)
+        MessageType::from_byte(self.buffer.as_ref()[offset::MESSAGE_TYPE])
+            .unwrap_or(MessageType::DataBlock)
     }
 
     /// `dwLength`: payload bytes after the header.
@@ -240,12 +267,12 @@ impl<T: AsRef<[u8]>> Message<T> {
 
     /// `bSlot`.
     pub fn slot(&self) -> u8 {
-        self.buffer.as_ref()[5]
+        self.buffer.as_ref()[offset::SLOT]
     }
 
     /// `bSeq`.
     pub fn seq(&self) -> u8 {
-        self.buffer.as_ref()[6]
+        self.buffer.as_ref()[offset::SEQ]
     }
 
     /// The three message-specific header bytes (offsets 7, 8, 9).
@@ -256,7 +283,7 @@ impl<T: AsRef<[u8]>> Message<T> {
 
     /// `bStatus` (responses).
     pub fn status(&self) -> Status {
-        Status(self.buffer.as_ref()[7])
+        Status(self.buffer.as_ref()[offset::STATUS])
     }
 
     /// `bError` (responses), decoded.

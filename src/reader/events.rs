@@ -328,7 +328,7 @@ fn run(t: Thread) {
             if !poll_once(&t) {
                 return;
             }
-            let until = Instant::now() + t.interval;
+            let until = super::link::far_deadline(Instant::now(), t.interval);
             while Instant::now() < until && !t.stop.load(Ordering::SeqCst) {
                 std::thread::sleep(SLICE.min(t.interval));
             }
@@ -397,7 +397,9 @@ fn poll_once(t: &Thread) -> bool {
         if shared.slots[i].state.try_lock().is_err() {
             continue;
         }
-        match slot::poll_status(&shared, i) {
+        let polled = slot::SlotGuard::poll(&shared, i, slot::reader_budget(&shared))
+            .and_then(|mut guard| guard.cx().status(false));
+        match polled {
             Ok(_) => {}
             Err(ReaderError::DeviceGone) => return true,
             Err(e) => tracing::debug!(error = %e, "status poll failed"),

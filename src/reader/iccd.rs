@@ -23,7 +23,7 @@ use crate::ccid::status::IccStatus;
 use crate::transport::TransportError;
 
 use super::error::ReaderError;
-use super::slot::SlotState;
+use super::slot::{SlotContext, SlotState};
 use super::{Flavour, Shared};
 
 /// ICC_POWER_ON.
@@ -163,33 +163,72 @@ fn iccd_b_data_block(shared: &Shared, buf: &mut [u8]) -> Result<(usize, u8), Rea
     Err(ReaderError::TooManyTimeExtensions { limit: MAX_POLLS })
 }
 
-/// Powers the token's card; the ATR is left at the start of `st.rx`.
-pub(crate) fn power_on(
-    shared: &Shared,
-    _index: usize,
-    st: &mut SlotState,
-) -> Result<usize, ReaderError> {
-    // Both versions start with a power off to reset the token's state
-    // machine (libccid CmdPowerOn).
-    power_off(shared, st)?;
-    match shared.flavour {
-        Flavour::IccdA => {
-            let status = iccd_a_ready(shared)?;
-            if status == 0x80 {
-                return Err(ReaderError::NoCard);
+impl SlotContext<'_> {
+    /// Powers the token's card; the ATR is left at the start of `st.rx`.
+    pub(crate) fn iccd_power_on(&mut self) -> Result<usize, ReaderError> {
+        let (shared, st) = (self.shared, &mut *self.st);
+        // Both versions start with a power off to reset the token's state
+        // machine (libccid CmdPowerOn).
+        power_off(shared, st)?;
+        match shared.flavour {
+            Flavour::IccdA => {
+                let status = iccd_a_ready(shared)?;
+                if status == 0x80 {
+                    return Err(ReaderError::NoCard);
+                }
+                let n = control_in(shared, ICC_POWER_ON, &mut st.rx[..33])?;
+                Ok(n)
             }
-            let n = control_in(shared, ICC_POWER_ON, &mut st.rx[..33])?;
-            Ok(n)
+            _ => {
+                control_out(shared, ICC_POWER_ON, 1, &[])?;
+                let (n, _) = iccd_b_data_block(shared, &mut st.rx[..34])?;
+                Ok(n)
+            }
         }
-        _ => {
-            control_out(shared, ICC_POWER_ON, 1, &[])?;
-            let (n, _) = iccd_b_data_block(shared, &mut st.rx[..34])?;
-            Ok(n)
+    }
+
+    pub(crate) fn iccd_power_off(&mut self) -> Result<(), ReaderError> {
+        power_off(self.shared, self.st)
+    }
+
+    pub(crate) fn iccd_status(&mut self) -> Result<IccStatus, ReaderError> {
+        let (shared, st) = (self.shared, &mut *self.st);
+        match shared.flavour {
+            Flavour::IccdA => {
+                let status = iccd_a_ready(shared)?;
+                Ok(if status == 0x80 {
+                    IccStatus::Absent
+                } else {
+                    IccStatus::PresentActive
+                })
+            }
+            _ => {
+                let n = control_in(shared, SLOT_STATUS, &mut st.rx[..3])?;
+                if n < 2 {
+                    return Err(ReaderError::Iccd {
+                        response_type: SLOT_STATUS,
+                        error: 0,
+                    });
+                }
+                Ok(match st.rx[1] & 0x03 {
+                    0 => IccStatus::PresentActive,
+                    1 => IccStatus::PresentInactive,
+                    _ => IccStatus::Absent,
+                })
+            }
         }
+    }
+
+    pub(crate) fn iccd_transmit(
+        &mut self,
+        command: &[u8],
+        response: &mut [u8],
+    ) -> Result<usize, ReaderError> {
+        transmit(self.shared, self.st, command, response)
     }
 }
 
-pub(crate) fn power_off(shared: &Shared, st: &mut SlotState) -> Result<(), ReaderError> {
+fn power_off(shared: &Shared, st: &mut SlotState) -> Result<(), ReaderError> {
     control_out(shared, ICC_POWER_OFF, 0, &[])?;
     if shared.flavour == Flavour::IccdB {
         control_in(shared, SLOT_STATUS, &mut st.rx[..3])?;
@@ -197,34 +236,7 @@ pub(crate) fn power_off(shared: &Shared, st: &mut SlotState) -> Result<(), Reade
     Ok(())
 }
 
-pub(crate) fn status(shared: &Shared, st: &mut SlotState) -> Result<IccStatus, ReaderError> {
-    match shared.flavour {
-        Flavour::IccdA => {
-            let status = iccd_a_ready(shared)?;
-            Ok(if status == 0x80 {
-                IccStatus::Absent
-            } else {
-                IccStatus::PresentActive
-            })
-        }
-        _ => {
-            let n = control_in(shared, SLOT_STATUS, &mut st.rx[..3])?;
-            if n < 2 {
-                return Err(ReaderError::Iccd {
-                    response_type: SLOT_STATUS,
-                    error: 0,
-                });
-            }
-            Ok(match st.rx[1] & 0x03 {
-                0 => IccStatus::PresentActive,
-                1 => IccStatus::PresentInactive,
-                _ => IccStatus::Absent,
-            })
-        }
-    }
-}
-
-pub(crate) fn transmit(
+fn transmit(
     shared: &Shared,
     st: &mut SlotState,
     command: &[u8],

@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use crate::ccid::command::Command;
 use crate::ccid::error::FrameBytes;
+use crate::ccid::message::{frame_address, offset};
 use crate::ccid::status::SlotError;
 use crate::ccid::trace::trace_frame;
 use crate::ccid::{
@@ -567,8 +568,9 @@ impl Link {
             }
             let result = self.transport.bulk_in(rx, deadline - now);
             if let Ok(n) = result {
-                if n > 6 && rx[5] != slot.index {
-                    if let Some(other) = self.slots.get(usize::from(rx[5])) {
+                let address = frame_address(&rx[..n]);
+                if let Some((to, _)) = address.filter(|&(to, _)| to != slot.index) {
+                    if let Some(other) = self.slots.get(usize::from(to)) {
                         let frame = &rx[..n];
                         trace_frame("recv (for another slot)", frame);
                         if !post_mail(other, frame) {
@@ -781,14 +783,15 @@ impl Link {
             };
             let frame = &rx[..n];
             trace_frame("recv", frame);
-            if n >= HEADER_LEN && frame[5] == slot.index && frame[6] != seq {
+            let address = frame_address(frame).filter(|_| n >= HEADER_LEN);
+            if let Some((_, got)) = address.filter(|&(to, got)| to == slot.index && got != seq) {
                 stale += 1;
-                tracing::debug!(expected = seq, got = frame[6], "stale answer dropped");
-                last_stale = Some((frame[6], FrameBytes::new(frame)));
+                tracing::debug!(expected = seq, got, "stale answer dropped");
+                last_stale = Some((got, FrameBytes::new(frame)));
                 if stale > usize::from(self.options.max_stale_frames) {
                     return Err(ReaderError::StaleSequence {
                         expected: seq,
-                        got: frame[6],
+                        got,
                         skipped: stale - 1,
                         frame: FrameBytes::new(frame),
                     });
@@ -883,7 +886,7 @@ impl Link {
         if emitted.is_err() || self.send(&frame).is_err() {
             return;
         }
-        let deadline = Instant::now() + margin;
+        let deadline = far_deadline(Instant::now(), margin);
         // Bounded by the margin and, for a device that answers at once and
         // forever, by a number of frames: every time extension and stale
         // frame the aborted command could have queued, and then some.
@@ -894,7 +897,12 @@ impl Link {
             match self.receive(slot, rx, Instant::now(), deadline, false) {
                 Ok(n) => {
                     trace_frame("recv (draining)", &rx[..n]);
-                    if n >= HEADER_LEN && rx[0] == MessageType::SlotStatus.to_byte() && rx[6] == seq
+                    let frame = &rx[..n];
+                    let is_slot_status =
+                        frame.get(offset::MESSAGE_TYPE) == Some(&MessageType::SlotStatus.to_byte());
+                    if n >= HEADER_LEN
+                        && is_slot_status
+                        && frame_address(frame) == Some((slot.index, seq))
                     {
                         tracing::debug!("abort complete");
                         return;
@@ -927,7 +935,7 @@ fn take_mail(slot: &SlotLink, rx: &mut [u8]) -> Option<usize> {
 /// frame is a late answer to a command that is over and is dropped.
 fn post_mail(slot: &SlotLink, frame: &[u8]) -> bool {
     let mut mb = sync::lock(&slot.mailbox);
-    let seq = frame.get(6).copied();
+    let seq = frame_address(frame).map(|(_, seq)| seq);
     if mb.expect.is_none() || mb.expect != seq {
         tracing::debug!(
             slot = slot.index,

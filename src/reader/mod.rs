@@ -469,6 +469,16 @@ impl std::fmt::Debug for Slot {
 }
 
 impl Slot {
+    /// Starts a command on this slot with a wall-clock budget of `allowed`.
+    fn begin(&self, allowed: Duration) -> Result<slot::SlotGuard<'_>, ReaderError> {
+        slot::SlotGuard::begin(&self.shared, self.index, allowed)
+    }
+
+    /// The slot's state, for a quick look (no device I/O).
+    fn state(&self) -> std::sync::MutexGuard<'_, slot::SlotState> {
+        link::lock(&self.shared.slots[self.index].state)
+    }
+
     /// The slot number (bSlot).
     pub fn index(&self) -> usize {
         self.index
@@ -479,34 +489,42 @@ impl Slot {
     /// has that feature), the next voltage after ICC_MUTE or
     /// ICC_CLASS_NOT_SUPPORTED. On a powered card this is a warm reset.
     pub fn power_on(&self) -> Result<Atr, ReaderError> {
-        slot::power_on(&self.shared, self.index)
+        self.begin(slot::power_on_budget(&self.shared))?
+            .cx()
+            .power_on()
     }
 
     /// Warm reset: libccid handles IFD_RESET exactly like IFD_POWER_UP (a
     /// PC_to_RDR_IccPowerOn on an active card resets it, CCID §6.1.1), so
     /// this is [`Slot::power_on`]; the negotiated protocol is forgotten.
     pub fn reset(&self) -> Result<Atr, ReaderError> {
-        slot::power_on(&self.shared, self.index)
+        self.begin(slot::power_on_budget(&self.shared))?
+            .cx()
+            .power_on()
     }
 
     /// Powers the card down.
     pub fn power_off(&self) -> Result<(), ReaderError> {
-        slot::power_off(&self.shared, self.index)
+        self.begin(slot::reader_budget(&self.shared))?
+            .cx()
+            .power_off()
     }
 
     /// Asks the reader whether a card is present and powered.
     pub fn status(&self) -> Result<SlotStatus, ReaderError> {
-        slot::status(&self.shared, self.index)
+        self.begin(slot::reader_budget(&self.shared))?
+            .cx()
+            .status(true)
     }
 
     /// The ATR of the powered card, if any.
     pub fn atr(&self) -> Option<Atr> {
-        slot::atr(&self.shared, self.index)
+        self.state().card.as_ref().map(|c| c.atr)
     }
 
     /// The negotiated protocol, if any.
     pub fn protocol(&self) -> Option<u8> {
-        slot::protocol(&self.shared, self.index)
+        self.state().card.as_ref().and_then(|c| c.protocol)
     }
 
     /// Selects the protocol and parameters: PPS (when the reader does not),
@@ -514,14 +532,18 @@ impl Slot {
     /// SetDataRateAndClockFrequency where it applies, and the T=1 IFSD
     /// announcement (unless the reader does it). Returns the protocol.
     pub fn set_protocol(&self, preferred: ProtocolPreference) -> Result<u8, ReaderError> {
-        slot::set_protocol(&self.shared, self.index, preferred)
+        self.begin(slot::card_budget(&self.shared))?
+            .cx()
+            .select_protocol(preferred)
     }
 
     /// Sends a command APDU and writes the response APDU (data and SW1 SW2)
     /// into `response`, returning its length. Selects a protocol first
     /// (`Any`) if [`Slot::set_protocol`] was not called.
     pub fn transmit(&self, command: &[u8], response: &mut [u8]) -> Result<usize, ReaderError> {
-        slot::transmit(&self.shared, self.index, command, response)
+        self.begin(slot::card_budget(&self.shared))?
+            .cx()
+            .transmit(command, response)
     }
 
     /// Interrupts the operation in progress on this slot (from another
@@ -586,12 +608,12 @@ impl Slot {
 
     /// Current T=0 options.
     pub fn options(&self) -> SlotOptions {
-        slot::options(&self.shared, self.index)
+        self.state().options
     }
 
     /// Changes the T=0 options (takes effect at the next APDU).
     pub fn set_options(&self, options: SlotOptions) {
-        slot::set_options(&self.shared, self.index, options)
+        self.state().options = options;
     }
 }
 

@@ -30,8 +30,8 @@ use crate::protocols::t1::{
 };
 
 use super::error::ReaderError;
-use super::link::{lock, Wait};
-use super::slot::{self, SlotState};
+use super::link::Wait;
+use super::slot::{self, SlotContext, SlotGuard, SlotState};
 use super::{Flavour, ProtocolPreference, Shared};
 
 /// PIN entry time when the structure's bTimeOut is 0 ("reader default"):
@@ -87,202 +87,204 @@ fn copy_payload(st: &SlotState, len: usize, response: &mut [u8]) -> Result<usize
     Ok(len)
 }
 
+/// PC_to_RDR_Secure with `ab_data` (PIN verification or modification on
+/// the reader's pad) on slot `index`.
 pub(crate) fn secure(
     shared: &Shared,
     index: usize,
     ab_data: &[u8],
     response: &mut [u8],
 ) -> Result<usize, ReaderError> {
-    let cell = &shared.slots[index];
-    let _span = cell.span.enter();
-    let mut data = SecureData::parse(ab_data)
+    let data = SecureData::parse(ab_data)
         .map_err(|e| ReaderError::InvalidSecureData { reason: e.reason })?;
     if shared.flavour != Flavour::Ccid {
         return Err(ReaderError::NotSupported("PIN pad on an ICCD token"));
     }
-    let mut st = lock(&cell.state);
     // The user's time at the pad comes on top of the card's ceiling.
     let allowed = slot::card_budget(shared).saturating_add(pin_entry_time(&data));
-    let _operation = super::slot::begin(shared, index, allowed)?;
-    let protocol = st.card.as_ref().ok_or(ReaderError::NotPowered)?.protocol;
-    let protocol = match protocol {
-        Some(p) => p,
-        None => slot::select_protocol(shared, index, &mut st, ProtocolPreference::Any)?,
-    };
-    let card = st.card.as_ref().ok_or(ReaderError::NotPowered)?;
-    let entry = pin_entry_time(&data);
-    let card_wait = slot::exchange_wait(shared, card);
-    let wait = Wait {
-        margin: card_wait.margin + entry,
-        card: card_wait.card,
-    };
-    let level = shared.link.descriptor.exchange_level();
-    let tpdu_t1 = level == ExchangeLevel::Tpdu && protocol == 1;
-    if tpdu_t1 {
-        super::exchange::resync_if_pending(shared, index, &mut st)?;
-        let card = st.card.as_ref().ok_or(ReaderError::NotPowered)?;
-        let t1 = card.t1.as_ref().ok_or(ReaderError::NotPowered)?;
-        let mut block = [0u8; MAX_BLOCK_LEN];
-        let (apdu, prologue) = match &mut data {
-            SecureData::Verify(v) => (v.apdu, &mut v.teo_prologue),
-            SecureData::Modify(m) => (m.apdu, &mut m.teo_prologue),
-            SecureData::Other { .. } => {
-                return Err(ReaderError::NotSupported(
-                    "bPINOperation other than verify or modify with a T=1 card at TPDU level",
-                ))
-            }
-        };
-        t1.wrap_single(apdu, &mut block)?;
-        prologue.copy_from_slice(&block[..3]);
-    }
-    let answer = slot::card_transact(
-        shared,
-        index,
-        &mut st,
-        Command::Secure {
-            bwi: 0,
-            level_parameter: 0,
-            data,
-        },
-        wait,
-    )
-    .map_err(pin_outcome);
-    if !tpdu_t1 {
-        return copy_payload(&st, answer?.payload_len, response);
-    }
-    let result = answer.and_then(|answer| {
-        t1_answer(
-            shared,
-            index,
-            &mut st,
-            answer.payload_len,
-            card_wait,
-            response,
-        )
-    });
-    // The pad's own outcomes leave the card untouched, and a card that
-    // refused the PIN block with an R-block still expects the same N(S);
-    // anything else (cancel, timeout, unreadable answers) may leave the
-    // card out of step with the engine.
-    if let (Err(e), Some(card)) = (&result, st.card.as_mut()) {
-        card.t1_resync = !matches!(
-            e,
-            ReaderError::PinCancelled
-                | ReaderError::PinTimeout
-                | ReaderError::T1(T1Error::UnexpectedBlock(_))
-        );
-    }
-    result
+    SlotGuard::begin(shared, index, allowed)?
+        .cx()
+        .secure(data, response)
 }
 
-/// Drives the card's answer to the PIN block to the response I-block.
-fn t1_answer(
-    shared: &Shared,
-    index: usize,
-    st: &mut SlotState,
-    first_len: usize,
-    wait: Wait,
-    response: &mut [u8],
-) -> Result<usize, ReaderError> {
-    let edc = st
-        .card
-        .as_ref()
-        .and_then(|c| c.t1.as_ref())
-        .ok_or(ReaderError::NotPowered)?
-        .config()
-        .edc;
-    let mut received = [0u8; MAX_BLOCK_LEN];
-    let mut len = take_block(st, first_len, &mut received)?;
-    let mut bad_blocks = 0u8;
-    let mut wtx_in_a_row = 0u32;
-    loop {
-        let (reply, multiplier) = match Block::new_checked(&received[..len], edc) {
-            Err(error) => {
-                bad_blocks += 1;
-                if bad_blocks >= MAX_ATTEMPTS {
-                    tracing::warn!(?error, "card's answer to the PIN block unreadable");
-                    return Err(ReaderError::T1(T1Error::InvalidBlock(error)));
-                }
-                let nr = t1_state(st)?.receive_sequence();
-                (
-                    BlockRepr::R {
-                        nr,
-                        error: RError::EdcOrParity,
-                    },
-                    1,
-                )
-            }
-            Ok(block) => match block.kind() {
-                BlockKind::I { .. } => {
-                    let t1 = st
-                        .card
-                        .as_mut()
-                        .and_then(|c| c.t1.as_mut())
-                        .ok_or(ReaderError::NotPowered)?;
-                    let inf = t1.unwrap_single(&received[..len])?;
-                    if inf.len() > response.len() {
-                        return Err(ReaderError::ResponseTooLong {
-                            needed: inf.len(),
-                            capacity: response.len(),
-                        });
+impl SlotContext<'_> {
+    fn secure(
+        &mut self,
+        mut data: SecureData<'_>,
+        response: &mut [u8],
+    ) -> Result<usize, ReaderError> {
+        let shared = self.shared;
+        let protocol = self
+            .st
+            .card
+            .as_ref()
+            .ok_or(ReaderError::NotPowered)?
+            .protocol;
+        let protocol = match protocol {
+            Some(p) => p,
+            None => self.select_protocol(ProtocolPreference::Any)?,
+        };
+        let card = self.st.card.as_ref().ok_or(ReaderError::NotPowered)?;
+        let entry = pin_entry_time(&data);
+        let card_wait = slot::exchange_wait(shared, card);
+        let wait = Wait {
+            margin: card_wait.margin + entry,
+            card: card_wait.card,
+        };
+        let level = shared.link.descriptor.exchange_level();
+        let tpdu_t1 = level == ExchangeLevel::Tpdu && protocol == 1;
+        if tpdu_t1 {
+            self.resync_if_pending()?;
+            let card = self.st.card.as_ref().ok_or(ReaderError::NotPowered)?;
+            let t1 = card.t1.as_ref().ok_or(ReaderError::NotPowered)?;
+            let mut block = [0u8; MAX_BLOCK_LEN];
+            let (apdu, prologue) =
+                match &mut data {
+                    SecureData::Verify(v) => (v.apdu, &mut v.teo_prologue),
+                    SecureData::Modify(m) => (m.apdu, &mut m.teo_prologue),
+                    SecureData::Other { .. } => return Err(ReaderError::NotSupported(
+                        "bPINOperation other than verify or modify with a T=1 card at TPDU level",
+                    )),
+                };
+            t1.wrap_single(apdu, &mut block)?;
+            prologue.copy_from_slice(&block[..3]);
+        }
+        let answer = self
+            .card_transact(
+                Command::Secure {
+                    bwi: 0,
+                    level_parameter: 0,
+                    data,
+                },
+                wait,
+            )
+            .map_err(pin_outcome);
+        if !tpdu_t1 {
+            return copy_payload(self.st, answer?.payload_len, response);
+        }
+        let result =
+            answer.and_then(|answer| self.t1_answer(answer.payload_len, card_wait, response));
+        // The pad's own outcomes leave the card untouched, and a card that
+        // refused the PIN block with an R-block still expects the same N(S);
+        // anything else (cancel, timeout, unreadable answers) may leave the
+        // card out of step with the engine.
+        if let (Err(e), Some(card)) = (&result, self.st.card.as_mut()) {
+            card.t1_resync = !matches!(
+                e,
+                ReaderError::PinCancelled
+                    | ReaderError::PinTimeout
+                    | ReaderError::T1(T1Error::UnexpectedBlock(_))
+            );
+        }
+        result
+    }
+
+    /// Drives the card's answer to the PIN block to the response I-block.
+    fn t1_answer(
+        &mut self,
+        first_len: usize,
+        wait: Wait,
+        response: &mut [u8],
+    ) -> Result<usize, ReaderError> {
+        let edc = self
+            .st
+            .card
+            .as_ref()
+            .and_then(|c| c.t1.as_ref())
+            .ok_or(ReaderError::NotPowered)?
+            .config()
+            .edc;
+        let mut received = [0u8; MAX_BLOCK_LEN];
+        let mut len = take_block(self.st, first_len, &mut received)?;
+        let mut bad_blocks = 0u8;
+        let mut wtx_in_a_row = 0u32;
+        loop {
+            let (reply, multiplier) = match Block::new_checked(&received[..len], edc) {
+                Err(error) => {
+                    bad_blocks += 1;
+                    if bad_blocks >= MAX_ATTEMPTS {
+                        tracing::warn!(?error, "card's answer to the PIN block unreadable");
+                        return Err(ReaderError::T1(T1Error::InvalidBlock(error)));
                     }
-                    response[..inf.len()].copy_from_slice(inf);
-                    return Ok(inf.len());
-                }
-                BlockKind::S {
-                    kind: SKind::Wtx,
-                    response: false,
-                } if block.inf().len() == 1 => {
-                    wtx_in_a_row += 1;
-                    if wtx_in_a_row > MAX_WTX_IN_A_ROW {
-                        return Err(ReaderError::T1(T1Error::TooManyCardRequests(
-                            MAX_WTX_IN_A_ROW as u16,
-                        )));
-                    }
-                    let param = block.inf()[0];
-                    tracing::debug!(
-                        multiplier = param,
-                        "card asked for more time after the PIN block"
-                    );
+                    let nr = t1_state(self.st)?.receive_sequence();
                     (
-                        BlockRepr::S {
-                            kind: SKind::Wtx,
-                            response: true,
-                            param,
+                        BlockRepr::R {
+                            nr,
+                            error: RError::EdcOrParity,
                         },
-                        param.max(1),
+                        1,
                     )
                 }
-                kind => {
-                    // An R-block: the card did not take our I-block. It
-                    // cannot be sent again without the PIN, which only the
-                    // reader had; the engine's numbers still match the card.
-                    tracing::warn!(?kind, "card refused the PIN block");
-                    return Err(ReaderError::T1(T1Error::UnexpectedBlock(kind)));
-                }
-            },
-        };
-        let nad = t1_state(st)?.config().nad;
-        let mut out = [0u8; MAX_BLOCK_LEN];
-        let n = reply
-            .emit(nad, edc, &mut out)
-            .map_err(|e| ReaderError::T1(T1Error::InvalidBlock(e)))?;
-        let extended = Wait {
-            margin: wait.margin,
-            card: wait.card * u32::from(multiplier),
-        };
-        let answer = slot::card_transact(
-            shared,
-            index,
-            st,
-            Command::XfrBlock {
-                bwi: if multiplier > 1 { multiplier } else { 0 },
-                level_parameter: 0,
-                data: &out[..n],
-            },
-            extended,
-        )?;
-        len = take_block(st, answer.payload_len, &mut received)?;
+                Ok(block) => match block.kind() {
+                    BlockKind::I { .. } => {
+                        let t1 = self
+                            .st
+                            .card
+                            .as_mut()
+                            .and_then(|c| c.t1.as_mut())
+                            .ok_or(ReaderError::NotPowered)?;
+                        let inf = t1.unwrap_single(&received[..len])?;
+                        if inf.len() > response.len() {
+                            return Err(ReaderError::ResponseTooLong {
+                                needed: inf.len(),
+                                capacity: response.len(),
+                            });
+                        }
+                        response[..inf.len()].copy_from_slice(inf);
+                        return Ok(inf.len());
+                    }
+                    BlockKind::S {
+                        kind: SKind::Wtx,
+                        response: false,
+                    } if block.inf().len() == 1 => {
+                        wtx_in_a_row += 1;
+                        if wtx_in_a_row > MAX_WTX_IN_A_ROW {
+                            return Err(ReaderError::T1(T1Error::TooManyCardRequests(
+                                MAX_WTX_IN_A_ROW as u16,
+                            )));
+                        }
+                        let param = block.inf()[0];
+                        tracing::debug!(
+                            multiplier = param,
+                            "card asked for more time after the PIN block"
+                        );
+                        (
+                            BlockRepr::S {
+                                kind: SKind::Wtx,
+                                response: true,
+                                param,
+                            },
+                            param.max(1),
+                        )
+                    }
+                    kind => {
+                        // An R-block: the card did not take our I-block. It
+                        // cannot be sent again without the PIN, which only the
+                        // reader had; the engine's numbers still match the card.
+                        tracing::warn!(?kind, "card refused the PIN block");
+                        return Err(ReaderError::T1(T1Error::UnexpectedBlock(kind)));
+                    }
+                },
+            };
+            let nad = t1_state(self.st)?.config().nad;
+            let mut out = [0u8; MAX_BLOCK_LEN];
+            let n = reply
+                .emit(nad, edc, &mut out)
+                .map_err(|e| ReaderError::T1(T1Error::InvalidBlock(e)))?;
+            let extended = Wait {
+                margin: wait.margin,
+                card: wait.card.saturating_mul(u32::from(multiplier)),
+            };
+            let answer = self.card_transact(
+                Command::XfrBlock {
+                    bwi: if multiplier > 1 { multiplier } else { 0 },
+                    level_parameter: 0,
+                    data: &out[..n],
+                },
+                extended,
+            )?;
+            len = take_block(self.st, answer.payload_len, &mut received)?;
+        }
     }
 }
 
@@ -309,6 +311,7 @@ fn take_block(
     Ok(len)
 }
 
+/// PC_to_RDR_Escape: a vendor command to the reader itself.
 pub(crate) fn escape(
     shared: &Shared,
     data: &[u8],
@@ -319,14 +322,12 @@ pub(crate) fn escape(
     }
     // Escape addresses the reader, not a card; it travels on slot 0's
     // bSlot and buffers, serialised with slot 0's other commands.
-    let cell = &shared.slots[0];
-    let _span = cell.span.enter();
-    let mut st = lock(&cell.state);
-    let _operation = super::slot::begin(shared, 0, slot::card_budget(shared))?;
+    let mut guard = SlotGuard::begin(shared, 0, slot::card_budget(shared))?;
+    let mut cx = guard.cx();
     let wait = Wait {
         margin: shared.link.margin() + ESCAPE_ALLOWANCE,
         card: Duration::ZERO,
     };
-    let answer = slot::transact(shared, 0, &mut st, Command::Escape { data }, wait)?;
-    copy_payload(&st, answer.payload_len, response)
+    let answer = cx.transact(Command::Escape { data }, wait)?;
+    copy_payload(cx.st, answer.payload_len, response)
 }

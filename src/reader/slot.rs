@@ -1,14 +1,14 @@
 //! Slot state: power, parameter selection and the waiting times derived
 //! from the card's parameters.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::ccid::command::Command;
 use crate::ccid::descriptor::ExchangeLevel;
 use crate::ccid::params::{ProtocolData, T0Params, T1Params};
 use crate::ccid::status::{IccStatus, SlotError, Status};
-use crate::ccid::HEADER_LEN;
+use crate::ccid::{ClassDescriptor, HEADER_LEN};
 use crate::protocols::atr::{Atr, Convention};
 use crate::protocols::edc::Edc;
 use crate::protocols::params;
@@ -18,7 +18,7 @@ use crate::protocols::timing;
 
 use super::error::ReaderError;
 use super::link::{lock, Answer, Operation, Wait};
-use super::{exchange, iccd, Flavour, ProtocolPreference, Shared, SlotOptions, SlotStatus};
+use super::{exchange, Flavour, ProtocolPreference, Shared, SlotOptions, SlotStatus};
 
 /// At APDU levels the reader runs T=1 itself: up to three attempts at a
 /// block and three resynchronisations (ISO/IEC 7816-3 §11.6.3).
@@ -174,34 +174,102 @@ pub(crate) fn exchange_wait(shared: &Shared, card: &CardState) -> Wait {
     }
 }
 
-/// Runs one command on `index` with the slot's own buffers.
-pub(crate) fn transact(
-    shared: &Shared,
-    index: usize,
-    st: &mut SlotState,
-    command: Command<'_>,
-    wait: Wait,
-) -> Result<Answer, ReaderError> {
-    shared.link.transact(
-        &shared.link.slots[index],
-        &mut st.tx,
-        &mut st.rx,
-        command,
-        wait,
-    )
+/// One command on one slot: the reader, the slot's index and its state
+/// (locked by a [`SlotGuard`] for the whole command). Every step of a
+/// command (power, parameters, exchange, PIN pad, ICCD) is a method, in
+/// the module that owns that step.
+pub(crate) struct SlotContext<'a> {
+    pub shared: &'a Shared,
+    pub index: usize,
+    pub st: &'a mut SlotState,
 }
 
-/// Runs one command that talks to the card (XfrBlock, Secure,
-/// SetParameters) and turns "no card" into [`ReaderError::NoCard`] before
-/// anyone looks at the payload: see [`card_answer`].
-pub(crate) fn card_transact(
-    shared: &Shared,
+/// A command in progress on one slot: its span entered, its state locked,
+/// the operation begun (see [`Operation`] for cancels) and its budget
+/// started. Fields drop in order: the operation ends while the state is
+/// still locked, then the lock goes, then the span.
+pub(crate) struct SlotGuard<'a> {
+    shared: &'a Shared,
     index: usize,
-    st: &mut SlotState,
-    command: Command<'_>,
-    wait: Wait,
-) -> Result<Answer, ReaderError> {
-    card_answer(transact(shared, index, st, command, wait))
+    _operation: Option<Operation<'a>>,
+    st: MutexGuard<'a, SlotState>,
+    _span: tracing::span::Entered<'a>,
+}
+
+impl<'a> SlotGuard<'a> {
+    /// Starts a user operation on `index` with a wall-clock budget of
+    /// `allowed`.
+    pub fn begin(shared: &'a Shared, index: usize, allowed: Duration) -> Result<Self, ReaderError> {
+        Self::start(shared, index, allowed, true)
+    }
+
+    /// Starts the event thread's status poll: not a user operation, so a
+    /// pending [`Slot::cancel`](super::Slot::cancel) is left for the
+    /// user's next one.
+    pub fn poll(shared: &'a Shared, index: usize, allowed: Duration) -> Result<Self, ReaderError> {
+        Self::start(shared, index, allowed, false)
+    }
+
+    fn start(
+        shared: &'a Shared,
+        index: usize,
+        allowed: Duration,
+        user: bool,
+    ) -> Result<Self, ReaderError> {
+        let cell = &shared.slots[index];
+        let span = cell.span.enter();
+        let st = lock(&cell.state);
+        shared.link.check_gone()?;
+        let slot = &shared.link.slots[index];
+        let operation = if user {
+            Some(slot.begin_operation()?)
+        } else {
+            None
+        };
+        slot.start_budget(allowed);
+        Ok(SlotGuard {
+            shared,
+            index,
+            _operation: operation,
+            st,
+            _span: span,
+        })
+    }
+
+    /// The context the command's steps run in.
+    pub fn cx(&mut self) -> SlotContext<'_> {
+        SlotContext {
+            shared: self.shared,
+            index: self.index,
+            st: &mut self.st,
+        }
+    }
+}
+
+impl SlotContext<'_> {
+    /// Runs one command with the slot's own buffers.
+    pub fn transact(&mut self, command: Command<'_>, wait: Wait) -> Result<Answer, ReaderError> {
+        let SlotState { tx, rx, .. } = &mut *self.st;
+        let link = &self.shared.link;
+        link.transact(&link.slots[self.index], tx, rx, command, wait)
+    }
+
+    /// Runs one command that talks to the card (XfrBlock, Secure,
+    /// SetParameters) and turns "no card" into [`ReaderError::NoCard`]
+    /// before anyone looks at the payload: see [`card_answer`].
+    pub fn card_transact(
+        &mut self,
+        command: Command<'_>,
+        wait: Wait,
+    ) -> Result<Answer, ReaderError> {
+        card_answer(self.transact(command, wait))
+    }
+
+    /// The wait for an exchange with the powered card.
+    pub fn exchange_wait(&self) -> Result<Wait, ReaderError> {
+        let card = self.st.card.as_ref().ok_or(ReaderError::NotPowered)?;
+        Ok(exchange_wait(self.shared, card))
+    }
 }
 
 /// A card command's answer with bmICCStatus 2 (CCID §6.2.6: no ICC
@@ -223,21 +291,6 @@ pub(crate) fn card_answer(result: Result<Answer, ReaderError>) -> Result<Answer,
         }) => Err(ReaderError::NoCard),
         other => other,
     }
-}
-
-/// Starts a user operation on `index` with a wall-clock budget of
-/// `allowed`; the caller holds the slot's state lock and keeps the guard
-/// until it is done (see [`Operation`] for what happens to cancels).
-pub(crate) fn begin(
-    shared: &Shared,
-    index: usize,
-    allowed: Duration,
-) -> Result<Operation<'_>, ReaderError> {
-    shared.link.check_gone()?;
-    let slot = &shared.link.slots[index];
-    let operation = slot.begin_operation()?;
-    slot.start_budget(allowed);
-    Ok(operation)
 }
 
 /// bPowerSelect values to try, in order.
@@ -265,180 +318,124 @@ fn voltage_sequence(shared: &Shared) -> ([u8; 3], usize) {
     (seq, n)
 }
 
-pub(crate) fn power_on(shared: &Shared, index: usize) -> Result<Atr, ReaderError> {
-    let cell = &shared.slots[index];
-    let _span = cell.span.enter();
-    let mut st = lock(&cell.state);
+/// Budget of a power on: its normal wait once per voltage tried, plus a
+/// margin, never more than the ceiling.
+pub(crate) fn power_on_budget(shared: &Shared) -> Duration {
     let (_, voltages) = voltage_sequence(shared);
     let per_voltage = power_on_wait(shared).with_multiplier(1);
-    let allowed = (per_voltage * voltages as u32 + shared.link.margin()).min(card_budget(shared));
-    let _operation = begin(shared, index, allowed)?;
-    st.card = None;
-    let raw_len = match shared.flavour {
-        Flavour::IccdA | Flavour::IccdB => iccd::power_on(shared, index, &mut st)?,
-        Flavour::Ccid => ccid_power_on(shared, index, &mut st)?,
-    };
-    let raw = &st.rx[..raw_len];
-    let atr = Atr::parse_lenient(raw).map_err(|error| ReaderError::BadAtr {
-        atr: raw.to_vec(),
-        error,
-    })?;
-    if atr.anomalies().next().is_some() {
-        tracing::info!(atr = ?atr.as_bytes(), "ATR accepted with anomalies");
-    }
-    st.card = Some(CardState::from_atr(
-        atr,
-        shared.link.descriptor.default_clock_khz,
-    ));
-    Ok(atr)
+    per_voltage
+        .saturating_mul(voltages as u32)
+        .saturating_add(shared.link.margin())
+        .min(card_budget(shared))
 }
 
-/// Returns the ATR's length, the ATR moved to the start of `st.rx`.
-fn ccid_power_on(shared: &Shared, index: usize, st: &mut SlotState) -> Result<usize, ReaderError> {
-    if shared.link.quirks.power_off_before_power_on {
-        transact(shared, index, st, Command::IccPowerOff, reader_wait(shared))?;
-    }
-    let (sequence, count) = voltage_sequence(shared);
-    let mut tried = Vec::new();
-    for &power_select in &sequence[..count] {
-        tried.push(power_select);
-        match transact(
-            shared,
-            index,
-            st,
-            Command::IccPowerOn { power_select },
-            power_on_wait(shared),
-        ) {
-            Ok(answer) => {
-                st.voltage = Some(power_select);
-                let n = answer.payload_len;
-                st.rx.copy_within(HEADER_LEN..HEADER_LEN + n, 0);
-                return Ok(n);
-            }
-            Err(ReaderError::CommandFailed {
-                icc: IccStatus::Absent,
-                ..
-            }) => return Err(ReaderError::NoCard),
-            Err(ReaderError::CommandFailed {
-                error: SlotError::IccMute | SlotError::IccClassNotSupported,
-                ..
-            }) => {
-                tracing::info!(power_select, "no ATR at this voltage");
-            }
-            Err(e) => return Err(e),
+impl SlotContext<'_> {
+    pub fn power_on(&mut self) -> Result<Atr, ReaderError> {
+        let shared = self.shared;
+        self.st.card = None;
+        let raw_len = match shared.flavour {
+            Flavour::IccdA | Flavour::IccdB => self.iccd_power_on()?,
+            Flavour::Ccid => self.ccid_power_on()?,
+        };
+        let st = &mut *self.st;
+        let raw = &st.rx[..raw_len];
+        let atr = Atr::parse_lenient(raw).map_err(|error| ReaderError::BadAtr {
+            atr: raw.to_vec(),
+            error,
+        })?;
+        if atr.anomalies().next().is_some() {
+            tracing::info!(atr = ?atr.as_bytes(), "ATR accepted with anomalies");
         }
+        st.card = Some(CardState::from_atr(
+            atr,
+            shared.link.descriptor.default_clock_khz,
+        ));
+        Ok(atr)
     }
-    Err(ReaderError::CardMute { tried })
-}
 
-pub(crate) fn power_off(shared: &Shared, index: usize) -> Result<(), ReaderError> {
-    let cell = &shared.slots[index];
-    let _span = cell.span.enter();
-    let mut st = lock(&cell.state);
-    let _operation = begin(shared, index, reader_budget(shared))?;
-    st.card = None;
-    match shared.flavour {
-        Flavour::IccdA | Flavour::IccdB => iccd::power_off(shared, &mut st),
-        Flavour::Ccid => {
-            transact(
-                shared,
-                index,
-                &mut st,
-                Command::IccPowerOff,
-                reader_wait(shared),
-            )?;
-            Ok(())
+    /// Returns the ATR's length, the ATR moved to the start of `st.rx`.
+    fn ccid_power_on(&mut self) -> Result<usize, ReaderError> {
+        let shared = self.shared;
+        if shared.link.quirks.power_off_before_power_on {
+            self.transact(Command::IccPowerOff, reader_wait(shared))?;
         }
-    }
-}
-
-pub(crate) fn status(shared: &Shared, index: usize) -> Result<SlotStatus, ReaderError> {
-    status_as(shared, index, true)
-}
-
-/// GetSlotStatus for the event thread's polling: not a user operation, so
-/// a pending [`Slot::cancel`](super::Slot::cancel) is left for the user's
-/// next one.
-pub(crate) fn poll_status(shared: &Shared, index: usize) -> Result<SlotStatus, ReaderError> {
-    status_as(shared, index, false)
-}
-
-fn status_as(shared: &Shared, index: usize, user: bool) -> Result<SlotStatus, ReaderError> {
-    let cell = &shared.slots[index];
-    let _span = cell.span.enter();
-    let mut st = lock(&cell.state);
-    let _operation = if user {
-        Some(begin(shared, index, reader_budget(shared))?)
-    } else {
-        shared.link.check_gone()?;
-        shared.link.slots[index].start_budget(reader_budget(shared));
-        None
-    };
-    let icc = match shared.flavour {
-        Flavour::IccdA | Flavour::IccdB => iccd::status(shared, &mut st)?,
-        Flavour::Ccid => {
-            let SlotState { tx, rx, .. } = &mut *st;
-            let (link, slot) = (&shared.link, &shared.link.slots[index]);
-            let command = Command::GetSlotStatus;
-            let wait = reader_wait(shared);
-            let answer = if user {
-                link.transact(slot, tx, rx, command, wait)
-            } else {
-                link.transact_ignoring_cancel(slot, tx, rx, command, wait)
-            };
-            match answer {
-                Ok(answer) => Status(answer.status).icc(),
-                // An absent or mute card is a state, not a failure (libccid
-                // CmdGetSlotStatus does the same).
-                Err(ReaderError::CommandFailed { icc, .. }) if icc != IccStatus::Reserved => icc,
+        let (sequence, count) = voltage_sequence(shared);
+        let mut tried = Vec::new();
+        for &power_select in &sequence[..count] {
+            tried.push(power_select);
+            match self.transact(Command::IccPowerOn { power_select }, power_on_wait(shared)) {
+                Ok(answer) => {
+                    self.st.voltage = Some(power_select);
+                    let n = answer.payload_len;
+                    self.st.rx.copy_within(HEADER_LEN..HEADER_LEN + n, 0);
+                    return Ok(n);
+                }
+                Err(ReaderError::CommandFailed {
+                    icc: IccStatus::Absent,
+                    ..
+                }) => return Err(ReaderError::NoCard),
+                Err(ReaderError::CommandFailed {
+                    error: SlotError::IccMute | SlotError::IccClassNotSupported,
+                    ..
+                }) => {
+                    tracing::info!(power_select, "no ATR at this voltage");
+                }
                 Err(e) => return Err(e),
             }
         }
-    };
-    if icc != IccStatus::PresentActive {
-        st.card = None;
+        Err(ReaderError::CardMute { tried })
     }
-    let present = matches!(icc, IccStatus::PresentActive | IccStatus::PresentInactive);
-    shared.events.observe_status(index, present);
-    Ok(SlotStatus {
-        icc,
-        present,
-        powered: icc == IccStatus::PresentActive,
-    })
-}
 
-pub(crate) fn atr(shared: &Shared, index: usize) -> Option<Atr> {
-    lock(&shared.slots[index].state)
-        .card
-        .as_ref()
-        .map(|c| c.atr)
-}
+    pub fn power_off(&mut self) -> Result<(), ReaderError> {
+        let shared = self.shared;
+        self.st.card = None;
+        match shared.flavour {
+            Flavour::IccdA | Flavour::IccdB => self.iccd_power_off(),
+            Flavour::Ccid => {
+                self.transact(Command::IccPowerOff, reader_wait(shared))?;
+                Ok(())
+            }
+        }
+    }
 
-pub(crate) fn protocol(shared: &Shared, index: usize) -> Option<u8> {
-    lock(&shared.slots[index].state)
-        .card
-        .as_ref()
-        .and_then(|c| c.protocol)
-}
-
-pub(crate) fn options(shared: &Shared, index: usize) -> SlotOptions {
-    lock(&shared.slots[index].state).options
-}
-
-pub(crate) fn set_options(shared: &Shared, index: usize, options: SlotOptions) {
-    lock(&shared.slots[index].state).options = options;
-}
-
-pub(crate) fn set_protocol(
-    shared: &Shared,
-    index: usize,
-    preferred: ProtocolPreference,
-) -> Result<u8, ReaderError> {
-    let cell = &shared.slots[index];
-    let _span = cell.span.enter();
-    let mut st = lock(&cell.state);
-    let _operation = begin(shared, index, card_budget(shared))?;
-    select_protocol(shared, index, &mut st, preferred)
+    /// GetSlotStatus; `user` false for the event thread's polling, which
+    /// neither ends on a cancel nor spends one.
+    pub fn status(&mut self, user: bool) -> Result<SlotStatus, ReaderError> {
+        let (shared, index) = (self.shared, self.index);
+        let icc = match shared.flavour {
+            Flavour::IccdA | Flavour::IccdB => self.iccd_status()?,
+            Flavour::Ccid => {
+                let SlotState { tx, rx, .. } = &mut *self.st;
+                let (link, slot) = (&shared.link, &shared.link.slots[index]);
+                let command = Command::GetSlotStatus;
+                let wait = reader_wait(shared);
+                let answer = if user {
+                    link.transact(slot, tx, rx, command, wait)
+                } else {
+                    link.transact_ignoring_cancel(slot, tx, rx, command, wait)
+                };
+                match answer {
+                    Ok(answer) => Status(answer.status).icc(),
+                    // An absent or mute card is a state, not a failure (libccid
+                    // CmdGetSlotStatus does the same).
+                    Err(ReaderError::CommandFailed { icc, .. }) if icc != IccStatus::Reserved => {
+                        icc
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        if icc != IccStatus::PresentActive {
+            self.st.card = None;
+        }
+        let present = matches!(icc, IccStatus::PresentActive | IccStatus::PresentInactive);
+        shared.events.observe_status(index, present);
+        Ok(SlotStatus {
+            icc,
+            present,
+            powered: icc == IccStatus::PresentActive,
+        })
+    }
 }
 
 /// The reader's capabilities as the negotiation sees them.
@@ -457,281 +454,242 @@ fn caps(shared: &Shared) -> ReaderCaps<'_> {
     }
 }
 
-pub(crate) fn select_protocol(
-    shared: &Shared,
-    index: usize,
-    st: &mut SlotState,
-    preferred: ProtocolPreference,
-) -> Result<u8, ReaderError> {
-    let card = st.card.as_ref().ok_or(ReaderError::NotPowered)?;
-    let atr = card.atr;
-    if shared.flavour != Flavour::Ccid {
-        // ICCD tokens configure themselves (ICCD §4): nothing to send.
-        let protocol = match preferred {
-            ProtocolPreference::T0 => 0,
-            ProtocolPreference::T1 => 1,
-            ProtocolPreference::Any => atr.default_protocol(),
-        };
-        if let Some(c) = st.card.as_mut() {
-            c.protocol = Some(protocol);
+impl SlotContext<'_> {
+    pub fn select_protocol(&mut self, preferred: ProtocolPreference) -> Result<u8, ReaderError> {
+        let shared = self.shared;
+        let card = self.st.card.as_ref().ok_or(ReaderError::NotPowered)?;
+        let atr = card.atr;
+        if shared.flavour != Flavour::Ccid {
+            // ICCD tokens configure themselves (ICCD §4): nothing to send.
+            let protocol = match preferred {
+                ProtocolPreference::T0 => 0,
+                ProtocolPreference::T1 => 1,
+                ProtocolPreference::Any => atr.default_protocol(),
+            };
+            if let Some(c) = self.st.card.as_mut() {
+                c.protocol = Some(protocol);
+            }
+            return Ok(protocol);
         }
-        return Ok(protocol);
+        let requested = match preferred {
+            ProtocolPreference::T0 => Some(0),
+            ProtocolPreference::T1 => Some(1),
+            ProtocolPreference::Any => None,
+        };
+        let d = &shared.link.descriptor;
+        let level = d.exchange_level();
+        let plan = pps::negotiate(&atr, &caps(shared), requested)?;
+        tracing::debug!(?plan, "negotiation plan");
+        let mut ta1 = plan.ta1;
+        // PPS is the host's job only at TPDU and character levels; at APDU
+        // levels the reader talks to the card itself.
+        if let (Some(request), ExchangeLevel::Tpdu | ExchangeLevel::Character) = (plan.pps, level) {
+            ta1 = self.send_pps(request, level)?;
+        }
+        let (fi, di) = match (params::fi(ta1 >> 4), params::di(ta1 & 0x0F)) {
+            (Some(fi), Some(di)) => (fi, di),
+            _ => (params::FD, params::DD),
+        };
+        // A reader that configures itself from the ATR (or negotiates on its
+        // own) settles on the card's default protocol and TA1. When the plan
+        // differs (the other protocol of a dual card, or a PPS the host made)
+        // only SetParameters tells it; a reader with automatic PPS then does
+        // the PPS itself (CCID §5.1 dwFeatures 00000040h/00000080h, §6.1.7).
+        let reader_guess_differs = plan.protocol != atr.default_protocol() || plan.pps.is_some();
+        if (plan.host_sets_parameters && !d.auto_parameters_from_atr()) || reader_guess_differs {
+            let inverse = if atr.convention() == Convention::Inverse {
+                0x02
+            } else {
+                0
+            };
+            let clock_stop = atr.clock_stop().unwrap_or(0);
+            let data = if plan.protocol == 1 {
+                ProtocolData::T1(T1Params {
+                    findex_dindex: ta1,
+                    tccks: 0x10 | inverse | u8::from(plan.edc == Edc::Crc),
+                    guard_time: plan.guard_time_n,
+                    waiting_integers: (plan.bwi << 4) | (plan.cwi & 0x0F),
+                    clock_stop,
+                    ifsc: plan.ifsc,
+                    nad: 0,
+                })
+            } else {
+                ProtocolData::T0(T0Params {
+                    findex_dindex: ta1,
+                    tccks: inverse,
+                    guard_time: plan.guard_time_n,
+                    waiting_integer: plan.wi,
+                    clock_stop,
+                })
+            };
+            match self.card_transact(Command::SetParameters(data), reader_wait(shared)) {
+                Ok(_) => {}
+                // CCID §6.1.7: a reader that cannot change a parameter answers
+                // bError = the offset of the parameter; the card is still
+                // active with the parameters the reader chose, which the
+                // standard allows us to use.
+                Err(ReaderError::CommandFailed {
+                    error: SlotError::BadParameter(offset),
+                    icc: IccStatus::PresentActive,
+                    ..
+                }) if offset >= 10 => {
+                    tracing::info!(offset, "parameters not changeable; continuing");
+                }
+                Err(e) => return Err(e),
+            }
+            self.set_rate_and_clock(plan.clock_khz, plan.baud_rate)?;
+        }
+        // At TPDU and character level the card's blocks reach us whole inside
+        // one DataBlock, so IFSD must also leave room for the CCID header, the
+        // block prologue and the EDC within dwMaxCCIDMessageLength.
+        let edc_len = if plan.edc == Edc::Crc { 2 } else { 1 };
+        let fits_message = d.max_message_length.saturating_sub(10 + 3 + edc_len);
+        let max_ifsd = d.max_ifsd.min(fits_message).clamp(1, 254) as u8;
+        {
+            let card = self.st.card.as_mut().ok_or(ReaderError::NotPowered)?;
+            card.protocol = Some(plan.protocol);
+            card.fi = fi;
+            card.di = di;
+            card.clock_khz = timing_clock(plan.clock_khz);
+            card.wi = plan.wi;
+            card.bwi = plan.bwi;
+            card.cwi = plan.cwi;
+            card.t1_resync = false;
+            card.t1 = (plan.protocol == 1).then(|| {
+                T1::new(T1Config {
+                    ifsc: plan.ifsc,
+                    ifsd: max_ifsd,
+                    edc: plan.edc,
+                    nad: 0,
+                    ..T1Config::default()
+                })
+            });
+        }
+        if plan.protocol == 1 && host_negotiates_ifsd(&shared.link.descriptor) {
+            if let Err(e) = self.negotiate_ifsd(level) {
+                // A card that does not take S(IFS) still works with IFSD 32.
+                tracing::warn!(error = %e, "IFSD negotiation failed; keeping 32");
+                if matches!(e, ReaderError::DeviceGone | ReaderError::Cancelled) {
+                    return Err(e);
+                }
+            }
+        }
+        tracing::info!(
+            protocol = plan.protocol,
+            fi,
+            di,
+            clock = plan.clock_khz,
+            "protocol selected"
+        );
+        Ok(plan.protocol)
     }
-    let requested = match preferred {
-        ProtocolPreference::T0 => Some(0),
-        ProtocolPreference::T1 => Some(1),
-        ProtocolPreference::Any => None,
-    };
-    let d = &shared.link.descriptor;
-    let level = d.exchange_level();
-    let plan = pps::negotiate(&atr, &caps(shared), requested)?;
-    tracing::debug!(?plan, "negotiation plan");
-    let mut ta1 = plan.ta1;
-    // PPS is the host's job only at TPDU and character levels; at APDU
-    // levels the reader talks to the card itself.
-    if let (Some(request), ExchangeLevel::Tpdu | ExchangeLevel::Character) = (plan.pps, level) {
-        ta1 = send_pps(shared, index, st, request, level)?;
-    }
-    let (fi, di) = match (params::fi(ta1 >> 4), params::di(ta1 & 0x0F)) {
-        (Some(fi), Some(di)) => (fi, di),
-        _ => (params::FD, params::DD),
-    };
-    // A reader that configures itself from the ATR (or negotiates on its
-    // own) settles on the card's default protocol and TA1. When the plan
-    // differs (the other protocol of a dual card, or a PPS the host made)
-    // only SetParameters tells it; a reader with automatic PPS then does
-    // the PPS itself (CCID §5.1 dwFeatures 00000040h/00000080h, §6.1.7).
-    let reader_guess_differs = plan.protocol != atr.default_protocol() || plan.pps.is_some();
-    if (plan.host_sets_parameters && !d.auto_parameters_from_atr()) || reader_guess_differs {
-        let inverse = if atr.convention() == Convention::Inverse {
-            0x02
+
+    /// Sends a PPS request in an XfrBlock and checks the echo; returns the
+    /// TA1-layout Fi/Di agreed on.
+    fn send_pps(&mut self, request: PpsRequest, level: ExchangeLevel) -> Result<u8, ReaderError> {
+        let mut buf = [0u8; pps::MAX_LEN];
+        let n = request
+            .emit(&mut buf)
+            .map_err(|_| ReaderError::NotSupported("PPS request does not encode"))?;
+        let wait = self.exchange_wait()?;
+        // Character level: the reader needs the answer length; a full echo is
+        // as long as the request.
+        let level_parameter = if level == ExchangeLevel::Character {
+            n as u16
         } else {
             0
         };
-        let clock_stop = atr.clock_stop().unwrap_or(0);
-        let data = if plan.protocol == 1 {
-            ProtocolData::T1(T1Params {
-                findex_dindex: ta1,
-                tccks: 0x10 | inverse | u8::from(plan.edc == Edc::Crc),
-                guard_time: plan.guard_time_n,
-                waiting_integers: (plan.bwi << 4) | (plan.cwi & 0x0F),
-                clock_stop,
-                ifsc: plan.ifsc,
-                nad: 0,
-            })
-        } else {
-            ProtocolData::T0(T0Params {
-                findex_dindex: ta1,
-                tccks: inverse,
-                guard_time: plan.guard_time_n,
-                waiting_integer: plan.wi,
-                clock_stop,
-            })
-        };
-        match card_transact(
-            shared,
-            index,
-            st,
-            Command::SetParameters(data),
+        let answer = self.card_transact(
+            Command::XfrBlock {
+                bwi: 0,
+                level_parameter,
+                data: &buf[..n],
+            },
+            wait,
+        )?;
+        let response = &self.st.rx[HEADER_LEN..HEADER_LEN + answer.payload_len];
+        match request.check_response(response) {
+            Ok(accepted) => {
+                tracing::debug!(fi_di = accepted.fi_di, "PPS accepted");
+                Ok(accepted.fi_di)
+            }
+            Err(error) => Err(ReaderError::PpsFailed {
+                request: buf[..n].to_vec(),
+                response: response.to_vec(),
+                error,
+            }),
+        }
+    }
+
+    /// SetDataRateAndClockFrequency, for readers that list their rates or
+    /// clocks and do not follow the parameters by themselves (dwFeatures 0x10
+    /// and 0x20 clear). A reader that refuses the command keeps its own choice.
+    fn set_rate_and_clock(&mut self, clock_khz: u32, data_rate: u32) -> Result<(), ReaderError> {
+        let shared = self.shared;
+        let d = &shared.link.descriptor;
+        let lists = d.num_data_rates_supported > 0 || d.num_clock_supported > 0;
+        if !lists || d.auto_baud() || d.auto_clock() {
+            return Ok(());
+        }
+        match self.transact(
+            Command::SetDataRateAndClockFrequency {
+                clock_frequency_khz: clock_khz,
+                data_rate,
+            },
             reader_wait(shared),
         ) {
-            Ok(_) => {}
-            // CCID §6.1.7: a reader that cannot change a parameter answers
-            // bError = the offset of the parameter; the card is still
-            // active with the parameters the reader chose, which the
-            // standard allows us to use.
-            Err(ReaderError::CommandFailed {
-                error: SlotError::BadParameter(offset),
-                icc: IccStatus::PresentActive,
-                ..
-            }) if offset >= 10 => {
-                tracing::info!(offset, "parameters not changeable; continuing");
+            Ok(_) => Ok(()),
+            Err(ReaderError::CommandFailed { error, .. }) => {
+                tracing::info!(%error, "SetDataRateAndClockFrequency refused; reader keeps its rate");
+                Ok(())
             }
-            Err(e) => return Err(e),
-        }
-        set_rate_and_clock(shared, index, st, plan.clock_khz, plan.baud_rate)?;
-    }
-    // At TPDU and character level the card's blocks reach us whole inside
-    // one DataBlock, so IFSD must also leave room for the CCID header, the
-    // block prologue and the EDC within dwMaxCCIDMessageLength.
-    let edc_len = if plan.edc == Edc::Crc { 2 } else { 1 };
-    let fits_message = d.max_message_length.saturating_sub(10 + 3 + edc_len);
-    let max_ifsd = d.max_ifsd.min(fits_message).clamp(1, 254) as u8;
-    {
-        let card = st.card.as_mut().ok_or(ReaderError::NotPowered)?;
-        card.protocol = Some(plan.protocol);
-        card.fi = fi;
-        card.di = di;
-        card.clock_khz = timing_clock(plan.clock_khz);
-        card.wi = plan.wi;
-        card.bwi = plan.bwi;
-        card.cwi = plan.cwi;
-        card.t1_resync = false;
-        card.t1 = (plan.protocol == 1).then(|| {
-            T1::new(T1Config {
-                ifsc: plan.ifsc,
-                ifsd: max_ifsd,
-                edc: plan.edc,
-                nad: 0,
-                ..T1Config::default()
-            })
-        });
-    }
-    if plan.protocol == 1 && host_negotiates_ifsd(shared) {
-        if let Err(e) = negotiate_ifsd(shared, index, st, level) {
-            // A card that does not take S(IFS) still works with IFSD 32.
-            tracing::warn!(error = %e, "IFSD negotiation failed; keeping 32");
-            if matches!(e, ReaderError::DeviceGone | ReaderError::Cancelled) {
-                return Err(e);
-            }
+            Err(e) => Err(e),
         }
     }
-    tracing::info!(
-        protocol = plan.protocol,
-        fi,
-        di,
-        clock = plan.clock_khz,
-        "protocol selected"
-    );
-    Ok(plan.protocol)
-}
 
-/// Sends a PPS request in an XfrBlock and checks the echo; returns the
-/// TA1-layout Fi/Di agreed on.
-fn send_pps(
-    shared: &Shared,
-    index: usize,
-    st: &mut SlotState,
-    request: PpsRequest,
-    level: ExchangeLevel,
-) -> Result<u8, ReaderError> {
-    let mut buf = [0u8; pps::MAX_LEN];
-    let n = request
-        .emit(&mut buf)
-        .map_err(|_| ReaderError::NotSupported("PPS request does not encode"))?;
-    let card = st.card.as_ref().ok_or(ReaderError::NotPowered)?;
-    let wait = exchange_wait(shared, card);
-    // Character level: the reader needs the answer length; a full echo is
-    // as long as the request.
-    let level_parameter = if level == ExchangeLevel::Character {
-        n as u16
-    } else {
-        0
-    };
-    let answer = card_transact(
-        shared,
-        index,
-        st,
-        Command::XfrBlock {
-            bwi: 0,
-            level_parameter,
-            data: &buf[..n],
-        },
-        wait,
-    )?;
-    let response = &st.rx[HEADER_LEN..HEADER_LEN + answer.payload_len];
-    match request.check_response(response) {
-        Ok(accepted) => {
-            tracing::debug!(fi_di = accepted.fi_di, "PPS accepted");
-            Ok(accepted.fi_di)
-        }
-        Err(error) => Err(ReaderError::PpsFailed {
-            request: buf[..n].to_vec(),
-            response: response.to_vec(),
-            error,
-        }),
+    /// S(IFS request) announcing dwMaxIFSD, through the T=1 engine.
+    fn negotiate_ifsd(&mut self, level: ExchangeLevel) -> Result<(), ReaderError> {
+        let shared = self.shared;
+        let SlotState { tx, rx, card, .. } = &mut *self.st;
+        let card = card.as_mut().ok_or(ReaderError::NotPowered)?;
+        let wait = exchange_wait(shared, card);
+        let t1 = card.t1.as_mut().ok_or(ReaderError::NotPowered)?;
+        let mut io = exchange::Io {
+            link: &shared.link,
+            slot: &shared.link.slots[self.index],
+            tx,
+            rx,
+        };
+        io.announce_ifsd(t1, level, wait)
     }
-}
 
-/// SetDataRateAndClockFrequency, for readers that list their rates or
-/// clocks and do not follow the parameters by themselves (dwFeatures 0x10
-/// and 0x20 clear). A reader that refuses the command keeps its own choice.
-fn set_rate_and_clock(
-    shared: &Shared,
-    index: usize,
-    st: &mut SlotState,
-    clock_khz: u32,
-    data_rate: u32,
-) -> Result<(), ReaderError> {
-    let d = &shared.link.descriptor;
-    let lists = d.num_data_rates_supported > 0 || d.num_clock_supported > 0;
-    if !lists || d.auto_baud() || d.auto_clock() {
-        return Ok(());
-    }
-    match transact(
-        shared,
-        index,
-        st,
-        Command::SetDataRateAndClockFrequency {
-            clock_frequency_khz: clock_khz,
-            data_rate,
-        },
-        reader_wait(shared),
-    ) {
-        Ok(_) => Ok(()),
-        Err(ReaderError::CommandFailed { error, .. }) => {
-            tracing::info!(%error, "SetDataRateAndClockFrequency refused; reader keeps its rate");
-            Ok(())
+    pub fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, ReaderError> {
+        if self.st.card.is_none() {
+            return Err(ReaderError::NotPowered);
         }
-        Err(e) => Err(e),
+        if self.shared.flavour != Flavour::Ccid {
+            return self.iccd_transmit(command, response);
+        }
+        let result = match self.st.card.as_ref().and_then(|c| c.protocol) {
+            None => self
+                .select_protocol(ProtocolPreference::Any)
+                .and_then(|_| self.exchange(command, response)),
+            Some(_) => self.exchange(command, response),
+        };
+        if matches!(result, Err(ReaderError::NoCard)) {
+            // The card is gone with its parameters and T=1 state; the next
+            // card starts from a power on.
+            self.st.card = None;
+        }
+        result
     }
-}
-
-/// S(IFS request) announcing dwMaxIFSD, through the T=1 engine.
-fn negotiate_ifsd(
-    shared: &Shared,
-    index: usize,
-    st: &mut SlotState,
-    level: ExchangeLevel,
-) -> Result<(), ReaderError> {
-    let SlotState { tx, rx, card, .. } = st;
-    let card = card.as_mut().ok_or(ReaderError::NotPowered)?;
-    let wait = exchange_wait(shared, card);
-    let t1 = card.t1.as_mut().ok_or(ReaderError::NotPowered)?;
-    let mut io = exchange::Io {
-        link: &shared.link,
-        slot: &shared.link.slots[index],
-        tx,
-        rx,
-    };
-    exchange::announce_ifsd(&mut io, t1, level, wait)
 }
 
 /// Whether the host announces IFSD with S(IFS) at this reader's level.
-pub(crate) fn host_negotiates_ifsd(shared: &Shared) -> bool {
-    let d = &shared.link.descriptor;
+pub(crate) fn host_negotiates_ifsd(d: &ClassDescriptor) -> bool {
     matches!(
         d.exchange_level(),
         ExchangeLevel::Tpdu | ExchangeLevel::Character
     ) && !d.auto_ifsd()
         && d.max_ifsd > 0
-}
-
-pub(crate) fn transmit(
-    shared: &Shared,
-    index: usize,
-    command: &[u8],
-    response: &mut [u8],
-) -> Result<usize, ReaderError> {
-    let cell = &shared.slots[index];
-    let _span = cell.span.enter();
-    let mut st = lock(&cell.state);
-    let _operation = begin(shared, index, card_budget(shared))?;
-    if st.card.is_none() {
-        return Err(ReaderError::NotPowered);
-    }
-    if shared.flavour != Flavour::Ccid {
-        return iccd::transmit(shared, &mut st, command, response);
-    }
-    let result = match st.card.as_ref().and_then(|c| c.protocol) {
-        None => select_protocol(shared, index, &mut st, ProtocolPreference::Any)
-            .and_then(|_| exchange::transmit(shared, index, &mut st, command, response)),
-        Some(_) => exchange::transmit(shared, index, &mut st, command, response),
-    };
-    if matches!(result, Err(ReaderError::NoCard)) {
-        // The card is gone with its parameters and T=1 state; the next
-        // card starts from a power on.
-        st.card = None;
-    }
-    result
 }
