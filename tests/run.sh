@@ -5,22 +5,27 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p target
 
+echo "== the README's first command builds on a bare machine (no pkg-config, no -dev packages)"
+PKG_CONFIG=/bin/false cargo build --release --bin ferroccid
+target/release/ferroccid demo > target/demo-bare.txt
+tail -3 target/demo-bare.txt
+
 bash tests/scripts/install-deps.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy (default features, and with the rusb backend)"
 cargo clippy --workspace --all-targets -- -D warnings
-cargo clippy --workspace --all-targets --features rusb -- -D warnings
+cargo clippy --workspace --all-targets --features rusb,pcsc -- -D warnings
 echo "== the protocol core links into a no_std, allocator-free staticlib"
 cargo build --manifest-path protocols/nostd-check/Cargo.toml
 
 echo "== build the binaries and the cdylib the pcscd tests load (cargo test does not)"
-cargo build --workspace --features rusb
+cargo build --workspace --features rusb,pcsc
 
 status=0
 echo "== cargo test (all features)"
-cargo test --workspace --features rusb --no-fail-fast 2>&1 | tee target/test-output.txt || status=1
+cargo test --workspace --features rusb,pcsc --no-fail-fast 2>&1 | tee target/test-output.txt || status=1
 
 echo "== loom: model-check the receive dispatch (permits, receive turn, mailboxes)"
 bash tests/scripts/loom.sh 2>&1 | tee -a target/test-output.txt || status=1
