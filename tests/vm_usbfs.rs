@@ -1,4 +1,4 @@
-//! The usbfs backend (`src/transport/usbfs.rs`) on a real Linux USB stack, in the QEMU
+//! The usbfs backend (`src/transport/usbfs/`) on a real Linux USB stack, in the QEMU
 //! guest: the transport conformance suite, discovery equal to the nusb backend's, the
 //! APDU script against libccid (pcscd) as the oracle with the event thread's interrupt
 //! read pending at the same time (URBs reaped across threads), unplug, and the
