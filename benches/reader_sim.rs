@@ -26,57 +26,23 @@ use ferroccid::reader::{ProtocolPreference, Reader};
 use ferroccid::sim::card::fs::{large_ef_byte, DEMO_AID};
 use ferroccid::sim::profile::Profile;
 use ferroccid::transport::sim::SimTransport;
-use ferroccid::transport::{Transport, TransportError, TransportInfo};
+use ferroccid::transport::{Tap, TapHooks, Transport};
 use support::Harness;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Forwards to the simulator; records bulk-OUT frames while asked to.
-struct Tap {
-    inner: SimTransport,
-    recording: AtomicBool,
+/// [`Tap`] hooks that record bulk-OUT frames while asked to.
+#[derive(Default)]
+struct Recording {
+    on: AtomicBool,
     sent: Mutex<Vec<Vec<u8>>>,
 }
 
-impl Transport for Tap {
-    fn info(&self) -> &TransportInfo {
-        self.inner.info()
-    }
-    fn bulk_out(&self, message: &[u8], timeout: Duration) -> Result<(), TransportError> {
-        if self.recording.load(Ordering::Relaxed) {
+impl TapHooks for Recording {
+    fn on_bulk_out(&self, message: &[u8]) {
+        if self.on.load(Ordering::Relaxed) {
             self.sent.lock().unwrap().push(message.to_vec());
         }
-        self.inner.bulk_out(message, timeout)
-    }
-    fn bulk_in(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
-        self.inner.bulk_in(buf, timeout)
-    }
-    fn interrupt_in(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
-        self.inner.interrupt_in(buf, timeout)
-    }
-    fn control_in(
-        &self,
-        request: u8,
-        value: u16,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> Result<usize, TransportError> {
-        self.inner.control_in(request, value, buf, timeout)
-    }
-    fn control_out(
-        &self,
-        request: u8,
-        value: u16,
-        data: &[u8],
-        timeout: Duration,
-    ) -> Result<(), TransportError> {
-        self.inner.control_out(request, value, data, timeout)
-    }
-    fn cancel(&self) {
-        self.inner.cancel()
-    }
-    fn reset_cancel(&self) {
-        self.inner.reset_cancel()
     }
 }
 
@@ -138,11 +104,7 @@ fn bench_level(
             continue;
         }
         let (inner, _handle) = SimTransport::open(instant_profile(profile));
-        let tap = Arc::new(Tap {
-            inner,
-            recording: AtomicBool::new(false),
-            sent: Mutex::new(Vec::new()),
-        });
+        let tap = Arc::new(Tap::new(Arc::new(inner), Recording::default()));
         let reader = Reader::open(tap.clone()).expect("reader opens");
         let slot = reader.slot(0).expect("slot 0");
         slot.power_on().expect("power on");
@@ -156,11 +118,11 @@ fn bench_level(
         // sequence numbers alternate and the card must see them in order.
         let mut frames: [Vec<Vec<u8>>; 2] = Default::default();
         for group in &mut frames {
-            tap.recording.store(true, Ordering::Relaxed);
+            tap.hooks().on.store(true, Ordering::Relaxed);
             let n = slot.transmit(&apdu, &mut resp).expect("transmit");
-            tap.recording.store(false, Ordering::Relaxed);
+            tap.hooks().on.store(false, Ordering::Relaxed);
             check_answer(&apdu, &resp[..n]);
-            *group = std::mem::take(&mut *tap.sent.lock().unwrap());
+            *group = std::mem::take(&mut *tap.hooks().sent.lock().unwrap());
             assert!(!group.is_empty(), "{name}: the reader sent nothing");
         }
         let answer_len = if apdu == READ_BINARY_255 { 257 } else { 10 };

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use ferroccid::card::*;
 use ferroccid::sim::card::fs::TEXT_2F00;
 use ferroccid::sim::card::{CardConfig, VirtualCard};
+use ferroccid::transport::{Tap, TapHooks};
 use suite::{Fixture, SEED};
 
 // ---------------------------------------------------------------- channel
@@ -430,14 +431,12 @@ fn slot_channel_connects_to_a_card_an_earlier_handle_left_powered() {
 
 // ---------------------------------------------------------------- late events
 
-/// A transport whose interrupt endpoint can be held back: the reader's
+/// [`Tap`] hooks that can hold the interrupt endpoint back: the reader's
 /// notifications stay queued in the simulator until released, as when the
 /// event thread is not scheduled for a while (the cause of a removal event
 /// arriving after a successful reconnect).
 struct GatedInterrupts {
-    inner: Arc<dyn ferroccid::transport::Transport>,
     held: std::sync::atomic::AtomicBool,
-    delivered: std::sync::atomic::AtomicUsize,
 }
 
 impl GatedInterrupts {
@@ -446,63 +445,16 @@ impl GatedInterrupts {
     }
 }
 
-impl ferroccid::transport::Transport for GatedInterrupts {
-    fn info(&self) -> &ferroccid::transport::TransportInfo {
-        self.inner.info()
-    }
-    fn bulk_out(
+impl TapHooks for GatedInterrupts {
+    fn before_interrupt_in(
         &self,
-        message: &[u8],
         timeout: Duration,
-    ) -> Result<(), ferroccid::transport::TransportError> {
-        self.inner.bulk_out(message, timeout)
-    }
-    fn bulk_in(
-        &self,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> Result<usize, ferroccid::transport::TransportError> {
-        self.inner.bulk_in(buf, timeout)
-    }
-    fn interrupt_in(
-        &self,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> Result<usize, ferroccid::transport::TransportError> {
-        use std::sync::atomic::Ordering::SeqCst;
-        if self.held.load(SeqCst) {
+    ) -> Result<Duration, ferroccid::transport::TransportError> {
+        if self.held.load(std::sync::atomic::Ordering::SeqCst) {
             std::thread::sleep(timeout.min(Duration::from_millis(5)));
             return Err(ferroccid::transport::TransportError::Timeout);
         }
-        let n = self
-            .inner
-            .interrupt_in(buf, timeout.min(Duration::from_millis(20)))?;
-        self.delivered.fetch_add(1, SeqCst);
-        Ok(n)
-    }
-    fn control_in(
-        &self,
-        request: u8,
-        value: u16,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> Result<usize, ferroccid::transport::TransportError> {
-        self.inner.control_in(request, value, buf, timeout)
-    }
-    fn control_out(
-        &self,
-        request: u8,
-        value: u16,
-        data: &[u8],
-        timeout: Duration,
-    ) -> Result<(), ferroccid::transport::TransportError> {
-        self.inner.control_out(request, value, data, timeout)
-    }
-    fn cancel(&self) {
-        self.inner.cancel()
-    }
-    fn reset_cancel(&self) {
-        self.inner.reset_cancel()
+        Ok(timeout.min(Duration::from_millis(20)))
     }
 }
 
@@ -535,11 +487,10 @@ fn slot_channel_survives_card_events_that_arrive_after_the_reconnect() {
             ..CardConfig::dual()
         },
     );
-    let gate = Arc::new(GatedInterrupts {
-        inner: opened.transport,
-        held: false.into(),
-        delivered: 0.into(),
-    });
+    let gate = Arc::new(Tap::new(
+        opened.transport,
+        GatedInterrupts { held: false.into() },
+    ));
     let reader = ferroccid::reader::Reader::open(gate.clone()).expect("reader");
     let slot = reader.slot(0).unwrap();
     let name = format!("card-suite-late-{}", std::process::id());
@@ -549,7 +500,7 @@ fn slot_channel_survives_card_events_that_arrive_after_the_reconnect() {
     files.select_fid(0x2F00).unwrap();
     let counted = slot.insertions();
 
-    gate.set_held(true);
+    gate.hooks().set_held(true);
     sim.remove_card(0);
     assert_eq!(
         files.select_fid(0x2F00),
@@ -565,7 +516,7 @@ fn slot_channel_survives_card_events_that_arrive_after_the_reconnect() {
     files.select_fid(0x2F00).unwrap();
     assert_eq!(slot.insertions(), counted, "the notifications are held");
     // Now the reader's removal and insertion notifications come through.
-    gate.set_held(false);
+    gate.hooks().set_held(false);
     wait_for_insertions(&slot, counted + 1);
     assert_eq!(
         files.select_fid(0x2F00).unwrap().and_then(|f| f.fid),

@@ -8,7 +8,7 @@
 //! global allocator counts allocations on the calling thread while a
 //! thread-local flag is on. The simulator is a device model, not part of
 //! the driver; it allocates freely and runs on the calling thread inside
-//! `Transport::bulk_out` / `bulk_in`. The [`Outside`] wrapper turns counting
+//! `Transport::bulk_out` / `bulk_in`. The [`outside`] wrapper turns counting
 //! off for exactly the duration of each call into the simulator, so
 //! everything the driver does (Lun lookup, the backend's per-slot buffer,
 //! the reader logic, the copy into the caller's buffer) is counted and
@@ -39,7 +39,7 @@ const APDUS: usize = 1000;
 const SHORT_RX: usize = 258;
 
 /// A driver whose device names are `PROFILE` or `PROFILE/t0|t1` (the card
-/// in every slot), opened on the simulator behind [`Outside`].
+/// in every slot), opened on the simulator behind [`outside`].
 fn driver() -> (Driver, Arc<Mutex<Vec<SimHandle>>>) {
     let handles = Arc::new(Mutex::new(Vec::new()));
     let kept = handles.clone();
@@ -57,7 +57,7 @@ fn driver() -> (Driver, Arc<Mutex<Vec<SimHandle>>>) {
         }
         let (transport, handle) = SimTransport::open(profile);
         kept.lock().unwrap().push(handle);
-        Ok(Arc::new(ReaderBackend::with_transport(Arc::new(Outside(
+        Ok(Arc::new(ReaderBackend::with_transport(Arc::new(outside(
             transport,
         )))?))
     };

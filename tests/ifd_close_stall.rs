@@ -16,7 +16,7 @@ use ferroccid::ifd::abi::*;
 use ferroccid::ifd::backend::{Backend, BackendError};
 use ferroccid::ifd::driver::{Driver, Options};
 use ferroccid::ifd::reader_backend::ReaderBackend;
-use ferroccid::transport::{Transport, TransportError, TransportInfo};
+use ferroccid::transport::{Tap, TapHooks};
 
 /// How long the slow reader takes to send its power-off command.
 const SLOW_POWER_OFF: Duration = Duration::from_millis(1500);
@@ -26,53 +26,18 @@ const QUICK: Duration = Duration::from_millis(200);
 /// PC_to_RDR_IccPowerOff's bMessageType.
 const ICC_POWER_OFF: u8 = 0x63;
 
-/// A transport that delays bulk-OUT of PC_to_RDR_IccPowerOff and says
+/// [`Tap`] hooks that delay bulk-OUT of PC_to_RDR_IccPowerOff and say
 /// when the delay starts.
 struct SlowPowerOff {
-    inner: Arc<dyn Transport>,
     powering_off: Arc<AtomicBool>,
 }
 
-impl Transport for SlowPowerOff {
-    fn info(&self) -> &TransportInfo {
-        self.inner.info()
-    }
-    fn bulk_out(&self, message: &[u8], timeout: Duration) -> Result<(), TransportError> {
+impl TapHooks for SlowPowerOff {
+    fn on_bulk_out(&self, message: &[u8]) {
         if message.first() == Some(&ICC_POWER_OFF) {
             self.powering_off.store(true, Ordering::SeqCst);
             std::thread::sleep(SLOW_POWER_OFF);
         }
-        self.inner.bulk_out(message, timeout)
-    }
-    fn bulk_in(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
-        self.inner.bulk_in(buf, timeout)
-    }
-    fn interrupt_in(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
-        self.inner.interrupt_in(buf, timeout)
-    }
-    fn control_in(
-        &self,
-        request: u8,
-        value: u16,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> Result<usize, TransportError> {
-        self.inner.control_in(request, value, buf, timeout)
-    }
-    fn control_out(
-        &self,
-        request: u8,
-        value: u16,
-        data: &[u8],
-        timeout: Duration,
-    ) -> Result<(), TransportError> {
-        self.inner.control_out(request, value, data, timeout)
-    }
-    fn cancel(&self) {
-        self.inner.cancel()
-    }
-    fn reset_cancel(&self) {
-        self.inner.reset_cancel()
     }
 }
 
@@ -84,10 +49,12 @@ fn driver(powering_off: Arc<AtomicBool>) -> Arc<Driver> {
             Some(sim) => {
                 let opened = ferroccid::device::open(sim)
                     .map_err(|e| BackendError::Communication(e.to_string()))?;
-                let slow = SlowPowerOff {
-                    inner: opened.transport,
-                    powering_off: powering_off.clone(),
-                };
+                let slow = Tap::new(
+                    opened.transport,
+                    SlowPowerOff {
+                        powering_off: powering_off.clone(),
+                    },
+                );
                 Ok(Arc::new(ReaderBackend::with_transport(Arc::new(slow))?))
             }
             None => ferroccid::ifd::open_device(name),

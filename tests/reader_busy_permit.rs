@@ -14,7 +14,7 @@ use ferroccid::reader::{ProtocolPreference, Reader};
 use ferroccid::sim::card::config::PRESET_AUTH_KEY;
 use ferroccid::sim::profile::Profile;
 use ferroccid::transport::sim::SimTransport;
-use ferroccid::transport::{Transport, TransportError, TransportInfo};
+use ferroccid::transport::{Tap, TapHooks};
 use support::*;
 
 /// ISO/IEC 7816-4 "normal processing".
@@ -26,9 +26,9 @@ const FAILED: u8 = 0x40;
 /// bError CMD_SLOT_BUSY (CCID table 6.2-2).
 const CMD_SLOT_BUSY: u8 = 0xE0;
 
-/// The simulator, counting commands sent and not yet answered.
+/// [`Tap`] hooks counting commands sent and not yet answered.
+#[derive(Default)]
 struct InFlight {
-    inner: SimTransport,
     outstanding: AtomicUsize,
     max_outstanding: AtomicUsize,
     busy_answers: AtomicUsize,
@@ -36,55 +36,22 @@ struct InFlight {
     slots_sent: Mutex<Vec<u8>>,
 }
 
-impl Transport for InFlight {
-    fn info(&self) -> &TransportInfo {
-        self.inner.info()
-    }
-    fn bulk_out(&self, message: &[u8], timeout: Duration) -> Result<(), TransportError> {
+impl TapHooks for InFlight {
+    fn on_bulk_out(&self, message: &[u8]) {
         let now = self.outstanding.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_outstanding.fetch_max(now, Ordering::SeqCst);
         self.slots_sent.lock().unwrap().push(message[5]);
-        self.inner.bulk_out(message, timeout)
     }
-    fn bulk_in(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
-        let n = self.inner.bulk_in(buf, timeout)?;
-        if n >= 10 {
-            let command_status = buf[7] & 0xC0;
-            if command_status == FAILED && buf[8] == CMD_SLOT_BUSY {
+    fn on_bulk_in(&self, frame: &[u8]) {
+        if frame.len() >= 10 {
+            let command_status = frame[7] & 0xC0;
+            if command_status == FAILED && frame[8] == CMD_SLOT_BUSY {
                 self.busy_answers.fetch_add(1, Ordering::SeqCst);
             }
             if command_status != TIME_EXTENSION {
                 self.outstanding.fetch_sub(1, Ordering::SeqCst);
             }
         }
-        Ok(n)
-    }
-    fn interrupt_in(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
-        self.inner.interrupt_in(buf, timeout)
-    }
-    fn control_in(
-        &self,
-        request: u8,
-        value: u16,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> Result<usize, TransportError> {
-        self.inner.control_in(request, value, buf, timeout)
-    }
-    fn control_out(
-        &self,
-        request: u8,
-        value: u16,
-        data: &[u8],
-        timeout: Duration,
-    ) -> Result<(), TransportError> {
-        self.inner.control_out(request, value, data, timeout)
-    }
-    fn cancel(&self) {
-        self.inner.cancel()
-    }
-    fn reset_cancel(&self) {
-        self.inner.reset_cancel()
     }
 }
 
@@ -100,13 +67,7 @@ fn two_threads_share_one_busy_slot_permit() {
     // would overlap if the host let them.
     profile.exchange_latency = Duration::from_millis(3);
     let (sim, _handle) = SimTransport::open(profile);
-    let transport = Arc::new(InFlight {
-        inner: sim,
-        outstanding: AtomicUsize::new(0),
-        max_outstanding: AtomicUsize::new(0),
-        busy_answers: AtomicUsize::new(0),
-        slots_sent: Mutex::new(Vec::new()),
-    });
+    let transport = Arc::new(Tap::new(Arc::new(sim), InFlight::default()));
     let reader = Reader::open(transport.clone()).unwrap();
     assert_eq!(reader.descriptor().max_busy_slots, 1);
     let threads: Vec<_> = (0..2)
@@ -130,12 +91,12 @@ fn two_threads_share_one_busy_slot_permit() {
             t.join().unwrap();
         }
     });
-    assert_eq!(transport.max_outstanding.load(Ordering::SeqCst), 1);
-    assert_eq!(transport.busy_answers.load(Ordering::SeqCst), 0);
-    assert_eq!(transport.outstanding.load(Ordering::SeqCst), 0);
+    assert_eq!(transport.hooks().max_outstanding.load(Ordering::SeqCst), 1);
+    assert_eq!(transport.hooks().busy_answers.load(Ordering::SeqCst), 0);
+    assert_eq!(transport.hooks().outstanding.load(Ordering::SeqCst), 0);
     // They competed: the commands of the two slots interleave rather than
     // one slot running all its APDUs and then the other.
-    let sent = transport.slots_sent.lock().unwrap().clone();
+    let sent = transport.hooks().slots_sent.lock().unwrap().clone();
     let switches = sent.windows(2).filter(|w| w[0] != w[1]).count();
     assert!(
         switches >= 10,

@@ -7,7 +7,7 @@
 //! How the count stays honest: the simulator is a device model, not part of
 //! the driver, and it allocates freely (each answer frame is a `Vec`, the
 //! virtual card builds its response blocks). It runs on the calling thread,
-//! inside `Transport::bulk_out` / `bulk_in`. The [`Outside`] wrapper around
+//! inside `Transport::bulk_out` / `bulk_in`. The [`outside`] wrapper around
 //! the [`SimTransport`] turns counting off for exactly the duration of each
 //! call into the simulator and back on when it returns, so everything
 //! ferroccid's reader logic does (framing, T=1 engine, bSeq checks, the
@@ -36,7 +36,7 @@ const APDUS: usize = 1000;
 #[test]
 fn no_allocation_per_apdu_at_tpdu_t1_over_the_simulator() {
     let (transport, handle) = SimTransport::open(profile_with("tpdu-t1", Some(CardConfig::t1())));
-    let reader = Reader::open(Arc::new(Outside(transport))).unwrap();
+    let reader = Reader::open(Arc::new(outside(transport))).unwrap();
     let slot = reader.slot(0).unwrap();
     slot.power_on().unwrap();
     assert_eq!(slot.set_protocol(ProtocolPreference::T1).unwrap(), 1);

@@ -121,7 +121,7 @@ fn cancel_a_slow_command() {
         let mut profile = profile_with(name, Some(very_slow_card()));
         profile.exchange_latency = Duration::from_millis(10);
         let (transport, _handle) = SimTransport::open(profile);
-        let recorder = Arc::new(Recorder::new(transport));
+        let recorder = Arc::new(recorded(transport));
         let reader = Reader::open(recorder.clone()).unwrap();
         let slot = reader.slot(0).unwrap();
         slot.power_on().unwrap();
@@ -138,7 +138,7 @@ fn cancel_a_slow_command() {
             })
         };
         std::thread::sleep(Duration::from_millis(300));
-        recorder.sent.lock().unwrap().clear();
+        recorder.hooks().sent.lock().unwrap().clear();
         let cancelled_at = Instant::now();
         slot.cancel();
         let (result, elapsed) = bounded(Duration::from_secs(3), move || worker.join().unwrap());
@@ -156,7 +156,7 @@ fn cancel_a_slow_command() {
         // was in flight. At TPDU/character level with T=1 the host may be
         // between two XfrBlocks (the card's S(WTX) exchanges) when the
         // cancel lands: nothing is pending in the reader, nothing to abort.
-        let sent = recorder.sent.lock().unwrap().clone();
+        let sent = recorder.hooks().sent.lock().unwrap().clone();
         let abort_request = sent.iter().find_map(|s| match s {
             Sent::Control(REQUEST_ABORT, value) => Some(*value),
             _ => None,

@@ -14,6 +14,7 @@ use ferroccid::reader::{Reader, ReaderError, ReaderOptions, Slot};
 use ferroccid::sim::card::CardConfig;
 use ferroccid::sim::profile::Profile;
 use ferroccid::transport::sim::{SimHandle, SimTransport};
+use ferroccid::transport::{Tap, TapHooks};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -121,80 +122,31 @@ pub enum Sent {
     Control(u8, u16),
 }
 
-/// A transport wrapper that records what the reader logic sends.
+/// [`Tap`] hooks that record what the reader logic sends.
+#[derive(Default)]
 pub struct Recorder {
-    inner: SimTransport,
     /// Everything sent so far.
     pub sent: std::sync::Mutex<Vec<Sent>>,
 }
 
-impl Recorder {
-    /// Wraps `inner`.
-    pub fn new(inner: SimTransport) -> Self {
-        Recorder {
-            inner,
-            sent: std::sync::Mutex::new(Vec::new()),
-        }
-    }
-}
-
-impl ferroccid::transport::Transport for Recorder {
-    fn info(&self) -> &ferroccid::transport::TransportInfo {
-        self.inner.info()
-    }
-    fn bulk_out(
-        &self,
-        message: &[u8],
-        timeout: Duration,
-    ) -> Result<(), ferroccid::transport::TransportError> {
+impl TapHooks for Recorder {
+    fn on_bulk_out(&self, message: &[u8]) {
         if message.len() >= 10 {
             self.sent
                 .lock()
                 .unwrap()
                 .push(Sent::Bulk(message[0], message[6]));
         }
-        self.inner.bulk_out(message, timeout)
     }
-    fn bulk_in(
-        &self,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> Result<usize, ferroccid::transport::TransportError> {
-        self.inner.bulk_in(buf, timeout)
-    }
-    fn interrupt_in(
-        &self,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> Result<usize, ferroccid::transport::TransportError> {
-        self.inner.interrupt_in(buf, timeout)
-    }
-    fn control_in(
-        &self,
-        request: u8,
-        value: u16,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> Result<usize, ferroccid::transport::TransportError> {
-        self.inner.control_in(request, value, buf, timeout)
-    }
-    fn control_out(
-        &self,
-        request: u8,
-        value: u16,
-        data: &[u8],
-        timeout: Duration,
-    ) -> Result<(), ferroccid::transport::TransportError> {
+    fn on_control_out(&self, request: u8, value: u16, _data: &[u8]) {
         self.sent
             .lock()
             .unwrap()
             .push(Sent::Control(request, value));
-        self.inner.control_out(request, value, data, timeout)
     }
-    fn cancel(&self) {
-        self.inner.cancel()
-    }
-    fn reset_cancel(&self) {
-        self.inner.reset_cancel()
-    }
+}
+
+/// `inner` behind a [`Tap`] with a [`Recorder`].
+pub fn recorded(inner: SimTransport) -> Tap<Recorder> {
+    Tap::new(Arc::new(inner), Recorder::default())
 }

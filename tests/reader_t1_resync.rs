@@ -17,14 +17,13 @@ use ferroccid::reader::{ProtocolPreference, Reader, ReaderError, Slot};
 use ferroccid::sim::card::fs::{TEXT_2F00, TEXT_2F01};
 use ferroccid::sim::card::CardConfig;
 use ferroccid::transport::sim::{SimHandle, SimTransport};
-use ferroccid::transport::{Transport, TransportError, TransportInfo};
+use ferroccid::transport::{Tap, TapHooks};
 use support::*;
 
-/// The simulator, with a hook run when the `n`th RDR_to_PC_DataBlock
-/// (counted from [`Hooked::arm`]) has been read: it lets a test cancel
+/// [`Tap`] hooks that run a closure when the `n`th RDR_to_PC_DataBlock
+/// (counted from [`Hooked::arm`]) has been read: they let a test cancel
 /// exactly between two XfrBlocks of a T=1 chain.
 struct Hooked {
-    inner: SimTransport,
     data_blocks_left: AtomicUsize,
     hook: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
@@ -37,18 +36,11 @@ impl Hooked {
     }
 }
 
-impl Transport for Hooked {
-    fn info(&self) -> &TransportInfo {
-        self.inner.info()
-    }
-    fn bulk_out(&self, message: &[u8], timeout: Duration) -> Result<(), TransportError> {
-        self.inner.bulk_out(message, timeout)
-    }
-    fn bulk_in(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
-        let n = self.inner.bulk_in(buf, timeout)?;
+impl TapHooks for Hooked {
+    fn on_bulk_in(&self, frame: &[u8]) {
         // 0x80: RDR_to_PC_DataBlock; bmCommandStatus 0 (not a time
         // extension).
-        if n >= 10 && buf[0] == 0x80 && buf[7] & 0xC0 == 0 {
+        if frame.len() >= 10 && frame[0] == 0x80 && frame[7] & 0xC0 == 0 {
             let left = self.data_blocks_left.load(Ordering::SeqCst);
             if left > 0 && self.data_blocks_left.fetch_sub(1, Ordering::SeqCst) == 1 {
                 if let Some(hook) = self.hook.lock().unwrap().take() {
@@ -56,34 +48,6 @@ impl Transport for Hooked {
                 }
             }
         }
-        Ok(n)
-    }
-    fn interrupt_in(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
-        self.inner.interrupt_in(buf, timeout)
-    }
-    fn control_in(
-        &self,
-        request: u8,
-        value: u16,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> Result<usize, TransportError> {
-        self.inner.control_in(request, value, buf, timeout)
-    }
-    fn control_out(
-        &self,
-        request: u8,
-        value: u16,
-        data: &[u8],
-        timeout: Duration,
-    ) -> Result<(), TransportError> {
-        self.inner.control_out(request, value, data, timeout)
-    }
-    fn cancel(&self) {
-        self.inner.cancel()
-    }
-    fn reset_cancel(&self) {
-        self.inner.reset_cancel()
     }
 }
 
@@ -143,11 +107,11 @@ fn cancel_mid_chain(
 fn a_cancel_between_two_blocks_of_a_chain_does_not_corrupt_the_next_apdu() {
     for level in ["tpdu", "character"] {
         let (sim, handle) = SimTransport::open(profile_with(level, Some(CardConfig::dual())));
-        let transport = Arc::new(Hooked {
-            inner: sim,
+        let hooked = Hooked {
             data_blocks_left: AtomicUsize::new(0),
             hook: Mutex::new(None),
-        });
+        };
+        let transport = Arc::new(Tap::new(Arc::new(sim), hooked));
         let reader = Reader::open_with(transport.clone(), quick_options()).unwrap();
         let slot = reader.slot(0).unwrap();
         slot.power_on().unwrap();
@@ -159,7 +123,9 @@ fn a_cancel_between_two_blocks_of_a_chain_does_not_corrupt_the_next_apdu() {
         // three blocks' data waiting for the rest of the chain.
         let per_block = if level == "character" { 2 } else { 1 };
         let canceller = slot.clone();
-        transport.arm(3 * per_block, move || canceller.cancel());
+        transport
+            .hooks()
+            .arm(3 * per_block, move || canceller.cancel());
         let mut response = [0u8; 258];
         let result = slot.transmit(&long_command(), &mut response);
         assert!(

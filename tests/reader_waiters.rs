@@ -17,7 +17,7 @@ use ferroccid::sim::profile::Profile;
 use ferroccid::transport::descriptors::{CcidEndpoints, EndpointInfo};
 use ferroccid::transport::scripted::ScriptedTransport;
 use ferroccid::transport::sim::SimTransport;
-use ferroccid::transport::{Transport, TransportError, TransportInfo};
+use ferroccid::transport::{Tap, TapHooks, Transport, TransportError, TransportInfo};
 use support::*;
 
 const LONG: Duration = Duration::from_secs(5);
@@ -210,60 +210,22 @@ fn unplug_ends_the_waits() {
     assert!(matches!(result, Err(ReaderError::DeviceGone)), "{result:?}");
 }
 
-/// The simulator without its interrupt endpoint: a reader that must be
-/// polled.
-struct NoInterrupt {
-    inner: SimTransport,
-    info: TransportInfo,
-}
+/// [`Tap`] hooks for a reader that must be polled: no interrupt endpoint.
+struct NoInterrupt;
 
-impl NoInterrupt {
-    fn new(inner: SimTransport) -> NoInterrupt {
-        let mut info = inner.info().clone();
-        if let Some(e) = info.endpoints.as_mut() {
-            e.interrupt_in = None;
-        }
-        NoInterrupt { inner, info }
-    }
-}
-
-impl Transport for NoInterrupt {
-    fn info(&self) -> &TransportInfo {
-        &self.info
-    }
-    fn bulk_out(&self, message: &[u8], timeout: Duration) -> Result<(), TransportError> {
-        self.inner.bulk_out(message, timeout)
-    }
-    fn bulk_in(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
-        self.inner.bulk_in(buf, timeout)
-    }
-    fn interrupt_in(&self, _buf: &mut [u8], _timeout: Duration) -> Result<usize, TransportError> {
+impl TapHooks for NoInterrupt {
+    fn before_interrupt_in(&self, _timeout: Duration) -> Result<Duration, TransportError> {
         Err(TransportError::NoInterruptEndpoint)
     }
-    fn control_in(
-        &self,
-        request: u8,
-        value: u16,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> Result<usize, TransportError> {
-        self.inner.control_in(request, value, buf, timeout)
+}
+
+/// The simulator without its interrupt endpoint.
+fn no_interrupt(inner: SimTransport) -> Tap<NoInterrupt> {
+    let mut info = inner.info().clone();
+    if let Some(e) = info.endpoints.as_mut() {
+        e.interrupt_in = None;
     }
-    fn control_out(
-        &self,
-        request: u8,
-        value: u16,
-        data: &[u8],
-        timeout: Duration,
-    ) -> Result<(), TransportError> {
-        self.inner.control_out(request, value, data, timeout)
-    }
-    fn cancel(&self) {
-        self.inner.cancel()
-    }
-    fn reset_cancel(&self) {
-        self.inner.reset_cancel()
-    }
+    Tap::new(Arc::new(inner), NoInterrupt).with_info(info)
 }
 
 #[test]
@@ -273,7 +235,7 @@ fn polled_simulated_reader_wakes_its_waiter() {
         poll_interval: Duration::from_millis(50),
         ..Default::default()
     };
-    let reader = Reader::open_with(Arc::new(NoInterrupt::new(t)), options).unwrap();
+    let reader = Reader::open_with(Arc::new(no_interrupt(t)), options).unwrap();
     let slot = reader.slot(0).unwrap();
     assert!(slot.status().unwrap().present);
     // The first look is news to the slot's waiter (nothing was known); drain it.

@@ -31,7 +31,7 @@ use ferroccid::ifd::backend::{Backend, BackendError, ResponseSink};
 use ferroccid::ifd::driver::{Driver, Options};
 use ferroccid::ifd::features::feature_control_code;
 use ferroccid::ifd::reader_backend::ReaderBackend;
-use ferroccid::transport::{Transport, TransportError, TransportInfo};
+use ferroccid::transport::{Tap, TapHooks, TransportError};
 use libfuzzer_sys::fuzz_target;
 
 /// Longest any one call may take: the command ceiling below plus the
@@ -86,52 +86,20 @@ const FEATURES: &[u8] = &[
 /// Longest interrupt-IN wait of the wrapped simulator.
 const INTERRUPT_WAIT: Duration = Duration::from_millis(2);
 
-/// The simulator, with short interrupt reads (see the module doc).
-struct QuickInterrupt(Arc<dyn Transport>);
+/// [`Tap`] hooks that shorten the simulator's interrupt reads (see the
+/// module doc).
+struct QuickInterrupt;
 
-impl Transport for QuickInterrupt {
-    fn info(&self) -> &TransportInfo {
-        self.0.info()
-    }
-    fn bulk_out(&self, message: &[u8], timeout: Duration) -> Result<(), TransportError> {
-        self.0.bulk_out(message, timeout)
-    }
-    fn bulk_in(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
-        self.0.bulk_in(buf, timeout)
-    }
-    fn interrupt_in(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
-        self.0.interrupt_in(buf, timeout.min(INTERRUPT_WAIT))
-    }
-    fn control_in(
-        &self,
-        request: u8,
-        value: u16,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> Result<usize, TransportError> {
-        self.0.control_in(request, value, buf, timeout)
-    }
-    fn control_out(
-        &self,
-        request: u8,
-        value: u16,
-        data: &[u8],
-        timeout: Duration,
-    ) -> Result<(), TransportError> {
-        self.0.control_out(request, value, data, timeout)
-    }
-    fn cancel(&self) {
-        self.0.cancel()
-    }
-    fn reset_cancel(&self) {
-        self.0.reset_cancel()
+impl TapHooks for QuickInterrupt {
+    fn before_interrupt_in(&self, timeout: Duration) -> Result<Duration, TransportError> {
+        Ok(timeout.min(INTERRUPT_WAIT))
     }
 }
 
 fn open(name: &str) -> Result<Arc<dyn Backend>, BackendError> {
     match ferroccid::device::open(name) {
         Ok(opened) => {
-            let transport = Arc::new(QuickInterrupt(opened.transport));
+            let transport = Arc::new(Tap::new(opened.transport, QuickInterrupt));
             Ok(Arc::new(ReaderBackend::with_transport(transport)?))
         }
         Err(_) => ferroccid::ifd::open_device(name),

@@ -22,7 +22,7 @@ use ferroccid::reader::{ProtocolPreference, Reader, ReaderError, Slot};
 use ferroccid::sim::card::app::internal_authenticate;
 use ferroccid::sim::card::config::PRESET_AUTH_KEY;
 use ferroccid::sim::card::fs::DEMO_AID;
-use ferroccid::transport::{Transport, TransportError, TransportInfo};
+use ferroccid::transport::{Tap, TapHooks};
 
 use super::apdu::hex;
 
@@ -49,7 +49,7 @@ pub fn run(_args: Args) -> ExitCode {
 
 fn demo() -> Result<(), String> {
     let opened = open("sim").map_err(|e| format!("cannot open the simulated reader: {e}"))?;
-    let recorder = Arc::new(Recorder::new(opened.transport.clone()));
+    let recorder = Arc::new(Tap::new(opened.transport.clone(), FrameLog::default()));
     let reader = Reader::open(recorder.clone()).map_err(|e| format!("open reader: {e}"))?;
 
     heading("1. The reader");
@@ -67,14 +67,14 @@ fn demo() -> Result<(), String> {
     print_atr(&atr);
 
     heading("3. Protocol and parameters");
-    recorder.start();
+    recorder.hooks().start();
     let started = Instant::now();
     let protocol = slot
         .set_protocol(ProtocolPreference::Any)
         .map_err(|e| format!("protocol selection: {e}"))?;
     let took = started.elapsed();
     println!("  selected T={protocol}  ({})", micros(took));
-    for line in describe_negotiation(&recorder.stop()) {
+    for line in describe_negotiation(&recorder.hooks().stop()) {
         println!("  {line}");
     }
 
@@ -355,21 +355,14 @@ enum Direction {
     In,
 }
 
-/// A transport that forwards everything and, while started, keeps a copy
-/// of the bulk frames, so the demo can say what the negotiation sent.
-struct Recorder {
-    inner: Arc<dyn Transport>,
+/// Hooks for a [`Tap`] that, while started, keep a copy of the bulk
+/// frames, so the demo can say what the negotiation sent.
+#[derive(Default)]
+struct FrameLog {
     frames: Mutex<Option<Vec<Frame>>>,
 }
 
-impl Recorder {
-    fn new(inner: Arc<dyn Transport>) -> Recorder {
-        Recorder {
-            inner,
-            frames: Mutex::new(None),
-        }
-    }
-
+impl FrameLog {
     fn start(&self) {
         *self.frames.lock().unwrap_or_else(PoisonError::into_inner) = Some(Vec::new());
     }
@@ -394,55 +387,16 @@ impl Recorder {
     }
 }
 
-impl Transport for Recorder {
-    fn info(&self) -> &TransportInfo {
-        self.inner.info()
-    }
-
-    fn bulk_out(&self, message: &[u8], timeout: Duration) -> Result<(), TransportError> {
+impl TapHooks for FrameLog {
+    fn on_bulk_out(&self, message: &[u8]) {
         self.record(Direction::Out, message);
-        self.inner.bulk_out(message, timeout)
     }
 
-    fn bulk_in(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
-        let n = self.inner.bulk_in(buf, timeout)?;
+    fn on_bulk_in(&self, frame: &[u8]) {
         // Time extensions are not answers: keep only final frames.
-        if buf.get(7).is_none_or(|status| status >> 6 != 2) {
-            self.record(Direction::In, &buf[..n]);
+        if frame.get(7).is_none_or(|status| status >> 6 != 2) {
+            self.record(Direction::In, frame);
         }
-        Ok(n)
-    }
-
-    fn interrupt_in(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
-        self.inner.interrupt_in(buf, timeout)
-    }
-
-    fn control_in(
-        &self,
-        request: u8,
-        value: u16,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> Result<usize, TransportError> {
-        self.inner.control_in(request, value, buf, timeout)
-    }
-
-    fn control_out(
-        &self,
-        request: u8,
-        value: u16,
-        data: &[u8],
-        timeout: Duration,
-    ) -> Result<(), TransportError> {
-        self.inner.control_out(request, value, data, timeout)
-    }
-
-    fn cancel(&self) {
-        self.inner.cancel()
-    }
-
-    fn reset_cancel(&self) {
-        self.inner.reset_cancel()
     }
 }
 

@@ -34,6 +34,7 @@ pub mod nusb;
 pub mod rusb;
 pub mod scripted;
 pub mod sim;
+pub mod tap;
 #[cfg(any(
     feature = "nusb",
     feature = "rusb",
@@ -51,6 +52,7 @@ pub use cancel::CancelToken;
 pub use descriptors::{CcidEndpoints, EndpointInfo};
 pub use error::TransportError;
 pub use name::{DeviceName, NameError, UsbLocation};
+pub use tap::{Tap, TapHooks};
 
 /// CCID class request ABORT (CCID rev 1.1 §5.3.1), host to interface.
 pub const REQUEST_ABORT: u8 = 0x01;

@@ -4,7 +4,7 @@
 //!
 //! The simulator is a device model, not part of the driver: it allocates
 //! freely and runs on the calling thread inside `Transport::bulk_out` /
-//! `bulk_in`. [`Outside`] wraps the [`SimTransport`] and turns counting off
+//! `bulk_in`. [`outside`] wraps the [`SimTransport`] and turns counting off
 //! for exactly the duration of each call into the simulator, so everything
 //! the driver does is counted and nothing the simulated device does is.
 //! Including this module installs the allocator in that test binary.
@@ -12,10 +12,10 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::time::Duration;
+use std::sync::Arc;
 
 use ferroccid::transport::sim::SimTransport;
-use ferroccid::transport::{Transport, TransportError, TransportInfo};
+use ferroccid::transport::{Tap, TapHooks};
 
 /// The counting allocator: counts on the calling thread while [`COUNTING`] is on
 /// and [`IN_SIM`] is off.
@@ -68,44 +68,16 @@ pub fn in_sim<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
-/// The simulator seen through a wrapper that marks its calls as "device".
-pub struct Outside(pub SimTransport);
+/// [`Tap`] hooks that mark every call into the simulator as "device".
+pub struct Outside;
 
-impl Transport for Outside {
-    fn info(&self) -> &TransportInfo {
-        self.0.info()
+impl TapHooks for Outside {
+    fn around<R>(&self, call: impl FnOnce() -> R) -> R {
+        in_sim(call)
     }
-    fn bulk_out(&self, message: &[u8], timeout: Duration) -> Result<(), TransportError> {
-        in_sim(|| self.0.bulk_out(message, timeout))
-    }
-    fn bulk_in(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
-        in_sim(|| self.0.bulk_in(buf, timeout))
-    }
-    fn interrupt_in(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
-        in_sim(|| self.0.interrupt_in(buf, timeout))
-    }
-    fn control_in(
-        &self,
-        request: u8,
-        value: u16,
-        buf: &mut [u8],
-        timeout: Duration,
-    ) -> Result<usize, TransportError> {
-        in_sim(|| self.0.control_in(request, value, buf, timeout))
-    }
-    fn control_out(
-        &self,
-        request: u8,
-        value: u16,
-        data: &[u8],
-        timeout: Duration,
-    ) -> Result<(), TransportError> {
-        in_sim(|| self.0.control_out(request, value, data, timeout))
-    }
-    fn cancel(&self) {
-        in_sim(|| self.0.cancel())
-    }
-    fn reset_cancel(&self) {
-        in_sim(|| self.0.reset_cancel())
-    }
+}
+
+/// The simulator seen through a [`Tap`] with the [`Outside`] hooks.
+pub fn outside(sim: SimTransport) -> Tap<Outside> {
+    Tap::new(Arc::new(sim), Outside)
 }
