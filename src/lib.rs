@@ -9,6 +9,7 @@
 //! | [`sim`] | the simulated reader and virtual card (independent of `protocols/`) |
 //! | [`card`] | ISO/IEC 7816-4 service layer |
 //! | [`ifd`] | pcsc-lite IFD handler (the cdylib's C ABI) |
+//! | [`part10`] | PC/SC part 10 constants: feature tags, PIN structures, TLV properties |
 //! | [`usbip`] | USB/IP wire format and a server exporting any transport |
 //! | [`trace`] | CCID messages out of usbmon captures (pcap, pcapng) and libccid logs |
 //!
@@ -23,6 +24,7 @@ pub mod ccid;
 pub mod device;
 #[allow(unsafe_code)]
 pub mod ifd;
+pub mod part10;
 pub mod reader;
 pub mod sim;
 pub mod trace;

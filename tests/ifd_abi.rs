@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::process::Command;
 
 use ferroccid::ifd::abi::*;
+use ferroccid::part10::*;
 
 const PROGRAM: &str = r#"
 #include <stdio.h>
@@ -172,7 +173,6 @@ fn types_and_constants_match_the_installed_headers() {
         ),
         ("SCARD_ATTR_ATR_STRING", SCARD_ATTR_ATR_STRING),
         ("SCARD_ATTR_MAXINPUT", SCARD_ATTR_MAXINPUT),
-        ("CM_IOCTL_GET_FEATURE_REQUEST", CM_IOCTL_GET_FEATURE_REQUEST),
     ];
     for &(name, value) in dwords {
         // DWORD is u64 only on LP64 targets; the cast is for the others.
@@ -185,6 +185,10 @@ fn types_and_constants_match_the_installed_headers() {
     check("MAX_ATR_SIZE", MAX_ATR_SIZE as u64);
     check("MAX_BUFFER_SIZE", MAX_BUFFER_SIZE as u64);
     check("MAX_BUFFER_SIZE_EXTENDED", MAX_BUFFER_SIZE_EXTENDED as u64);
+    check(
+        "CM_IOCTL_GET_FEATURE_REQUEST",
+        CM_IOCTL_GET_FEATURE_REQUEST.into(),
+    );
     check(
         "FEATURE_VERIFY_PIN_DIRECT",
         FEATURE_VERIFY_PIN_DIRECT.into(),

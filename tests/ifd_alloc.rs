@@ -1,7 +1,7 @@
 //! No heap allocation per APDU in the pcscd bundle's transmit path, over
 //! the simulated reader: 1000 [`Driver::transmit`] calls (what
 //! `IFDHTransmitToICC` calls, into a fixed buffer as pcscd's RxBuffer) on
-//! the real [`ReaderBackend`] at TPDU level with T=1, TPDU level with T=0,
+//! the real [`IfdReader`] at TPDU level with T=1, TPDU level with T=0,
 //! and short APDU level.
 //!
 //! How the count stays honest (as in `reader_sim_alloc.rs`): a counting
@@ -10,7 +10,7 @@
 //! the driver; it allocates freely and runs on the calling thread inside
 //! `Transport::bulk_out` / `bulk_in`. The [`outside`] wrapper turns counting
 //! off for exactly the duration of each call into the simulator, so
-//! everything the driver does (Lun lookup, the backend's per-slot buffer,
+//! everything the driver does (Lun lookup, the reader's per-slot buffer,
 //! the reader logic, the copy into the caller's buffer) is counted and
 //! nothing the simulated device does is. No tracing subscriber is
 //! installed, as in pcscd with the driver's logging at its default level.
@@ -22,9 +22,8 @@ use std::cell::Cell;
 use std::sync::{Arc, Mutex};
 
 use ferroccid::ifd::abi::*;
-use ferroccid::ifd::backend::{Backend, BackendError};
 use ferroccid::ifd::driver::{Driver, Options};
-use ferroccid::ifd::reader_backend::ReaderBackend;
+use ferroccid::ifd::reader::{IfdError, IfdReader};
 use ferroccid::sim::card::fs::TEXT_2F00;
 use ferroccid::sim::card::CardConfig;
 use ferroccid::sim::profile::Profile;
@@ -43,7 +42,7 @@ const SHORT_RX: usize = 258;
 fn driver() -> (Driver, Arc<Mutex<Vec<SimHandle>>>) {
     let handles = Arc::new(Mutex::new(Vec::new()));
     let kept = handles.clone();
-    let opener = move |name: &str| -> Result<Arc<dyn Backend>, BackendError> {
+    let opener = move |name: &str| -> Result<IfdReader, IfdError> {
         let (profile_name, card) = match name.split_once('/') {
             Some((p, "t0")) => (p, Some(CardConfig::t0())),
             Some((p, "t1")) => (p, Some(CardConfig::t1())),
@@ -57,9 +56,7 @@ fn driver() -> (Driver, Arc<Mutex<Vec<SimHandle>>>) {
         }
         let (transport, handle) = SimTransport::open(profile);
         kept.lock().unwrap().push(handle);
-        Ok(Arc::new(ReaderBackend::with_transport(Arc::new(outside(
-            transport,
-        )))?))
+        IfdReader::with_transport(Arc::new(outside(transport)))
     };
     (Driver::new(Box::new(opener), Options::default()), handles)
 }

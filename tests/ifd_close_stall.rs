@@ -13,9 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferroccid::ifd::abi::*;
-use ferroccid::ifd::backend::{Backend, BackendError};
 use ferroccid::ifd::driver::{Driver, Options};
-use ferroccid::ifd::reader_backend::ReaderBackend;
+use ferroccid::ifd::reader::{IfdError, IfdReader};
 use ferroccid::transport::{Tap, TapHooks};
 
 /// How long the slow reader takes to send its power-off command.
@@ -44,20 +43,20 @@ impl TapHooks for SlowPowerOff {
 /// A driver whose `slow:NAME` devices are the simulator `NAME` behind
 /// [`SlowPowerOff`]; other names open as usual.
 fn driver(powering_off: Arc<AtomicBool>) -> Arc<Driver> {
-    let opener = move |name: &str| -> Result<Arc<dyn Backend>, BackendError> {
+    let opener = move |name: &str| -> Result<IfdReader, IfdError> {
         match name.strip_prefix("slow:") {
             Some(sim) => {
                 let opened = ferroccid::device::open(sim)
-                    .map_err(|e| BackendError::Communication(e.to_string()))?;
+                    .map_err(|e| IfdError::Communication(e.to_string()))?;
                 let slow = Tap::new(
                     opened.transport,
                     SlowPowerOff {
                         powering_off: powering_off.clone(),
                     },
                 );
-                Ok(Arc::new(ReaderBackend::with_transport(Arc::new(slow))?))
+                IfdReader::with_transport(Arc::new(slow))
             }
-            None => ferroccid::ifd::open_device(name),
+            None => IfdReader::open(name),
         }
     };
     Arc::new(Driver::new(Box::new(opener), Options::default()))

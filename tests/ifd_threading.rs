@@ -15,9 +15,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use ferroccid::ifd::abi::*;
-use ferroccid::ifd::backend::Wait;
 use ferroccid::ifd::driver::{Capability, Driver, Options};
-use ferroccid::ifd::open_device;
+use ferroccid::ifd::reader::IfdReader;
+use ferroccid::reader::SlotWait;
 
 /// The control directory the simulators of this test binary watch.
 fn control_dir() -> &'static PathBuf {
@@ -34,7 +34,7 @@ fn control_dir() -> &'static PathBuf {
 
 fn driver() -> Arc<Driver> {
     control_dir();
-    Arc::new(Driver::new(Box::new(open_device), Options::default()))
+    Arc::new(Driver::new(Box::new(IfdReader::open), Options::default()))
 }
 
 /// Runs `f` on its own thread and fails if it takes longer than `limit`.
@@ -221,30 +221,30 @@ fn remove_and_reinsert_between_two_presence_queries_is_seen() {
     assert_eq!(driver.close_channel(lun), IFD_SUCCESS);
 }
 
-/// A wait of `Duration::MAX` (the Backend API takes any Duration; pcscd's
+/// A wait of `Duration::MAX` (`IfdReader` takes any Duration; pcscd's
 /// i32 milliseconds cannot reach it) waits, and a stop ends it: no
 /// `Instant + Duration` overflow panic.
 #[test]
 fn a_wait_of_duration_max_waits_and_is_stopped() {
     control_dir();
-    let backend = open_device("sim:tpdu-t1.forever").expect("open");
+    let reader = Arc::new(IfdReader::open("sim:tpdu-t1.forever").expect("open"));
     // The first waits report the card found at open.
-    while backend.wait_for_change(0, Duration::from_millis(100)) != Ok(Wait::Timeout) {}
+    while reader.wait_for_change(0, Duration::from_millis(100)) != Ok(SlotWait::Timeout) {}
     let took = bounded("Duration::MAX wait", Duration::from_secs(10), move || {
         let waiter = {
-            let backend = backend.clone();
+            let reader = reader.clone();
             std::thread::spawn(move || {
                 let start = Instant::now();
-                let r = backend.wait_for_change(0, Duration::MAX);
+                let r = reader.wait_for_change(0, Duration::MAX);
                 (r, start.elapsed())
             })
         };
         std::thread::sleep(Duration::from_millis(200));
-        backend.cancel_wait();
+        reader.cancel_wait();
         waiter.join().expect("the wait panicked")
     });
     assert!(
-        matches!(took.0, Ok(Wait::Cancelled) | Ok(Wait::Changed)),
+        matches!(took.0, Ok(SlotWait::Cancelled) | Ok(SlotWait::Changed)),
         "{:?}",
         took.0
     );

@@ -9,6 +9,10 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use ferroccid::part10::{
+    property, CM_IOCTL_GET_FEATURE_REQUEST, FEATURE_CCID_ESC_COMMAND, FEATURE_GET_TLV_PROPERTIES,
+    FEATURE_IFD_PIN_PROPERTIES, FEATURE_MODIFY_PIN_DIRECT, FEATURE_VERIFY_PIN_DIRECT,
+};
 use pcsc::{Context, Protocols, ReaderState, Scope, ShareMode, State, MAX_BUFFER_SIZE};
 
 /// Readers of the shared pcscd: (DEVICENAME).
@@ -188,17 +192,25 @@ fn pinpad_features_and_verify_pin_direct() {
     };
     assert_eq!(protocol_of(&card), pcsc::Protocol::T0);
     let mut buf = [0u8; MAX_BUFFER_SIZE];
-    let get_feature = 0x4200_0000 + 3400;
-    let features = card.control(get_feature, &[], &mut buf).unwrap().to_vec();
+    let features = card
+        .control(CM_IOCTL_GET_FEATURE_REQUEST.into(), &[], &mut buf)
+        .unwrap()
+        .to_vec();
     let mut codes = std::collections::HashMap::new();
     for tlv in features.chunks(6) {
         assert_eq!(tlv[1], 4);
         codes.insert(tlv[0], u32::from_be_bytes([tlv[2], tlv[3], tlv[4], tlv[5]]));
     }
-    let verify = *codes.get(&0x06).expect("FEATURE_VERIFY_PIN_DIRECT listed");
-    assert!(codes.contains_key(&0x07) && codes.contains_key(&0x0A) && codes.contains_key(&0x12));
+    let verify = *codes
+        .get(&FEATURE_VERIFY_PIN_DIRECT)
+        .expect("FEATURE_VERIFY_PIN_DIRECT listed");
     assert!(
-        !codes.contains_key(&0x13),
+        codes.contains_key(&FEATURE_MODIFY_PIN_DIRECT)
+            && codes.contains_key(&FEATURE_IFD_PIN_PROPERTIES)
+            && codes.contains_key(&FEATURE_GET_TLV_PROPERTIES)
+    );
+    assert!(
+        !codes.contains_key(&FEATURE_CCID_ESC_COMMAND),
         "escape listed without being enabled"
     );
     // PIN_VERIFY_STRUCTURE: ASCII PIN in an 6-byte block at offset 0.
@@ -218,7 +230,9 @@ fn pinpad_features_and_verify_pin_direct() {
     // MODIFY_PIN_DIRECT: CHANGE REFERENCE DATA with the current PIN at
     // byte 0 and the new one at byte 6 of the data field, ASCII, 6-byte
     // blocks, bConfirmPIN 0x03 (current PIN asked, new PIN confirmed).
-    let modify = *codes.get(&0x07).expect("FEATURE_MODIFY_PIN_DIRECT listed");
+    let modify = *codes
+        .get(&FEATURE_MODIFY_PIN_DIRECT)
+        .expect("FEATURE_MODIFY_PIN_DIRECT listed");
     let apdu = [
         0x00, 0x24, 0x00, 0x81, 0x0C, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
         0xFF, 0xFF,
@@ -242,12 +256,15 @@ fn pinpad_features_and_verify_pin_direct() {
     // TLV properties carry the pinpad profile's USB ids, those of the
     // GemPC Pinpad it copies: wIdVendor 0x08E6 (tag 11), wIdProduct 0x3478 (12).
     let tlv = card
-        .control(codes[&0x12] as _, &[], &mut buf)
+        .control(codes[&FEATURE_GET_TLV_PROPERTIES] as _, &[], &mut buf)
         .unwrap()
         .to_vec();
     assert!(
-        tlv.windows(4).any(|w| w == [11, 2, 0xE6, 0x08])
-            && tlv.windows(4).any(|w| w == [12, 2, 0x78, 0x34]),
+        tlv.windows(4)
+            .any(|w| w == [property::W_ID_VENDOR, 2, 0xE6, 0x08])
+            && tlv
+                .windows(4)
+                .any(|w| w == [property::W_ID_PRODUCT, 2, 0x78, 0x34]),
         "{tlv:02X?}"
     );
     // Attributes.

@@ -8,13 +8,13 @@
 //! [`CALL_LIMIT`], and a Lun whose reader was never opened answers
 //! IFD_NO_SUCH_DEVICE.
 //!
-//! Readers are opened as the bundle opens them ([`ReaderBackend`] over
+//! Readers are opened as the bundle opens them ([`IfdReader`] over
 //! `ferroccid::device::open`), except that the simulator's interrupt reads
 //! wait at most [`INTERRUPT_WAIT`]: a reader's event thread only notices a
 //! stop between two reads, so with the usual 200 ms reads every dropped
 //! reader costs up to 200 ms and the target ran at 6 inputs a second.
 //! Names `device::open` refuses (e.g. `sim:PROFILE.TAG`) go through
-//! `ferroccid::ifd::open_device` itself.
+//! [`IfdReader::open`] itself.
 //!
 //! Input: records `op a b c len bytes…`, one call each (see `step`).
 //! Device names come from a fixed list of simulator profiles, a `sim:`
@@ -27,10 +27,13 @@ use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 use ferroccid::ifd::abi::*;
-use ferroccid::ifd::backend::{Backend, BackendError, ResponseSink};
 use ferroccid::ifd::driver::{Driver, Options};
 use ferroccid::ifd::features::feature_control_code;
-use ferroccid::ifd::reader_backend::ReaderBackend;
+use ferroccid::ifd::reader::{IfdError, IfdReader, ResponseSink};
+use ferroccid::part10::{
+    CM_IOCTL_GET_FEATURE_REQUEST, FEATURE_CCID_ESC_COMMAND, FEATURE_GET_TLV_PROPERTIES,
+    FEATURE_IFD_PIN_PROPERTIES, FEATURE_MODIFY_PIN_DIRECT, FEATURE_VERIFY_PIN_DIRECT,
+};
 use ferroccid::transport::{Tap, TapHooks, TransportError};
 use libfuzzer_sys::fuzz_target;
 
@@ -96,13 +99,13 @@ impl TapHooks for QuickInterrupt {
     }
 }
 
-fn open(name: &str) -> Result<Arc<dyn Backend>, BackendError> {
+fn open(name: &str) -> Result<IfdReader, IfdError> {
     match ferroccid::device::open(name) {
         Ok(opened) => {
             let transport = Arc::new(Tap::new(opened.transport, QuickInterrupt));
-            Ok(Arc::new(ReaderBackend::with_transport(transport)?))
+            IfdReader::with_transport(transport)
         }
-        Err(_) => ferroccid::ifd::open_device(name),
+        Err(_) => IfdReader::open(name),
     }
 }
 
@@ -272,7 +275,7 @@ impl Session {
             }
             9 => {
                 let code = match c % 8 {
-                    6 => CM_IOCTL_GET_FEATURE_REQUEST,
+                    6 => Dword::from(CM_IOCTL_GET_FEATURE_REQUEST),
                     7 => Dword::from(u32::from_le_bytes([c, a, b, 0x42])),
                     n => feature_control_code(FEATURES[usize::from(n) % FEATURES.len()]),
                 };

@@ -41,19 +41,10 @@ use super::error::{ChannelError, Error, Result};
 use super::events::{EventBus, EventKind};
 use super::manage::{AttachOptions, CardManager};
 use crate::ccid::secure::{PinModify, PinVerify};
-
-/// `SCARD_CTL_CODE(3400)`: asks the driver for its part 10 features
-/// (PC/SC part 10 §2.2, `reader.h`).
-pub const CM_IOCTL_GET_FEATURE_REQUEST: u32 = 0x4200_0000 + 3400;
-/// Part 10 feature tag: PIN verification on the pinpad.
-pub const FEATURE_VERIFY_PIN_DIRECT: u8 = 0x06;
-/// Part 10 feature tag: PIN modification on the pinpad.
-pub const FEATURE_MODIFY_PIN_DIRECT: u8 = 0x07;
-/// Part 10 feature tag: reader properties as TLVs.
-pub const FEATURE_GET_TLV_PROPERTIES: u8 = 0x12;
-/// TLV property `dwMaxAPDUDataSize`: 0 = short APDUs only, else the
-/// longest command data field the reader carries.
-const PROPERTY_MAX_APDU_DATA_SIZE: u8 = 10;
+use crate::part10::{
+    property, CM_IOCTL_GET_FEATURE_REQUEST, FEATURE_GET_TLV_PROPERTIES, FEATURE_MODIFY_PIN_DIRECT,
+    FEATURE_VERIFY_PIN_DIRECT, PIN_MODIFY_STRUCTURE_HEADER, PIN_VERIFY_STRUCTURE_HEADER,
+};
 
 /// How often a waiting [`CardChannel::begin_transaction`] looks whether the
 /// card is free (pcsc-lite's own client polls every 100 ms).
@@ -329,7 +320,7 @@ fn read_limits(card: &Card) -> ReaderLimits {
     let code = |tag: u8| features.iter().find(|(t, _)| *t == tag).map(|(_, c)| *c);
     let from_properties = code(FEATURE_GET_TLV_PROPERTIES).and_then(|c| {
         let list = card.control(c.into(), &[], &mut buf).ok()?;
-        tlv_property(list, PROPERTY_MAX_APDU_DATA_SIZE)
+        tlv_property(list, property::DW_MAX_APDU_DATA_SIZE)
     });
     let max_apdu_data = from_properties.or_else(|| {
         let mut attr = [0u8; 8];
@@ -351,7 +342,7 @@ fn read_limits(card: &Card) -> ReaderLimits {
 
 /// PIN_VERIFY_STRUCTURE of `reader.h` (packed, little-endian words).
 pub fn pin_verify_structure(p: &PinVerify<'_>) -> Vec<u8> {
-    let mut s = Vec::with_capacity(19 + p.apdu.len());
+    let mut s = Vec::with_capacity(PIN_VERIFY_STRUCTURE_HEADER + p.apdu.len());
     s.extend_from_slice(&[p.timeout, 0, p.format_string, p.pin_block_string]);
     s.push(p.pin_length_format);
     s.extend_from_slice(&p.pin_max_extra_digit.to_le_bytes());
@@ -367,7 +358,7 @@ pub fn pin_verify_structure(p: &PinVerify<'_>) -> Vec<u8> {
 /// PIN_MODIFY_STRUCTURE of `reader.h` (packed, little-endian words; all
 /// three message indexes are always present in the PC/SC form).
 pub fn pin_modify_structure(p: &PinModify<'_>) -> Vec<u8> {
-    let mut s = Vec::with_capacity(24 + p.apdu.len());
+    let mut s = Vec::with_capacity(PIN_MODIFY_STRUCTURE_HEADER + p.apdu.len());
     s.extend_from_slice(&[p.timeout, 0, p.format_string, p.pin_block_string]);
     s.extend_from_slice(&[
         p.pin_length_format,

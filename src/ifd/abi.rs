@@ -2,7 +2,9 @@
 //! `reader.h` as Debian's libpcsclite-dev 1.9.9 defines them on Linux.
 //!
 //! Every value here is checked against the installed headers by
-//! `tests/ifd_abi.rs`, which compiles a C program against them.
+//! `tests/ifd_abi.rs`, which compiles a C program against them. The
+//! part 10 values of `reader.h` (feature tags, PIN structures, TLV
+//! properties) are in [`crate::part10`].
 
 use std::os::raw::{c_long, c_ulong};
 
@@ -124,56 +126,3 @@ pub const SCARD_ATTR_ICC_INTERFACE_STATUS: Dword = scard_attr_value(9, 0x0301);
 pub const SCARD_ATTR_ATR_STRING: Dword = scard_attr_value(9, 0x0303);
 /// Largest APDU the reader accepts.
 pub const SCARD_ATTR_MAXINPUT: Dword = scard_attr_value(7, 0xA007);
-
-/// `SCARD_CTL_CODE(code)`.
-pub const fn scard_ctl_code(code: Dword) -> Dword {
-    0x4200_0000 + code
-}
-/// `CM_IOCTL_GET_FEATURE_REQUEST`.
-pub const CM_IOCTL_GET_FEATURE_REQUEST: Dword = scard_ctl_code(3400);
-
-/// PC/SC part 10 feature: verify PIN on the pad.
-pub const FEATURE_VERIFY_PIN_DIRECT: u8 = 0x06;
-/// Modify PIN on the pad.
-pub const FEATURE_MODIFY_PIN_DIRECT: u8 = 0x07;
-/// PIN properties.
-pub const FEATURE_IFD_PIN_PROPERTIES: u8 = 0x0A;
-/// TLV properties.
-pub const FEATURE_GET_TLV_PROPERTIES: u8 = 0x12;
-/// Raw CCID escape.
-pub const FEATURE_CCID_ESC_COMMAND: u8 = 0x13;
-
-/// `sizeof(PIN_VERIFY_STRUCTURE)` without `abData` (packed).
-pub const PIN_VERIFY_STRUCTURE_HEADER: usize = 19;
-/// `sizeof(PIN_MODIFY_STRUCTURE)` without `abData` (packed).
-pub const PIN_MODIFY_STRUCTURE_HEADER: usize = 24;
-/// `sizeof(PIN_PROPERTIES_STRUCTURE)`.
-pub const PIN_PROPERTIES_STRUCTURE_SIZE: usize = 4;
-
-/// TLV property tags of FEATURE_GET_TLV_PROPERTIES.
-pub mod property {
-    /// `wLcdLayout`.
-    pub const W_LCD_LAYOUT: u8 = 1;
-    /// `bEntryValidationCondition`.
-    pub const B_ENTRY_VALIDATION_CONDITION: u8 = 2;
-    /// `bTimeOut2`.
-    pub const B_TIME_OUT2: u8 = 3;
-    /// `wLcdMaxCharacters`.
-    pub const W_LCD_MAX_CHARACTERS: u8 = 4;
-    /// `wLcdMaxLines`.
-    pub const W_LCD_MAX_LINES: u8 = 5;
-    /// `bMinPINSize`.
-    pub const B_MIN_PIN_SIZE: u8 = 6;
-    /// `bMaxPINSize`.
-    pub const B_MAX_PIN_SIZE: u8 = 7;
-    /// `sFirmwareID`.
-    pub const S_FIRMWARE_ID: u8 = 8;
-    /// `bPPDUSupport`.
-    pub const B_PPDU_SUPPORT: u8 = 9;
-    /// `dwMaxAPDUDataSize`.
-    pub const DW_MAX_APDU_DATA_SIZE: u8 = 10;
-    /// `wIdVendor`.
-    pub const W_ID_VENDOR: u8 = 11;
-    /// `wIdProduct`.
-    pub const W_ID_PRODUCT: u8 = 12;
-}

@@ -2,8 +2,7 @@
 //! `Lun >> 16`, presence tracking, capabilities and IFDHControl.
 //!
 //! Every entry point of `exports` translates its C arguments and calls one
-//! method here; everything below is ordinary Rust, unit-tested with a
-//! scripted [`Backend`].
+//! method here; everything below is ordinary Rust over [`IfdReader`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,14 +10,20 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use super::abi::*;
-use super::backend::{Backend, BackendError, ResponseSink, SlotState, Wait};
 use super::features;
+use super::reader::{IfdError, IfdReader, ResponseSink, SlotState};
+use crate::part10::{
+    CM_IOCTL_GET_FEATURE_REQUEST, FEATURE_CCID_ESC_COMMAND, FEATURE_GET_TLV_PROPERTIES,
+    FEATURE_IFD_PIN_PROPERTIES, FEATURE_MODIFY_PIN_DIRECT, FEATURE_VERIFY_PIN_DIRECT,
+};
+use crate::reader::SlotWait;
 
 /// Readers one driver instance manages (pcscd's TAG_IFD_SIMULTANEOUS_ACCESS).
 pub const MAX_READERS: u8 = 16;
 
-/// Opens a backend for a pcscd device name.
-pub type Opener = dyn Fn(&str) -> Result<Arc<dyn Backend>, BackendError> + Send + Sync;
+/// Opens a reader for a pcscd device name ([`IfdReader::open`] in the
+/// bundle; tests open the simulator behind a wrapping transport).
+pub type Opener = dyn Fn(&str) -> Result<IfdReader, IfdError> + Send + Sync;
 
 /// Driver-wide options (Info.plist `ifdDriverOptions`, environment).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -50,7 +55,9 @@ struct SlotTrack {
 }
 
 struct OpenReader {
-    backend: Arc<dyn Backend>,
+    /// The reader itself; its methods take `&self`, so calls on different
+    /// slots (and the polling threads' waits) run side by side.
+    device: IfdReader,
     /// Locked per slot, and held across that slot's power actions only.
     slots: Vec<Mutex<SlotTrack>>,
     /// Per slot: closed by pcscd (or never opened). Outside the tracks so
@@ -74,17 +81,17 @@ pub fn split_lun(lun: Dword) -> (u16, u8) {
     )
 }
 
-fn code_of(error: &BackendError) -> ResponseCode {
+fn code_of(error: &IfdError) -> ResponseCode {
     match error {
-        BackendError::Gone => IFD_NO_SUCH_DEVICE,
-        BackendError::NoCard => IFD_ICC_NOT_PRESENT,
-        BackendError::Timeout => IFD_RESPONSE_TIMEOUT,
-        BackendError::NotSupported => IFD_ERROR_NOT_SUPPORTED,
-        BackendError::ProtocolNotSupported => IFD_PROTOCOL_NOT_SUPPORTED,
-        BackendError::PpsFailed => IFD_ERROR_PTS_FAILURE,
-        BackendError::PowerFailed => IFD_ERROR_POWER_ACTION,
-        BackendError::InsufficientBuffer { .. } => IFD_ERROR_INSUFFICIENT_BUFFER,
-        BackendError::Cancelled | BackendError::Communication(_) => IFD_COMMUNICATION_ERROR,
+        IfdError::Gone => IFD_NO_SUCH_DEVICE,
+        IfdError::NoCard => IFD_ICC_NOT_PRESENT,
+        IfdError::Timeout => IFD_RESPONSE_TIMEOUT,
+        IfdError::NotSupported => IFD_ERROR_NOT_SUPPORTED,
+        IfdError::ProtocolNotSupported => IFD_PROTOCOL_NOT_SUPPORTED,
+        IfdError::PpsFailed => IFD_ERROR_PTS_FAILURE,
+        IfdError::PowerFailed => IFD_ERROR_POWER_ACTION,
+        IfdError::InsufficientBuffer { .. } => IFD_ERROR_INSUFFICIENT_BUFFER,
+        IfdError::Cancelled | IfdError::Communication(_) => IFD_COMMUNICATION_ERROR,
     }
 }
 
@@ -98,10 +105,10 @@ fn string_value(s: &str) -> Vec<u8> {
 /// The registry of open readers.
 ///
 /// Locking: the `readers` map is locked only to look a reader up, insert
-/// or remove it, never across a backend call that may do USB I/O, so a
+/// or remove it, never across a reader call that may do USB I/O, so a
 /// slow reader (a close powering a card down, a time-extending card)
 /// stalls nobody else. Each call clones the reader's `Arc` out of the map
-/// and works on that; a close removes the entry, and the backend is
+/// and works on that; a close removes the entry, and the reader is
 /// dropped when its last in-flight call returns.
 pub struct Driver {
     readers: Mutex<HashMap<u16, Arc<OpenReader>>>,
@@ -145,27 +152,27 @@ impl Driver {
         if lock(&self.readers).len() >= usize::from(MAX_READERS) {
             return IFD_COMMUNICATION_ERROR;
         }
-        let backend = match (self.opener)(device) {
-            Ok(backend) => backend,
+        let opened = match (self.opener)(device) {
+            Ok(opened) => opened,
             Err(error) => {
                 tracing::error!(device, %error, "cannot open reader");
                 return match error {
-                    BackendError::Gone => IFD_NO_SUCH_DEVICE,
+                    IfdError::Gone => IFD_NO_SUCH_DEVICE,
                     _ => IFD_COMMUNICATION_ERROR,
                 };
             }
         };
-        let slots = backend.info().slots.max(1);
+        let slots = opened.info().slots.max(1);
         let tracks = (0..slots)
             .map(|s| {
                 Mutex::new(SlotTrack {
-                    seen_insertions: backend.insertions(s),
+                    seen_insertions: opened.insertions(s),
                     ..SlotTrack::default()
                 })
             })
             .collect();
         let reader = Arc::new(OpenReader {
-            backend,
+            device: opened,
             slots: tracks,
             // Slots other than 0 count as open once pcscd opens them.
             closed: (0..slots).map(|s| AtomicBool::new(s != 0)).collect(),
@@ -209,7 +216,7 @@ impl Driver {
     }
 
     /// IFDHCloseChannel: closes the slot; the reader goes when all its slots
-    /// are closed. An in-flight transmit keeps the backend alive until it
+    /// are closed. An in-flight transmit keeps the reader alive until it
     /// returns.
     ///
     /// The power-off is USB I/O (seconds on a slow reader): it runs with
@@ -228,7 +235,7 @@ impl Driver {
         {
             let mut track = lock(track);
             if track.powered && !reader.removed.load(Ordering::Acquire) {
-                let _ = reader.backend.power_off(slot);
+                let _ = reader.device.power_off(slot);
             }
             track.powered = false;
             track.atr.clear();
@@ -244,10 +251,10 @@ impl Driver {
             ours && all_closed && readers.remove(&index).is_some()
         };
         if removed {
-            reader.backend.cancel_wait();
+            reader.device.cancel_wait();
             tracing::info!(index, "reader closed");
         }
-        // `reader` may be the last reference: the backend (its event
+        // `reader` may be the last reference: the open reader (its event
         // thread, its device) is dropped here, with no lock held.
         IFD_SUCCESS
     }
@@ -255,7 +262,7 @@ impl Driver {
     /// IFDHGetCapabilities / SCardGetAttrib.
     pub fn get_capability(&self, lun: Dword, tag: Dword) -> Result<Capability, ResponseCode> {
         let (reader, slot) = self.reader(lun)?;
-        let info = reader.backend.info();
+        let info = reader.device.info();
         let byte = |b: u8| Ok(Capability::Bytes(vec![b]));
         let dword = |d: u32| Ok(Capability::Bytes(d.to_le_bytes().to_vec()));
         match tag {
@@ -277,15 +284,15 @@ impl Driver {
                 Ok(Capability::StopPollingFunction)
             }
             SCARD_ATTR_ICC_PRESENCE => {
-                let present = !matches!(reader.backend.slot_state(slot), Ok(SlotState::Absent));
+                let present = !matches!(reader.device.slot_state(slot), Ok(SlotState::Absent));
                 // PC/SC part 3: 0 absent, 2 present (not swallowed).
                 byte(if present { 2 } else { 0 })
             }
             SCARD_ATTR_ICC_INTERFACE_STATUS => {
-                let active = matches!(reader.backend.slot_state(slot), Ok(SlotState::Active));
+                let active = matches!(reader.device.slot_state(slot), Ok(SlotState::Active));
                 byte(u8::from(active))
             }
-            SCARD_ATTR_CURRENT_PROTOCOL_TYPE => match reader.backend.protocol(slot) {
+            SCARD_ATTR_CURRENT_PROTOCOL_TYPE => match reader.device.protocol(slot) {
                 Some(0) => dword(SCARD_PROTOCOL_T0 as u32),
                 Some(1) => dword(SCARD_PROTOCOL_T1 as u32),
                 _ => dword(0),
@@ -314,7 +321,7 @@ impl Driver {
             TAG_IFD_DEVICE_REMOVED => {
                 if value.first().is_some_and(|&v| v != 0) {
                     reader.removed.store(true, Ordering::Release);
-                    reader.backend.cancel_wait();
+                    reader.device.cancel_wait();
                 }
                 IFD_SUCCESS
             }
@@ -334,7 +341,7 @@ impl Driver {
             _ => return IFD_PROTOCOL_NOT_SUPPORTED,
         };
         let pps1 = (flags & IFD_NEGOTIATE_PTS1 != 0).then_some(pts1);
-        match reader.backend.set_protocol(slot, t, pps1) {
+        match reader.device.set_protocol(slot, t, pps1) {
             Ok(()) => IFD_SUCCESS,
             Err(error) => {
                 tracing::warn!(slot, t, %error, "set protocol failed");
@@ -348,9 +355,9 @@ impl Driver {
         let (reader, slot) = self.reader(lun)?;
         let mut track = lock(&reader.slots[usize::from(slot)]);
         let result = match action {
-            IFD_POWER_DOWN => reader.backend.power_off(slot).map(|()| Vec::new()),
-            IFD_POWER_UP => reader.backend.power_on(slot, false),
-            IFD_RESET => reader.backend.power_on(slot, track.powered),
+            IFD_POWER_DOWN => reader.device.power_off(slot).map(|()| Vec::new()),
+            IFD_POWER_UP => reader.device.power_on(slot, false),
+            IFD_RESET => reader.device.power_on(slot, track.powered),
             _ => return Err(IFD_NOT_SUPPORTED),
         };
         track.atr.clear();
@@ -361,15 +368,15 @@ impl Driver {
                 track.atr = atr.clone();
                 // The card now powered is the one the next presence query
                 // reports: its insertion is not news.
-                track.seen_insertions = reader.backend.insertions(slot);
+                track.seen_insertions = reader.device.insertions(slot);
                 Ok(atr)
             }
             Ok(atr) => {
                 tracing::error!(len = atr.len(), "ATR longer than 33 bytes");
                 Err(IFD_ERROR_POWER_ACTION)
             }
-            Err(BackendError::Gone) => Err(IFD_NO_SUCH_DEVICE),
-            Err(BackendError::NoCard) if action != IFD_POWER_DOWN => Err(IFD_ERROR_POWER_ACTION),
+            Err(IfdError::Gone) => Err(IFD_NO_SUCH_DEVICE),
+            Err(IfdError::NoCard) if action != IFD_POWER_DOWN => Err(IFD_ERROR_POWER_ACTION),
             Err(error) => {
                 tracing::warn!(slot, %error, "power action failed");
                 Err(match action {
@@ -401,10 +408,10 @@ impl Driver {
             return Err(IFD_COMMUNICATION_ERROR);
         }
         reader
-            .backend
+            .device
             .transmit(slot, apdu, out)
             .map_err(|error| match error {
-                BackendError::InsufficientBuffer { needed } => {
+                IfdError::InsufficientBuffer { needed } => {
                     tracing::debug!(slot, needed, "response longer than the client's buffer");
                     IFD_ERROR_INSUFFICIENT_BUFFER
                 }
@@ -422,11 +429,11 @@ impl Driver {
             Ok(found) => found,
             Err(code) => return code,
         };
-        let state = reader.backend.slot_state(slot);
-        let insertions = reader.backend.insertions(slot);
+        let state = reader.device.slot_state(slot);
+        let insertions = reader.device.insertions(slot);
         let mut track = lock(&reader.slots[usize::from(slot)]);
         match state {
-            Err(BackendError::Gone) => IFD_NO_SUCH_DEVICE,
+            Err(IfdError::Gone) => IFD_NO_SUCH_DEVICE,
             Err(error) => {
                 tracing::warn!(slot, %error, "slot status failed");
                 IFD_COMMUNICATION_ERROR
@@ -458,9 +465,9 @@ impl Driver {
     /// IFDHControl.
     pub fn control(&self, lun: Dword, code: Dword, input: &[u8]) -> Result<Vec<u8>, ResponseCode> {
         let (reader, slot) = self.reader(lun)?;
-        let info = reader.backend.info();
+        let info = reader.device.info();
         let supported = features::supported_features(info, self.options.escape_enabled);
-        if code == CM_IOCTL_GET_FEATURE_REQUEST {
+        if code == Dword::from(CM_IOCTL_GET_FEATURE_REQUEST) {
             return Ok(features::feature_list(&supported));
         }
         let Some(feature) = features::feature_of(code, &supported) else {
@@ -470,22 +477,22 @@ impl Driver {
             tracing::warn!(reason = e.0, "PIN structure refused");
             IFD_COMMUNICATION_ERROR
         };
-        let backend_error = |error: BackendError| {
+        let reader_error = |error: IfdError| {
             tracing::warn!(%error, feature, "control failed");
             code_of(&error)
         };
         match feature {
             FEATURE_VERIFY_PIN_DIRECT => {
                 let data = features::verify_to_secure(input).map_err(refused)?;
-                reader.backend.secure(slot, &data).map_err(backend_error)
+                reader.device.secure(slot, &data).map_err(reader_error)
             }
             FEATURE_MODIFY_PIN_DIRECT => {
                 let data = features::modify_to_secure(input).map_err(refused)?;
-                reader.backend.secure(slot, &data).map_err(backend_error)
+                reader.device.secure(slot, &data).map_err(reader_error)
             }
             FEATURE_IFD_PIN_PROPERTIES => Ok(features::pin_properties(info).to_vec()),
             FEATURE_GET_TLV_PROPERTIES => Ok(features::tlv_properties(info)),
-            FEATURE_CCID_ESC_COMMAND => reader.backend.escape(input).map_err(backend_error),
+            FEATURE_CCID_ESC_COMMAND => reader.device.escape(input).map_err(reader_error),
             _ => Err(IFD_ERROR_NOT_SUPPORTED),
         }
     }
@@ -498,9 +505,9 @@ impl Driver {
             Err(code) => return code,
         };
         let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
-        match reader.backend.wait_for_change(slot, timeout) {
-            Ok(Wait::Changed | Wait::Timeout | Wait::Cancelled) => IFD_SUCCESS,
-            Err(BackendError::Gone) => IFD_NO_SUCH_DEVICE,
+        match reader.device.wait_for_change(slot, timeout) {
+            Ok(SlotWait::Changed | SlotWait::Timeout | SlotWait::Cancelled) => IFD_SUCCESS,
+            Err(IfdError::Gone) => IFD_NO_SUCH_DEVICE,
             Err(error) => {
                 tracing::warn!(%error, "interrupt wait failed");
                 // Let pcscd fall back to its own pacing instead of spinning.
@@ -516,7 +523,7 @@ impl Driver {
         let Some(reader) = lock(&self.readers).get(&index).cloned() else {
             return IFD_NO_SUCH_DEVICE;
         };
-        reader.backend.cancel_wait();
+        reader.device.cancel_wait();
         IFD_SUCCESS
     }
 }

@@ -10,9 +10,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
 use super::abi::*;
-use super::backend::ResponseSink;
 use super::driver::Capability;
 use super::global;
+use super::reader::ResponseSink;
 
 /// Runs `f`, turning a panic into IFD_COMMUNICATION_ERROR: unwinding into
 /// pcscd's C frames would abort the daemon.

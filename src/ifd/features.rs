@@ -4,26 +4,27 @@
 //! is checked here before anything reaches the reader. A PIN never passes
 //! through this module (the pad reads it), and nothing here logs.
 
-use super::abi::{
-    property, scard_ctl_code, Dword, FEATURE_CCID_ESC_COMMAND, FEATURE_GET_TLV_PROPERTIES,
-    FEATURE_IFD_PIN_PROPERTIES, FEATURE_MODIFY_PIN_DIRECT, FEATURE_VERIFY_PIN_DIRECT,
-    PIN_MODIFY_STRUCTURE_HEADER, PIN_VERIFY_STRUCTURE_HEADER,
-};
-use super::backend::ReaderInfo;
+use super::abi::Dword;
+use super::reader::ReaderInfo;
 use crate::ccid::secure::SecureData;
+use crate::part10::{
+    property, scard_ctl_code, FEATURE_CCID_ESC_COMMAND, FEATURE_GET_TLV_PROPERTIES,
+    FEATURE_IFD_PIN_PROPERTIES, FEATURE_MODIFY_PIN_DIRECT, FEATURE_VERIFY_PIN_DIRECT,
+    PIN_MODIFY_STRUCTURE_HEADER, PIN_PROPERTIES_STRUCTURE_SIZE, PIN_VERIFY_STRUCTURE_HEADER,
+};
 
 /// Why a client's structure was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StructureError(pub &'static str);
 
 /// libccid's CLASS2_IOCTL_MAGIC: feature ioctls are SCARD_CTL_CODE(magic + feature).
-const CLASS2_IOCTL_MAGIC: Dword = 0x0033_0000;
+const CLASS2_IOCTL_MAGIC: u32 = 0x0033_0000;
 
 /// The control code a client uses for a feature. Clients take it from the
 /// GET_FEATURE_REQUEST answer; we use libccid's numbering so scripts
 /// written for libccid readers keep working.
 pub const fn feature_control_code(feature: u8) -> Dword {
-    scard_ctl_code(CLASS2_IOCTL_MAGIC + feature as Dword)
+    scard_ctl_code(CLASS2_IOCTL_MAGIC + feature as u32) as Dword
 }
 
 /// Features the reader really supports, in the order they are listed.
@@ -65,7 +66,7 @@ pub fn feature_of(code: Dword, features: &[u8]) -> Option<u8> {
 }
 
 /// PIN_PROPERTIES_STRUCTURE: wLcdLayout (LE), bEntryValidationCondition, bTimeOut2.
-pub fn pin_properties(info: &ReaderInfo) -> [u8; 4] {
+pub fn pin_properties(info: &ReaderInfo) -> [u8; PIN_PROPERTIES_STRUCTURE_SIZE] {
     let layout = info.pinpad.map_or(0, |p| p.lcd_layout).to_le_bytes();
     // Validation by the OK key (0x02) is what every pad offers; no second timeout.
     [layout[0], layout[1], 0x02, 0x00]
@@ -159,7 +160,7 @@ pub fn modify_to_secure(pcsc: &[u8]) -> Result<Vec<u8>, StructureError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ifd::backend::PinPad;
+    use crate::ifd::reader::PinPad;
 
     fn pinpad_info() -> ReaderInfo {
         ReaderInfo {

@@ -6,25 +6,23 @@
 //! | [`abi`] | C types and constants, checked against the installed headers |
 //! | `exports` | the `IFDH*` entry points: pointer and length checks only (the only `unsafe`) |
 //! | [`driver`] | Lun registry, presence tracking, capabilities, IFDHControl (safe) |
-//! | [`backend`] | the reader API the driver needs |
-//! | [`features`] | PC/SC part 10 features and PIN structures |
-//! | [`reader_backend`] | [`Backend`] over `crate::device` and `crate::reader` |
+//! | [`reader`] | one open reader over `crate::device` and `crate::reader`, as the driver uses it |
+//! | [`features`] | PC/SC part 10 features and PIN structures ([`crate::part10`]'s constants) |
 //! | [`plist`] | Info.plist generation |
 //! | [`log`] | tracing into pcscd's `log_msg` |
 
 pub mod abi;
-pub mod backend;
 pub mod driver;
 mod exports;
 pub mod features;
 pub mod log;
 pub mod plist;
-pub mod reader_backend;
+pub mod reader;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
-use backend::{Backend, BackendError};
 use driver::{Driver, Options};
+use reader::IfdReader;
 
 use crate::reader::{parse_command_time, ReaderOptions};
 
@@ -58,12 +56,6 @@ pub fn reader_options() -> ReaderOptions {
     reader_options_from(INFO_PLIST.get_or_init(log::own_info_plist).as_deref())
 }
 
-/// Opens the backend for a pcscd device name (`sim[:PROFILE[.TAG]]`,
-/// `usbip:HOST:PORT/BUSID`, pcscd's `usb:VVVV/PPPP:libudev:…` names).
-pub fn open_device(name: &str) -> Result<Arc<dyn Backend>, BackendError> {
-    Ok(Arc::new(reader_backend::ReaderBackend::open(name)?))
-}
-
 fn options() -> Options {
     Options {
         escape_enabled: std::env::var(ESCAPE_ENV).is_ok_and(|v| v == "1"),
@@ -73,7 +65,7 @@ fn options() -> Options {
 /// The process-wide driver pcscd talks to.
 fn global() -> &'static Driver {
     static DRIVER: OnceLock<Driver> = OnceLock::new();
-    DRIVER.get_or_init(|| Driver::new(Box::new(open_device), options()))
+    DRIVER.get_or_init(|| Driver::new(Box::new(IfdReader::open), options()))
 }
 
 #[cfg(test)]
