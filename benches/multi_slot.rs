@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use ferroccid::reader::{ProtocolPreference, Reader, Slot};
 use ferroccid::sim::profile::Profile;
-use ferroccid::transport::sim::SimTransport;
+use ferroccid::sim::transport::SimTransport;
 use support::{Harness, Reading};
 
 const SLOTS: usize = 4;

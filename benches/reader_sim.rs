@@ -25,7 +25,7 @@ use std::time::Duration;
 use ferroccid::reader::{ProtocolPreference, Reader};
 use ferroccid::sim::card::fs::{large_ef_byte, DEMO_AID};
 use ferroccid::sim::profile::Profile;
-use ferroccid::transport::sim::SimTransport;
+use ferroccid::sim::transport::SimTransport;
 use ferroccid::transport::{Tap, TapHooks, Transport};
 use support::Harness;
 

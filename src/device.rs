@@ -1,12 +1,45 @@
 //! Opening a reader by device name: the one place that maps a name to a
 //! transport, so the CLI, the pcscd bundle and library users agree on what
-//! `sim`, `usb:08e6/3437:libudev:0:/dev/bus/usb/001/002` or
-//! `usbip:host:3240/1-1` mean.
+//! `usb:08e6/3437:libudev:0:/dev/bus/usb/001/002`, `usbip:host:3240/1-1`
+//! or `sim:pinpad` mean.
+//!
+//! USB and USB/IP names open the driver's own backends. Names of other
+//! kinds (`sim`, `sim:PROFILE`) open through a [`Resolver`] registered for
+//! their scheme by whoever links the code behind them — the simulator's
+//! `ferroccid::sim::register()` — so this module depends on no such code.
 
-use std::sync::Arc;
+use std::any::Any;
+use std::sync::{Arc, PoisonError, RwLock};
 
-use crate::transport::sim::{SimHandle, SimTransport};
 use crate::transport::{DeviceName, Transport, TransportError, TransportInfo};
+
+/// Opens the device names of one scheme that the driver does not implement
+/// itself (registered with [`register_resolver`]).
+pub trait Resolver: Send + Sync {
+    /// Opens `name`, whose scheme this resolver was registered for.
+    fn open(&self, name: &DeviceName) -> Result<OpenedDevice, TransportError>;
+}
+
+/// The registered resolvers, by scheme.
+static RESOLVERS: RwLock<Vec<(&'static str, Arc<dyn Resolver>)>> = RwLock::new(Vec::new());
+
+/// Registers `resolver` for the names of `scheme` (e.g. `"sim"` for `sim`
+/// and `sim:PROFILE`), replacing an earlier one for the same scheme.
+pub fn register_resolver(scheme: &'static str, resolver: Arc<dyn Resolver>) {
+    let mut resolvers = RESOLVERS.write().unwrap_or_else(PoisonError::into_inner);
+    resolvers.retain(|(s, _)| *s != scheme);
+    resolvers.push((scheme, resolver));
+}
+
+/// The resolver registered for `scheme`, if any.
+fn resolver(scheme: &str) -> Option<Arc<dyn Resolver>> {
+    RESOLVERS
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .find(|(s, _)| *s == scheme)
+        .map(|(_, r)| Arc::clone(r))
+}
 
 /// Which USB library opens `usb:` names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,13 +91,29 @@ impl Default for UsbBackend {
 /// Whether the usbfs backend exists in this build.
 const USBFS_COMPILED: bool = cfg!(all(feature = "usbfs", target_os = "linux"));
 
-/// An opened device: the transport, plus the fault and event handle when
-/// it is the built-in simulator.
+/// An opened device: the transport, plus whatever handle the code that
+/// opened it hands out with it (the simulator's `SimHandle`, which moves
+/// cards and unplugs the reader).
 pub struct OpenedDevice {
     /// The message pipe to the CCID interface.
     pub transport: Arc<dyn Transport>,
-    /// Set for `sim` names: removes and inserts cards, unplugs the reader.
-    pub sim: Option<SimHandle>,
+    /// A resolver's handle on the device; see [`OpenedDevice::handle`].
+    pub extra: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+impl OpenedDevice {
+    /// A device with no handle besides its transport.
+    pub fn new(transport: Arc<dyn Transport>) -> OpenedDevice {
+        OpenedDevice {
+            transport,
+            extra: None,
+        }
+    }
+
+    /// The handle that came with the device, if it is a `T`.
+    pub fn handle<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.extra.as_deref()?.downcast_ref()
+    }
 }
 
 /// Opens a device name string (see [`DeviceName`] for the forms).
@@ -81,21 +130,16 @@ pub fn open_name(name: &DeviceName) -> Result<OpenedDevice, TransportError> {
 /// Opens a parsed device name, `usb:` names through `backend`.
 pub fn open_with(name: &DeviceName, backend: UsbBackend) -> Result<OpenedDevice, TransportError> {
     match name {
-        DeviceName::Sim { .. } => {
-            let (transport, handle) = SimTransport::open_name(name)?;
-            Ok(OpenedDevice {
-                transport: Arc::new(transport),
-                sim: Some(handle),
-            })
-        }
-        DeviceName::UsbIp { .. } => Ok(OpenedDevice {
-            transport: Arc::new(crate::transport::usbip::UsbIpTransport::open(name)?),
-            sim: None,
-        }),
-        DeviceName::Usb { .. } => Ok(OpenedDevice {
-            transport: open_usb(name, backend)?,
-            sim: None,
-        }),
+        DeviceName::Sim { .. } => match resolver("sim") {
+            Some(resolver) => resolver.open(name),
+            None => Err(TransportError::Unsupported(format!(
+                "{name}: the simulator is not linked in (no resolver for sim names)"
+            ))),
+        },
+        DeviceName::UsbIp { .. } => Ok(OpenedDevice::new(Arc::new(
+            crate::transport::usbip::UsbIpTransport::open(name)?,
+        ))),
+        DeviceName::Usb { .. } => Ok(OpenedDevice::new(open_usb(name, backend)?)),
     }
 }
 
@@ -171,12 +215,14 @@ mod tests {
     }
 
     #[test]
-    fn sim_names_open_the_simulator_with_a_handle() {
+    fn sim_names_open_through_the_registered_resolver_with_its_handle() {
+        crate::sim::register();
         let opened = open("sim").unwrap();
-        assert!(opened.sim.is_some());
+        assert!(opened.handle::<crate::sim::SimHandle>().is_some());
         assert_eq!(opened.transport.info().interface_class, 0x0B);
         let opened = open("sim:short-apdu").unwrap();
-        assert!(opened.sim.is_some());
+        assert!(opened.handle::<crate::sim::SimHandle>().is_some());
+        assert!(opened.handle::<String>().is_none(), "another type");
     }
 
     #[test]

@@ -262,15 +262,19 @@ impl Fixture for SimFixture {
 /// layer: [`SlotChannel`], the direct channel applications use.
 struct SlotFixture {
     reader: ferroccid::reader::Reader,
-    sim: ferroccid::transport::sim::SimHandle,
+    sim: ferroccid::sim::transport::SimHandle,
     name: String,
     atr: Vec<u8>,
 }
 
 impl SlotFixture {
     fn new() -> Self {
+        ferroccid::sim::register();
         let opened = ferroccid::device::open("sim").expect("the sim device opens");
-        let sim = opened.sim.expect("sim names come with a handle");
+        let sim = opened
+            .handle::<ferroccid::sim::SimHandle>()
+            .cloned()
+            .expect("sim names come with a handle");
         sim.insert_new_card(
             0,
             CardConfig {
@@ -395,8 +399,12 @@ fn two_processes_compete_for_the_lock() {
 #[test]
 fn slot_channel_connects_to_a_card_an_earlier_handle_left_powered() {
     use ferroccid::reader::Reader;
+    ferroccid::sim::register();
     let opened = ferroccid::device::open("sim").expect("the sim device opens");
-    let sim = opened.sim.expect("sim names come with a handle");
+    let sim = opened
+        .handle::<ferroccid::sim::SimHandle>()
+        .cloned()
+        .expect("sim names come with a handle");
     sim.insert_new_card(
         0,
         CardConfig {
@@ -478,8 +486,12 @@ fn wait_for_insertions(slot: &ferroccid::reader::Slot, count: u64) {
 /// the insertion counter.
 #[test]
 fn slot_channel_survives_card_events_that_arrive_after_the_reconnect() {
+    ferroccid::sim::register();
     let opened = ferroccid::device::open("sim").expect("the sim device opens");
-    let sim = opened.sim.expect("sim names come with a handle");
+    let sim = opened
+        .handle::<ferroccid::sim::SimHandle>()
+        .cloned()
+        .expect("sim names come with a handle");
     sim.insert_new_card(
         0,
         CardConfig {
@@ -617,8 +629,12 @@ fn ccid_pin_structures_decode_to_what_was_asked() {
 #[test]
 fn pinpad_verify_and_change_on_the_slot_channel() {
     use ferroccid::sim::profile::PinEntry;
+    ferroccid::sim::register();
     let opened = ferroccid::device::open("sim:pinpad").expect("the pinpad profile opens");
-    let sim = opened.sim.expect("sim names come with a handle");
+    let sim = opened
+        .handle::<ferroccid::sim::SimHandle>()
+        .cloned()
+        .expect("sim names come with a handle");
     let reader = ferroccid::reader::Reader::open(opened.transport).expect("reader");
     let name = format!("card-suite-pinpad-{}", std::process::id());
     let bus = EventBus::new();

@@ -27,7 +27,7 @@ use ferroccid::ifd::reader::{IfdError, IfdReader};
 use ferroccid::sim::card::fs::TEXT_2F00;
 use ferroccid::sim::card::CardConfig;
 use ferroccid::sim::profile::Profile;
-use ferroccid::transport::sim::{SimHandle, SimTransport};
+use ferroccid::sim::transport::{SimHandle, SimTransport};
 
 #[path = "sim_alloc_support/mod.rs"]
 mod sim_alloc;

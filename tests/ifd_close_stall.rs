@@ -46,6 +46,7 @@ fn driver(powering_off: Arc<AtomicBool>) -> Arc<Driver> {
     let opener = move |name: &str| -> Result<IfdReader, IfdError> {
         match name.strip_prefix("slow:") {
             Some(sim) => {
+                ferroccid::sim::register();
                 let opened = ferroccid::device::open(sim)
                     .map_err(|e| IfdError::Communication(e.to_string()))?;
                 let slow = Tap::new(

@@ -13,7 +13,7 @@ use std::time::Duration;
 use ferroccid::reader::{ProtocolPreference, Reader};
 use ferroccid::sim::card::config::PRESET_AUTH_KEY;
 use ferroccid::sim::profile::Profile;
-use ferroccid::transport::sim::SimTransport;
+use ferroccid::sim::transport::SimTransport;
 use ferroccid::transport::{Tap, TapHooks};
 use support::*;
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use ferroccid::reader::{ProtocolPreference, ReaderError, Slot};
 use ferroccid::sim::card::fs::TEXT_2F00;
 use ferroccid::sim::card::CardConfig;
-use ferroccid::transport::sim::SimHandle;
+use ferroccid::sim::transport::SimHandle;
 use support::*;
 
 /// ISO/IEC 7816-4 "normal processing".

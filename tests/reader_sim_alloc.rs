@@ -24,7 +24,7 @@ use std::sync::Arc;
 use ferroccid::reader::{ProtocolPreference, Reader};
 use ferroccid::sim::card::fs::TEXT_2F00;
 use ferroccid::sim::card::CardConfig;
-use ferroccid::transport::sim::SimTransport;
+use ferroccid::sim::transport::SimTransport;
 use support::*;
 
 #[path = "sim_alloc_support/mod.rs"]

@@ -11,7 +11,7 @@ use ferroccid::sim::card::config::PRESET_AUTH_KEY;
 use ferroccid::sim::card::fs::TEXT_2F00;
 use ferroccid::sim::card::{CardConfig, SlowCommands};
 use ferroccid::sim::profile::Profile;
-use ferroccid::transport::sim::SimTransport;
+use ferroccid::sim::transport::SimTransport;
 use ferroccid::transport::REQUEST_ABORT;
 use support::*;
 

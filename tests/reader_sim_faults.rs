@@ -16,7 +16,7 @@ use ferroccid::sim::card::fs::TEXT_2F00;
 use ferroccid::sim::card::{CardConfig, SlowCommands};
 use ferroccid::sim::profile::Profile;
 use ferroccid::sim::reader::ResponseFault;
-use ferroccid::transport::sim::SimHandle;
+use ferroccid::sim::transport::SimHandle;
 use support::*;
 
 const OK: u16 = 0x9000;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use ferroccid::reader::{Reader, ReaderError, ReaderOptions, Slot};
 use ferroccid::sim::card::CardConfig;
 use ferroccid::sim::profile::Profile;
-use ferroccid::transport::sim::{SimHandle, SimTransport};
+use ferroccid::sim::transport::{SimHandle, SimTransport};
 use ferroccid::transport::{Tap, TapHooks};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

@@ -16,7 +16,7 @@ use std::time::Duration;
 use ferroccid::reader::{ProtocolPreference, Reader, ReaderError, Slot};
 use ferroccid::sim::card::fs::{TEXT_2F00, TEXT_2F01};
 use ferroccid::sim::card::CardConfig;
-use ferroccid::transport::sim::{SimHandle, SimTransport};
+use ferroccid::sim::transport::{SimHandle, SimTransport};
 use ferroccid::transport::{Tap, TapHooks};
 use support::*;
 

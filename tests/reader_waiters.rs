@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use ferroccid::reader::{Reader, ReaderError, SlotWait};
 use ferroccid::sim::profile::Profile;
+use ferroccid::sim::transport::SimTransport;
 use ferroccid::transport::descriptors::{CcidEndpoints, EndpointInfo};
 use ferroccid::transport::scripted::ScriptedTransport;
-use ferroccid::transport::sim::SimTransport;
 use ferroccid::transport::{Tap, TapHooks, Transport, TransportError, TransportInfo};
 use support::*;
 
@@ -129,7 +129,7 @@ fn polled_reader_counts_insertions_from_slot_status() {
 }
 
 /// A sim reader with `name`'s profile, opened with default options.
-fn sim(name: &str) -> (Reader, ferroccid::transport::sim::SimHandle) {
+fn sim(name: &str) -> (Reader, ferroccid::sim::transport::SimHandle) {
     let (t, h) = SimTransport::open(Profile::from_name(name).unwrap());
     (Reader::open(Arc::new(t)).unwrap(), h)
 }

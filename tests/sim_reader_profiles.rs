@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ferroccid::sim::profile::{Profile, BUILTIN_NAMES};
+use ferroccid::sim::transport::SimTransport;
 use ferroccid::transport::conformance::run_conformance;
-use ferroccid::transport::sim::SimTransport;
 use ferroccid::transport::{DeviceName, Transport};
 
 const T: Duration = Duration::from_secs(5);

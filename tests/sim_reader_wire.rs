@@ -8,7 +8,7 @@ use ferroccid::sim::card::fs::large_ef_byte;
 use ferroccid::sim::card::CardConfig;
 use ferroccid::sim::profile::{PinEntry, Profile, VOLTAGE_3V};
 use ferroccid::sim::reader::ResponseFault;
-use ferroccid::transport::sim::{SimHandle, SimTransport};
+use ferroccid::sim::transport::{SimHandle, SimTransport};
 use ferroccid::transport::{Transport, TransportError};
 
 const T: Duration = Duration::from_secs(5);

@@ -22,7 +22,7 @@ use ferroccid::sim::card::config::PRESET_AUTH_KEY;
 use ferroccid::sim::card::fs::{large_ef_byte, DEMO_AID};
 use ferroccid::sim::card::CardConfig;
 use ferroccid::sim::profile::Profile;
-use ferroccid::transport::sim::SimTransport;
+use ferroccid::sim::transport::SimTransport;
 
 /// Readers excluded from the zoo: (file#interface, the failure they show,
 /// reason). Each reason is what the reader's own class descriptor says.

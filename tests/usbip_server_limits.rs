@@ -14,8 +14,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ferroccid::sim::profile::Profile;
+use ferroccid::sim::transport::SimTransport;
 use ferroccid::transport::cancel::WaitOutcome;
-use ferroccid::transport::sim::SimTransport;
 use ferroccid::transport::usbip::UsbIpTransport;
 use ferroccid::transport::{
     CancelToken, CcidEndpoints, EndpointInfo, Transport, TransportError, TransportInfo,

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferroccid::sim::profile::{Profile, BUILTIN_NAMES};
+use ferroccid::sim::transport::SimTransport;
 use ferroccid::transport::conformance::run_conformance;
-use ferroccid::transport::sim::SimTransport;
 use ferroccid::transport::usbip::UsbIpTransport;
 use ferroccid::transport::Transport;
 use ferroccid::usbip::UsbIpServer;

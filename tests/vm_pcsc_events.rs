@@ -49,7 +49,7 @@ const USBIP_ADDR: &str = "127.0.0.1:3240";
 fn guest_sim_server() {
     use ferroccid::sim::control;
     use ferroccid::sim::profile::Profile;
-    use ferroccid::transport::sim::SimTransport;
+    use ferroccid::sim::transport::SimTransport;
     use ferroccid::transport::Transport;
     use ferroccid::usbip::UsbIpServer;
 

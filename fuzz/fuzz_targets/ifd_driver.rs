@@ -100,6 +100,7 @@ impl TapHooks for QuickInterrupt {
 }
 
 fn open(name: &str) -> Result<IfdReader, IfdError> {
+    ferroccid::sim::register();
     match ferroccid::device::open(name) {
         Ok(opened) => {
             let transport = Arc::new(Tap::new(opened.transport, QuickInterrupt));

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferroccid::sim::profile::{Profile, BUILTIN_NAMES};
-use ferroccid::transport::sim::SimTransport;
+use ferroccid::sim::transport::SimTransport;
 use ferroccid::usbip::server::{
     run_session, MAX_BUFFERED_BYTES, MAX_OUTSTANDING_URBS, MAX_TRANSFER,
 };

@@ -158,17 +158,19 @@ impl SlotChannel {
         Ok(channel)
     }
 
-    /// Opens a device by name (`sim`, `usb:…`, `usbip:…`) and connects to
-    /// slot `index`. The simulator handle is returned for `sim` names.
+    /// Opens a device by name (`usb:…`, `usbip:…`, or a name a registered
+    /// resolver opens, such as the simulator's `sim`) and connects to slot
+    /// `index`. The device's handle, if its resolver gives one (the
+    /// simulator's `SimHandle`), is returned with the channel.
     pub fn open(
         device: &str,
         index: usize,
-    ) -> Result<(SlotChannel, Option<crate::transport::sim::SimHandle>), ChannelError> {
+    ) -> Result<(SlotChannel, crate::device::OpenedDevice), ChannelError> {
         let opened = crate::device::open(device)
             .map_err(|e| ChannelError::Other(format!("{device}: {e}")))?;
-        let reader = Reader::open(opened.transport).map_err(channel_error)?;
+        let reader = Reader::open(opened.transport.clone()).map_err(channel_error)?;
         let channel = SlotChannel::connect(&reader, index, device)?;
-        Ok((channel, opened.sim))
+        Ok((channel, opened))
     }
 
     /// The slot handle.

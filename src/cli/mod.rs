@@ -62,6 +62,9 @@ enum Command {
 /// Parse the command line and run the chosen subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Every subcommand that takes a device name accepts `sim` and
+    // `sim:PROFILE`: the simulator is linked into the CLI.
+    ferroccid::sim::register();
     if let Some(seconds) = &cli.timeout {
         // Read by Reader::open (ReaderOptions::with_env_overrides), in this
         // process and in a simulator or helper it starts. Set before any

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use ferroccid::sim::control::{control_key, watch_from_env};
 use ferroccid::sim::profile::Profile;
-use ferroccid::transport::sim::SimTransport;
+use ferroccid::sim::transport::SimTransport;
 use ferroccid::transport::{DeviceName, Transport};
 use ferroccid::usbip::UsbIpServer;
 

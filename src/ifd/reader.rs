@@ -280,9 +280,13 @@ impl IfdReader {
             ),
             _ => (parsed, None),
         };
+        // The bundle serves reader.conf's `sim:PROFILE` entries (tests,
+        // demos): the simulator's names open through its resolver.
+        crate::sim::register();
         let opened = crate::device::open_name(&parsed).map_err(transport_error)?;
+        let handle = opened.handle::<crate::sim::SimHandle>().cloned();
         let mut opened_reader = IfdReader::with_transport(opened.transport)?;
-        opened_reader._control = match (opened.sim, key) {
+        opened_reader._control = match (handle, key) {
             (Some(handle), Some(key)) => {
                 let slots = opened_reader.slots.len() as u8;
                 match crate::sim::control::watch_from_env(&key, slots, handle) {

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::transport::sim::SimHandle;
+use crate::sim::transport::SimHandle;
 
 /// The environment variable naming the control directory.
 pub const CONTROL_ENV: &str = "FERROCCID_SIM_CONTROL";
@@ -134,7 +134,7 @@ fn run(files: &Files, handle: &SimHandle, stop: &AtomicBool) {
 mod tests {
     use super::*;
     use crate::sim::profile::Profile;
-    use crate::transport::sim::SimTransport;
+    use crate::sim::transport::SimTransport;
     use std::time::Instant;
 
     fn card_in(handle: &SimHandle, slot: u8) -> bool {

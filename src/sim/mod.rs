@@ -15,3 +15,31 @@ pub mod card;
 pub mod control;
 pub mod profile;
 pub mod reader;
+pub mod transport;
+
+pub use transport::{SimHandle, SimTransport};
+
+use std::sync::Arc;
+
+use crate::device::{OpenedDevice, Resolver};
+use crate::transport::{DeviceName, TransportError};
+
+/// Opens `sim` and `sim:PROFILE` names for [`crate::device`].
+struct SimResolver;
+
+impl Resolver for SimResolver {
+    fn open(&self, name: &DeviceName) -> Result<OpenedDevice, TransportError> {
+        let (transport, handle) = SimTransport::open_name(name)?;
+        Ok(OpenedDevice {
+            transport: Arc::new(transport),
+            extra: Some(Arc::new(handle)),
+        })
+    }
+}
+
+/// Makes `sim` and `sim:PROFILE` names open through
+/// [`crate::device::open`] (the device comes with its [`SimHandle`]:
+/// `opened.handle::<SimHandle>()`). Idempotent.
+pub fn register() {
+    crate::device::register_resolver("sim", Arc::new(SimResolver));
+}

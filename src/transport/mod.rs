@@ -5,7 +5,7 @@
 //! the control pipe. It knows nothing about CCID message contents: framing,
 //! sequence numbers and retries belong to `reader`.
 //!
-//! One file per backend, each answering the same questions in the same
+//! One module per backend, each answering the same questions in the same
 //! order (naming, discovery, open, transfers, cancellation, errors):
 //!
 //! | module | backend |
@@ -14,7 +14,10 @@
 //! | [`rusb`](self::rusb) | libusb-1.0 (feature `rusb`) |
 //! | `usbfs` | Linux usbfs ioctls, transfers complete in the calling thread (feature `usbfs`, Linux) |
 //! | [`usbip`](self::usbip) | userspace USB/IP client over TCP |
-//! | [`sim`] | the in-process simulated reader |
+//!
+//! Other device kinds (the simulator's `sim` names) plug in from outside
+//! through [`crate::device::register_resolver`]: this module knows nothing
+//! of them.
 //!
 //! Shared pieces: [`name`] parses pcscd device names, [`descriptors`] finds
 //! CCID interfaces and their endpoints in raw USB descriptors, `usb` is
@@ -33,7 +36,6 @@ pub mod nusb;
 #[cfg(feature = "rusb")]
 pub mod rusb;
 pub mod scripted;
-pub mod sim;
 pub mod tap;
 #[cfg(any(
     feature = "nusb",

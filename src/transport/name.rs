@@ -8,7 +8,7 @@
 //! | `usb:VVVV/PPPP:libudev:IF:/dev/bus/usb/BBB/DDD` | libudev hotplug |
 //! | `usb:VVVV/PPPP:libusb-1.0:BUS:ADDR:IF` | libusb hotplug |
 //! | `usb:VVVV/PPPP` | first device with that VID/PID (reader.conf) |
-//! | `sim`, `sim:PROFILE` | ferroccid's in-process simulator |
+//! | `sim`, `sim:PROFILE` | the in-process simulator, opened through the resolver `ferroccid::sim::register` installs |
 //!
 //! `PROFILE` is a built-in profile name, the 54-byte CCID class
 //! descriptor in hex (108 digits, bytes optionally separated by `:`, `,`,

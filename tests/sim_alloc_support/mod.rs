@@ -14,7 +14,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::Arc;
 
-use ferroccid::transport::sim::SimTransport;
+use ferroccid::sim::transport::SimTransport;
 use ferroccid::transport::{Tap, TapHooks};
 
 /// The counting allocator: counts on the calling thread while [`COUNTING`] is on

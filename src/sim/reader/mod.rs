@@ -8,7 +8,7 @@
 //! when the reader or the card is slow); a slot is busy until its answer is
 //! due, which is what makes `CMD_SLOT_BUSY`, `bMaxCCIDBusySlots`, ABORT and
 //! card removal in mid-exchange observable. The transport
-//! ([`crate::transport::sim`]) adds the blocking, the condvar and the clock.
+//! ([`crate::sim::transport`]) adds the blocking, the condvar and the clock.
 //!
 //! | module | what |
 //! |---|---|

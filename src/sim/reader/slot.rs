@@ -750,7 +750,7 @@ mod tests {
 
     use crate::sim::card::CardConfig;
     use crate::sim::profile::Profile;
-    use crate::transport::sim::SimTransport;
+    use crate::sim::transport::SimTransport;
     use crate::transport::Transport;
 
     const T: Duration = Duration::from_secs(5);

@@ -1,5 +1,6 @@
-//! In-process backend: a [`Transport`] connected to the simulated reader
-//! ([`crate::sim::reader::ReaderModel`]).
+//! The simulator as a [`Transport`]: the simulated reader
+//! ([`crate::sim::reader::ReaderModel`]) behind the same trait the USB
+//! backends implement, so the driver drives it without knowing it is one.
 //!
 //! Same questions, same order as the USB backends:
 //! - naming: `sim` (the `tpdu` profile) or `sim:PROFILE` ([`Profile::parse`]);
@@ -17,14 +18,14 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::descriptors::{
-    emit_configuration, endpoint_descriptions, CcidEndpoints, EndpointInfo, InterfaceDescription,
-    CLASS_CCID,
-};
-use super::{DeviceName, Transport, TransportError, TransportInfo, REQUEST_ABORT};
 use crate::sim::card::CardConfig;
 use crate::sim::profile::{PinEntry, Profile};
 use crate::sim::reader::{ReaderModel, ResponseFault};
+use crate::transport::descriptors::{
+    emit_configuration, endpoint_descriptions, CcidEndpoints, EndpointInfo, InterfaceDescription,
+    CLASS_CCID,
+};
+use crate::transport::{DeviceName, Transport, TransportError, TransportInfo, REQUEST_ABORT};
 
 /// Endpoint addresses of the synthetic interface.
 const BULK_OUT: u8 = 0x01;
