@@ -36,15 +36,29 @@
 //!
 //! # Timeouts
 //!
-//! The host waits `margin + card × m` for each answer: `margin` is
-//! [`ReaderOptions::margin`] (3 s by default, libccid's default read
-//! timeout) plus any quirk allowance; `card` is the card's own waiting time
-//! for the exchange — WWT for T=0, BWT + CWT + one maximal block's
-//! characters (259 × 12 etu) for T=1, the ATR's worst case at power on —
-//! computed from the negotiated Fi, Di and clock; at APDU levels the reader
-//! runs T=1 itself and may retry each block three times and resynchronise
-//! three times, so `card` is multiplied by 9; `m` is 1, or the multiplier of
-//! the reader's last time-extension answer.
+//! Each command (power on, APDU, protocol selection, PIN entry, Escape,
+//! status) has one wall-clock budget, started when it begins: every round
+//! of the command waits at most until the budget's deadline, whatever the
+//! device or card does (time extensions, WTX, chaining, NULL bytes,
+//! CMD_SLOT_BUSY retries, ICCD polls). The budget is
+//! [`ReaderOptions::max_command_time`] (60 s by default, raised for
+//! on-card key generation through [`COMMAND_TIMEOUT_ENV`]) for commands
+//! that talk to the card, plus the user's time at a PIN pad; two margins
+//! for commands the reader answers itself; the normal power-on wait once
+//! per voltage tried. A command that runs out of budget is aborted (CCID
+//! §5.3.1), so it returns within its budget plus the ABORT request's and
+//! the drain's margin.
+//!
+//! Within the budget, the host waits `margin + card × m` for each answer:
+//! `margin` is [`ReaderOptions::margin`] (3 s by default, libccid's default
+//! read timeout) plus any quirk allowance; `card` is the card's own waiting
+//! time for the exchange — WWT for T=0, BWT + CWT + one maximal block's
+//! characters (259 × 12 etu) for T=1, the ATR's bounds at power on —
+//! computed from the negotiated Fi, Di and clock (never below 1 MHz); at
+//! APDU levels the reader runs T=1 itself and may retry each block three
+//! times and resynchronise three times, so `card` is multiplied by 9; `m`
+//! is 1, or the multiplier of the reader's last time-extension answer. A
+//! time extension moves the round's deadline, never the command's.
 
 pub mod error;
 mod events;
