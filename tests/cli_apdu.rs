@@ -194,3 +194,31 @@ fn a_descriptor_in_the_device_name_makes_the_simulator_that_reader() {
     let err = apdu_err(&["--reader", &name, "00B00000000000"]);
     assert!(err.to_lowercase().contains("extended"), "{err}");
 }
+
+/// `--timeout SECONDS` (any subcommand) is checked and taken: a bad value
+/// is refused before anything is opened, a good one leaves the exchange
+/// as it was.
+#[test]
+fn timeout_option_is_checked_and_taken() {
+    for bad in ["0", "-3", "soon", "nan"] {
+        let out = ferroccid()
+            .arg(format!("--timeout={bad}"))
+            .args(["apdu", "--reader", "sim", "0084000008"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "--timeout {bad} accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("seconds"), "--timeout {bad}: {stderr}");
+    }
+    let out = ferroccid()
+        .args(["apdu", "--timeout", "90", "--reader", "sim", "0084000008"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.trim_end().ends_with("9000"), "{stdout}");
+}

@@ -668,6 +668,20 @@ mod tests {
     use super::*;
     use crate::transport::scripted::ScriptedTransport;
 
+    #[test]
+    fn command_time_parses_seconds_and_clamps_them() {
+        assert_eq!(parse_command_time("90"), Some(Duration::from_secs(90)));
+        assert_eq!(
+            parse_command_time(" 2.5 "),
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(parse_command_time("0.1"), Some(Duration::from_secs(1)));
+        assert_eq!(parse_command_time("1e12"), Some(MAX_COMMAND_TIME_LIMIT));
+        for bad in ["", "0", "-5", "soon", "nan", "inf"] {
+            assert_eq!(parse_command_time(bad), None, "{bad:?}");
+        }
+    }
+
     /// Found by the `reader_hostile_device` fuzz target: 256 slots and a
     /// dwMaxCCIDMessageLength of 0xFFFFFFFF made `open` allocate three
     /// 4 GiB buffers per slot (an abort where overcommit is off). The
