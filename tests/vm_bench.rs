@@ -34,9 +34,9 @@ use std::time::{Duration, Instant};
 
 /// APDUs per path per round.
 const N: usize = 150;
-/// Rounds (each runs the six paths, ~2.3 s in the guest): per-round ratios on the shared
-/// host spread 0.5–1.5, so one round says little; 10 stay well inside the harness's 60 s
-/// guest timeout.
+/// Rounds (each runs every path, ~2.3 s in the guest in November, ~6 s in December's runs):
+/// per-round ratios on the shared host spread 0.5–1.5, so one round says little; the test
+/// gives the guest 180 s.
 const ROUNDS: usize = 10;
 /// GET CHALLENGE, 8 bytes.
 const APDU: &str = "0084000008";
@@ -319,6 +319,11 @@ fn apdu_latency_floor_library_and_pcscd() {
     let rounds = rounds();
     let run = Guest::new()
         .extra(&guest_dir())
+        // 10 rounds took 55-62 s of guest time in the clean-clone runs of
+        // 2026-12-07 (about 6 s a round, not the 2.3 s measured in
+        // November): over the 60 s default. Why the rounds got slower is
+        // open (issue note); the limit is not what this test measures.
+        .timeout(180)
         .run(&guest_script(rounds))
         .success();
     assert!(run.console.contains("bench-done"), "{}", run.console);

@@ -74,6 +74,14 @@ impl Guest {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// The guest command's time limit, for runs longer than the 60 s
+    /// default (the benchmark's rounds).
+    pub fn timeout(mut self, seconds: u32) -> Self {
+        self.timeout_s = seconds;
+        self
+    }
+
     /// Choose the card.
     pub fn card(mut self, card: Card) -> Self {
         self.card = card;
