@@ -14,8 +14,8 @@ mod support;
 use std::time::Duration;
 
 use ferroccid::reader::{ProtocolPreference, Reader, Slot};
-use ferroccid::sim::profile::Profile;
-use ferroccid::sim::transport::SimTransport;
+use ferroccid_sim::profile::Profile;
+use ferroccid_sim::transport::SimTransport;
 use support::{Harness, Reading};
 
 const SLOTS: usize = 4;

@@ -21,7 +21,7 @@ use std::hint::black_box;
 use ferroccid::protocols::atr::Atr;
 use ferroccid::protocols::t0::tpdu::{T0Apdu, T0Options, T0Step};
 use ferroccid::protocols::t1::{Progress, T1Config, MAX_BLOCK_LEN, MAX_INF_LEN, T1};
-use ferroccid::sim::card::CardConfig;
+use ferroccid_sim::card::CardConfig;
 use support::Harness;
 
 /// A T=1 block with NAD 0 and LRC (ISO/IEC 7816-3 §11.3.1, §11.4.4).

@@ -23,10 +23,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferroccid::reader::{ProtocolPreference, Reader};
-use ferroccid::sim::card::fs::{large_ef_byte, DEMO_AID};
-use ferroccid::sim::profile::Profile;
-use ferroccid::sim::transport::SimTransport;
 use ferroccid::transport::{Tap, TapHooks, Transport};
+use ferroccid_sim::card::fs::{large_ef_byte, DEMO_AID};
+use ferroccid_sim::profile::Profile;
+use ferroccid_sim::transport::SimTransport;
 use support::Harness;
 
 const TIMEOUT: Duration = Duration::from_secs(5);

@@ -6,7 +6,7 @@
 //! USB and USB/IP names open the driver's own backends. Names of other
 //! kinds (`sim`, `sim:PROFILE`) open through a [`Resolver`] registered for
 //! their scheme by whoever links the code behind them — the simulator's
-//! `ferroccid::sim::register()` — so this module depends on no such code.
+//! `ferroccid_sim::register()` — so this module depends on no such code.
 
 use std::any::Any;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -212,17 +212,6 @@ mod tests {
         } else {
             assert_eq!(rusb, UsbBackend::default(), "rusb not compiled in");
         }
-    }
-
-    #[test]
-    fn sim_names_open_through_the_registered_resolver_with_its_handle() {
-        crate::sim::register();
-        let opened = open("sim").unwrap();
-        assert!(opened.handle::<crate::sim::SimHandle>().is_some());
-        assert_eq!(opened.transport.info().interface_class, 0x0B);
-        let opened = open("sim:short-apdu").unwrap();
-        assert!(opened.handle::<crate::sim::SimHandle>().is_some());
-        assert!(opened.handle::<String>().is_none(), "another type");
     }
 
     #[test]

@@ -11,9 +11,9 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use ferroccid::reader::{ProtocolPreference, ReaderError, Slot};
-use ferroccid::sim::card::fs::TEXT_2F00;
-use ferroccid::sim::card::CardConfig;
-use ferroccid::sim::transport::SimHandle;
+use ferroccid_sim::card::fs::TEXT_2F00;
+use ferroccid_sim::card::CardConfig;
+use ferroccid_sim::transport::SimHandle;
 use support::*;
 
 /// ISO/IEC 7816-4 "normal processing".

@@ -15,9 +15,9 @@ mod sim_support;
 use std::sync::Arc;
 
 use ferroccid::reader::ProtocolPreference;
-use ferroccid::sim::card::fs::TEXT_2F00;
-use ferroccid::sim::card::CardConfig;
 use ferroccid::transport::scripted::ScriptedTransport;
+use ferroccid_sim::card::fs::TEXT_2F00;
+use ferroccid_sim::card::CardConfig;
 use support::*;
 
 #[test]

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferroccid::reader::{ErrorKind, ProtocolPreference, ReaderError, ReaderEvent};
-use ferroccid::sim::card::CardConfig;
 use ferroccid::transport::scripted::{Fault, ScriptedTransport};
+use ferroccid_sim::card::CardConfig;
 use support::*;
 
 /// GET CHALLENGE, 8 bytes (ISO/IEC 7816-4 §11.5.3).

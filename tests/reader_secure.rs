@@ -14,10 +14,10 @@ mod support;
 use std::sync::Arc;
 
 use ferroccid::reader::{ProtocolPreference, ReaderError};
-use ferroccid::sim::card::CardConfig;
-use ferroccid::sim::profile::{PinEntry, Profile};
-use ferroccid::sim::transport::SimTransport;
 use ferroccid::transport::scripted::ScriptedTransport;
+use ferroccid_sim::card::CardConfig;
+use ferroccid_sim::profile::{PinEntry, Profile};
+use ferroccid_sim::transport::SimTransport;
 use support::*;
 
 /// VERIFY (ISO/IEC 7816-4 §11.5.6), reference 81, a 6-byte placeholder PIN
@@ -260,7 +260,7 @@ fn sim_pinpad(
     card: CardConfig,
 ) -> (
     ferroccid::reader::Reader,
-    ferroccid::sim::transport::SimHandle,
+    ferroccid_sim::transport::SimHandle,
 ) {
     let mut profile = Profile::from_name("pinpad").unwrap();
     profile.slots[0].card = Some(card);

@@ -22,9 +22,9 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 use ferroccid::reader::{ProtocolPreference, Reader};
-use ferroccid::sim::card::fs::TEXT_2F00;
-use ferroccid::sim::card::CardConfig;
-use ferroccid::sim::transport::SimTransport;
+use ferroccid_sim::card::fs::TEXT_2F00;
+use ferroccid_sim::card::CardConfig;
+use ferroccid_sim::transport::SimTransport;
 use support::*;
 
 #[path = "sim_alloc_support/mod.rs"]

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferroccid::reader::{ProtocolPreference, Reader, ReaderError};
-use ferroccid::sim::card::config::PRESET_AUTH_KEY;
-use ferroccid::sim::card::fs::TEXT_2F00;
-use ferroccid::sim::card::{CardConfig, SlowCommands};
-use ferroccid::sim::profile::Profile;
-use ferroccid::sim::transport::SimTransport;
 use ferroccid::transport::REQUEST_ABORT;
+use ferroccid_sim::card::config::PRESET_AUTH_KEY;
+use ferroccid_sim::card::fs::TEXT_2F00;
+use ferroccid_sim::card::{CardConfig, SlowCommands};
+use ferroccid_sim::profile::Profile;
+use ferroccid_sim::transport::SimTransport;
 use support::*;
 
 const OK: u16 = 0x9000;

@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 use ferroccid::ccid::status::SlotError;
 use ferroccid::ccid::CcidError;
 use ferroccid::reader::{ErrorKind, ProtocolPreference, ReaderError, ReaderEvent, Slot};
-use ferroccid::sim::card::config::PRESET_AUTH_KEY;
-use ferroccid::sim::card::fs::TEXT_2F00;
-use ferroccid::sim::card::{CardConfig, SlowCommands};
-use ferroccid::sim::profile::Profile;
-use ferroccid::sim::reader::ResponseFault;
-use ferroccid::sim::transport::SimHandle;
+use ferroccid_sim::card::config::PRESET_AUTH_KEY;
+use ferroccid_sim::card::fs::TEXT_2F00;
+use ferroccid_sim::card::{CardConfig, SlowCommands};
+use ferroccid_sim::profile::Profile;
+use ferroccid_sim::reader::ResponseFault;
+use ferroccid_sim::transport::SimHandle;
 use support::*;
 
 const OK: u16 = 0x9000;

@@ -8,10 +8,10 @@
 mod support;
 
 use ferroccid::reader::{ProtocolPreference, ReaderError, SlotOptions};
-use ferroccid::sim::card::config::PRESET_AUTH_KEY;
-use ferroccid::sim::card::fs::{large_ef_byte, DEMO_AID, TEXT_2F00, TEXT_2F01};
-use ferroccid::sim::card::CardConfig;
-use ferroccid::sim::profile::BUILTIN_NAMES;
+use ferroccid_sim::card::config::PRESET_AUTH_KEY;
+use ferroccid_sim::card::fs::{large_ef_byte, DEMO_AID, TEXT_2F00, TEXT_2F01};
+use ferroccid_sim::card::CardConfig;
+use ferroccid_sim::profile::BUILTIN_NAMES;
 use support::*;
 
 /// dwFeatures bits (CCID §5.1).
@@ -198,7 +198,7 @@ fn combinations(t0: bool, t1: bool) -> Vec<(&'static str, CardConfig, ProtocolPr
 fn every_profile_every_card() {
     let mut table = Vec::new();
     for name in BUILTIN_NAMES {
-        let d = ferroccid::sim::profile::Profile::from_name(name)
+        let d = ferroccid_sim::profile::Profile::from_name(name)
             .unwrap()
             .class_descriptor();
         let level = d.features & LEVEL_MASK;

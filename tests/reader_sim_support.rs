@@ -2,7 +2,7 @@
 //! ([`Reader`]/[`Slot`]) over the real simulated reader ([`SimTransport`]).
 //!
 //! Expected values come from ISO/IEC 7816-4 (status words), the virtual
-//! card's documented demo file system (`ferroccid::sim::card::fs`) and its
+//! card's documented demo file system (`ferroccid_sim::card::fs`) and its
 //! documented INTERNAL AUTHENTICATE function (HMAC-SHA-256, recomputed
 //! here with the `hmac` crate, not with the card's code).
 #![allow(dead_code)]
@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferroccid::reader::{Reader, ReaderError, ReaderOptions, Slot};
-use ferroccid::sim::card::CardConfig;
-use ferroccid::sim::profile::Profile;
-use ferroccid::sim::transport::{SimHandle, SimTransport};
 use ferroccid::transport::{Tap, TapHooks};
+use ferroccid_sim::card::CardConfig;
+use ferroccid_sim::profile::Profile;
+use ferroccid_sim::transport::{SimHandle, SimTransport};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -85,7 +85,7 @@ pub fn short(header: [u8; 4], data: &[u8], le: Option<u8>) -> Vec<u8> {
 
 /// The card's INTERNAL AUTHENTICATE answer for `challenge` with Le = 00:
 /// the first 32 bytes of HMAC-SHA-256(key, challenge ‖ 00000001)
-/// (documented in `ferroccid::sim::card::app`).
+/// (documented in `ferroccid_sim::card::app`).
 pub fn expected_auth(key: &[u8], challenge: &[u8]) -> Vec<u8> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
     mac.update(challenge);

@@ -14,10 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferroccid::reader::{ProtocolPreference, Reader, ReaderError, Slot};
-use ferroccid::sim::card::fs::{TEXT_2F00, TEXT_2F01};
-use ferroccid::sim::card::CardConfig;
-use ferroccid::sim::transport::{SimHandle, SimTransport};
 use ferroccid::transport::{Tap, TapHooks};
+use ferroccid_sim::card::fs::{TEXT_2F00, TEXT_2F01};
+use ferroccid_sim::card::CardConfig;
+use ferroccid_sim::transport::{SimHandle, SimTransport};
 use support::*;
 
 /// [`Tap`] hooks that run a closure when the `n`th RDR_to_PC_DataBlock

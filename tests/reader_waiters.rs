@@ -13,11 +13,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ferroccid::reader::{Reader, ReaderError, SlotWait};
-use ferroccid::sim::profile::Profile;
-use ferroccid::sim::transport::SimTransport;
 use ferroccid::transport::descriptors::{CcidEndpoints, EndpointInfo};
 use ferroccid::transport::scripted::ScriptedTransport;
 use ferroccid::transport::{Tap, TapHooks, Transport, TransportError, TransportInfo};
+use ferroccid_sim::profile::Profile;
+use ferroccid_sim::transport::SimTransport;
 use support::*;
 
 const LONG: Duration = Duration::from_secs(5);
@@ -129,7 +129,7 @@ fn polled_reader_counts_insertions_from_slot_status() {
 }
 
 /// A sim reader with `name`'s profile, opened with default options.
-fn sim(name: &str) -> (Reader, ferroccid::sim::transport::SimHandle) {
+fn sim(name: &str) -> (Reader, ferroccid_sim::transport::SimHandle) {
     let (t, h) = SimTransport::open(Profile::from_name(name).unwrap());
     (Reader::open(Arc::new(t)).unwrap(), h)
 }

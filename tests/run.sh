@@ -12,20 +12,25 @@ tail -3 target/demo-bare.txt
 
 bash tests/scripts/install-deps.sh
 
+# Every optional feature the tests need: the rusb backend, the card layer's
+# and the CLI's PC/SC channel, and simulated readers inside the pcscd bundle
+# (the distributed bundle has none: see tests/scripts/bundle-size.sh).
+FEATURES="ferroccid/rusb,ferroccid-card/pcsc,ferroccid-cli/rusb,ferroccid-cli/pcsc,ferroccid-ifd/sim"
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy (default features, and with the rusb backend)"
 cargo clippy --workspace --all-targets -- -D warnings
-cargo clippy --workspace --all-targets --features rusb,pcsc -- -D warnings
+cargo clippy --workspace --all-targets --features "$FEATURES" -- -D warnings
 echo "== the protocol core links into a no_std, allocator-free staticlib"
 cargo build --manifest-path protocols/nostd-check/Cargo.toml
 
 echo "== build the binaries and the cdylib the pcscd tests load (cargo test does not)"
-cargo build --workspace --features rusb,pcsc
+cargo build --workspace --features "$FEATURES"
 
 status=0
 echo "== cargo test (all features)"
-cargo test --workspace --features rusb,pcsc --no-fail-fast 2>&1 | tee target/test-output.txt || status=1
+cargo test --workspace --features "$FEATURES" --no-fail-fast 2>&1 | tee target/test-output.txt || status=1
 
 echo "== loom: model-check the receive dispatch (permits, receive turn, mailboxes)"
 bash tests/scripts/loom.sh 2>&1 | tee -a target/test-output.txt || status=1
@@ -35,6 +40,11 @@ if bash tests/scripts/fuzz.sh; then
   echo "fuzz: 1 passed, 0 failed" >> target/test-output.txt
 else
   echo "fuzz: 0 passed, 1 failed" >> target/test-output.txt
+  status=1
+fi
+
+echo "== the distributable pcscd bundle: what it holds and its size"
+if ! bash tests/scripts/bundle-size.sh 2>&1 | tee -a target/test-output.txt; then
   status=1
 fi
 

@@ -15,7 +15,7 @@ use ferroccid::transport::{CcidEndpoints, EndpointInfo, Transport, TransportErro
 use ferroccid::usbip::wire::{
     status, OpHeader, RetSubmit, RetUnlink, UrbHeader, DIR_IN, OP_REP_IMPORT,
 };
-use ferroccid::usbip::{ControlAnswer, DeviceModel};
+use ferroccid_usbip::{ControlAnswer, DeviceModel};
 
 /// The longest an interrupted call waits for RET_UNLINK (its timeout,
 /// at least 200 ms).

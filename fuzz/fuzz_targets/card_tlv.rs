@@ -4,9 +4,9 @@
 //! that parse back to the same tag and value.
 #![no_main]
 
-use ferroccid::card::fcp::template_objects;
-use ferroccid::card::tlv::{encode, parse_header, Tlv, TlvIter};
-use ferroccid::card::FileInfo;
+use ferroccid_card::fcp::template_objects;
+use ferroccid_card::tlv::{encode, parse_header, Tlv, TlvIter};
+use ferroccid_card::FileInfo;
 use libfuzzer_sys::fuzz_target;
 
 /// Walks nested objects; the depth is bounded by the input length (each

@@ -1,4 +1,4 @@
-//! The IFD handler's safe entry points (`ferroccid::ifd::driver::Driver`,
+//! The IFD handler's safe entry points (`ferroccid_ifd::driver::Driver`,
 //! what every `IFDH*` export calls) under hostile arguments and call
 //! sequences, over simulated readers: bad Luns (unknown readers, slots
 //! past the last, the high bits set), zero, short, huge and odd lengths,
@@ -26,10 +26,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
-use ferroccid::ifd::abi::*;
-use ferroccid::ifd::driver::{Driver, Options};
-use ferroccid::ifd::features::feature_control_code;
-use ferroccid::ifd::reader::{IfdError, IfdReader, ResponseSink};
+use ferroccid_ifd::abi::*;
+use ferroccid_ifd::driver::{Driver, Options};
+use ferroccid_ifd::features::feature_control_code;
+use ferroccid_ifd::reader::{IfdError, IfdReader, ResponseSink};
 use ferroccid::part10::{
     CM_IOCTL_GET_FEATURE_REQUEST, FEATURE_CCID_ESC_COMMAND, FEATURE_GET_TLV_PROPERTIES,
     FEATURE_IFD_PIN_PROPERTIES, FEATURE_MODIFY_PIN_DIRECT, FEATURE_VERIFY_PIN_DIRECT,
@@ -100,7 +100,7 @@ impl TapHooks for QuickInterrupt {
 }
 
 fn open(name: &str) -> Result<IfdReader, IfdError> {
-    ferroccid::sim::register();
+    ferroccid_sim::register();
     match ferroccid::device::open(name) {
         Ok(opened) => {
             let transport = Arc::new(Tap::new(opened.transport, QuickInterrupt));

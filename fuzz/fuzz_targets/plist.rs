@@ -1,4 +1,4 @@
-//! The bundle's Info.plist reader (`ferroccid::ifd::plist`) on arbitrary
+//! The bundle's Info.plist reader (`ferroccid_ifd::plist`) on arbitrary
 //! text: `read_string`, `read_integer`, `read_array` and `readers_of` never
 //! panic, and what they read survives the writer: the readers `readers_of`
 //! finds, rendered with `render`, read back as the same list (sorted by
@@ -6,7 +6,7 @@
 //! key added with `with_string_key` reads back as its (trimmed) value.
 #![no_main]
 
-use ferroccid::ifd::plist::{self, BundleConfig, ReaderId};
+use ferroccid_ifd::plist::{self, BundleConfig, ReaderId};
 use libfuzzer_sys::fuzz_target;
 
 const KEYS: &[&str] = &[

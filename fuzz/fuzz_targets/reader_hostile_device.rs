@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferroccid::reader::{ProtocolPreference, Reader, ReaderOptions};
-use ferroccid::sim::profile::{Profile, BUILTIN_NAMES};
+use ferroccid_sim::profile::{Profile, BUILTIN_NAMES};
 use ferroccid::transport::{Transport, TransportError, TransportInfo};
 use libfuzzer_sys::fuzz_target;
 

@@ -8,7 +8,7 @@
 //! `ifsc`, then records `op len bytes…`.
 #![no_main]
 
-use ferroccid::sim::card::{CardConfig, EdcKind, Protocols, SlowCommands, VirtualCard};
+use ferroccid_sim::card::{CardConfig, EdcKind, Protocols, SlowCommands, VirtualCard};
 use ferroccid_protocols::edc::Edc;
 use ferroccid_protocols::t1::Block;
 use libfuzzer_sys::fuzz_target;

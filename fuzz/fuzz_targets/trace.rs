@@ -1,4 +1,4 @@
-//! `ferroccid::trace` on arbitrary files (pcap, pcapng, libccid logs):
+//! `ferroccid_trace` on arbitrary files (pcap, pcapng, libccid logs):
 //! never panics, and the work and memory stay linear in the input. Every
 //! byte of a frame comes from the input (a capture copies it, a log spells
 //! it with at least two characters), so the frames together never hold
@@ -8,10 +8,10 @@
 //! the fuzzer need not find the magic numbers to reach them.
 #![no_main]
 
-use ferroccid::trace::{libccid_log, pcap_urbs, pcapng_urbs, read_frames, reassemble, Format};
+use ferroccid_trace::{libccid_log, pcap_urbs, pcapng_urbs, read_frames, reassemble, Format};
 use libfuzzer_sys::fuzz_target;
 
-fn check_frames(frames: &[ferroccid::trace::Frame], input_len: usize) {
+fn check_frames(frames: &[ferroccid_trace::Frame], input_len: usize) {
     let total: usize = frames.iter().map(|f| f.bytes.len()).sum();
     assert!(total <= input_len, "{total} frame bytes from {input_len}");
     assert!(frames.iter().all(|f| !f.bytes.is_empty()), "empty frame");

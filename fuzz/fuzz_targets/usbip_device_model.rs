@@ -10,7 +10,7 @@
 
 use ferroccid::transport::{CcidEndpoints, EndpointInfo, TransportInfo};
 use ferroccid::usbip::wire::SetupPacket;
-use ferroccid::usbip::{ControlAnswer, DeviceModel};
+use ferroccid_usbip::{ControlAnswer, DeviceModel};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -159,7 +159,7 @@ impl Tracker {
         lock(&self.state).polling = true;
     }
 
-    pub fn insertions(&self, slot: usize) -> u64 {
+    pub(crate) fn insertions(&self, slot: usize) -> u64 {
         lock(&self.state)
             .slots
             .get(slot)
@@ -168,7 +168,7 @@ impl Tracker {
 
     /// Makes the pending or next wait of `slot` (every slot if `None`)
     /// return [`SlotWait::Cancelled`].
-    pub fn cancel(&self, slot: Option<usize>) {
+    pub(crate) fn cancel(&self, slot: Option<usize>) {
         let mut st = lock(&self.state);
         for (i, t) in st.slots.iter_mut().enumerate() {
             if slot.is_none_or(|s| s == i) {
@@ -179,7 +179,7 @@ impl Tracker {
         self.changed.notify_all();
     }
 
-    pub fn wake(&self) {
+    pub(crate) fn wake(&self) {
         let _st = lock(&self.state);
         self.changed.notify_all();
     }
@@ -188,7 +188,7 @@ impl Tracker {
 impl Hub {
     /// `polling`: the reader is known to have no interrupt endpoint (or is
     /// polled anyway), so GetSlotStatus answers are its card events.
-    pub fn new(gone: Arc<AtomicBool>, slots: usize, polling: bool) -> Hub {
+    pub(crate) fn new(gone: Arc<AtomicBool>, slots: usize, polling: bool) -> Hub {
         Hub {
             tracker: Arc::new(Tracker::new(slots, polling)),
             subscribers: Arc::default(),
@@ -202,7 +202,7 @@ impl Hub {
 
     /// Stops the thread and joins it (unless we are that thread, which
     /// happens when it held the last handle).
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(handle) = lock(&self.thread).take() {
             if handle.thread().id() != std::thread::current().id() {
@@ -211,14 +211,14 @@ impl Hub {
         }
     }
 
-    pub fn cancel_wait(&self) {
+    pub(crate) fn cancel_wait(&self) {
         self.wait_cancelled.store(true, Ordering::SeqCst);
         self.tracker.cancel(None);
     }
 
     /// A GetSlotStatus answer for `slot`, from anyone: on a polled reader
     /// it is the card event source.
-    pub fn observe_status(&self, slot: usize, present: bool) {
+    pub(crate) fn observe_status(&self, slot: usize, present: bool) {
         if self.tracker.is_polling() && self.tracker.observe(slot, present, false) {
             broadcast(
                 &self.subscribers,

@@ -27,17 +27,17 @@ use super::slot::{SlotContext, SlotState};
 use super::{Flavour, Shared};
 
 /// ICC_POWER_ON.
-pub const ICC_POWER_ON: u8 = 0x62;
+pub(super) const ICC_POWER_ON: u8 = 0x62;
 /// ICC_POWER_OFF.
-pub const ICC_POWER_OFF: u8 = 0x63;
+pub(super) const ICC_POWER_OFF: u8 = 0x63;
 /// XFR_BLOCK.
-pub const XFR_BLOCK: u8 = 0x65;
+pub(super) const XFR_BLOCK: u8 = 0x65;
 /// DATA_BLOCK.
-pub const DATA_BLOCK: u8 = 0x6F;
+pub(super) const DATA_BLOCK: u8 = 0x6F;
 /// GET_ICC_STATUS (ICCD-A).
-pub const GET_ICC_STATUS: u8 = 0xA0;
+pub(super) const GET_ICC_STATUS: u8 = 0xA0;
 /// SLOT_STATUS (ICCD-B).
-pub const SLOT_STATUS: u8 = 0x81;
+pub(super) const SLOT_STATUS: u8 = 0x81;
 
 /// Busy/polling rounds before giving up on a token.
 const MAX_POLLS: u32 = 1000;

@@ -78,7 +78,7 @@ pub(crate) struct Wait {
 impl Wait {
     /// The timeout for the next frame with time-extension `multiplier`
     /// (saturating: the command's budget clips it anyway).
-    pub fn with_multiplier(self, multiplier: u8) -> Duration {
+    pub(crate) fn with_multiplier(self, multiplier: u8) -> Duration {
         self.card
             .checked_mul(u32::from(multiplier.max(1)))
             .and_then(|card| card.checked_add(self.margin))
@@ -86,7 +86,7 @@ impl Wait {
     }
 
     /// When an answer to a command sent at `now` is due (no extension).
-    pub fn deadline(self, now: Instant) -> Instant {
+    pub(crate) fn deadline(self, now: Instant) -> Instant {
         far_deadline(now, self.with_multiplier(1))
     }
 }
@@ -154,7 +154,7 @@ pub(crate) struct Budget {
 impl Budget {
     /// A budget of `allowed` from now (saturating: a huge value is a far
     /// deadline, not a panic).
-    pub fn starting_now(allowed: Duration) -> Budget {
+    pub(crate) fn starting_now(allowed: Duration) -> Budget {
         let started = Instant::now();
         Budget {
             started,
@@ -163,12 +163,12 @@ impl Budget {
     }
 
     /// Time left at `now`, zero once spent.
-    pub fn remaining(&self, now: Instant) -> Duration {
+    pub(crate) fn remaining(&self, now: Instant) -> Duration {
         self.deadline.saturating_duration_since(now)
     }
 
     /// The error for a spent budget.
-    pub fn spent(&self) -> ReaderError {
+    pub(crate) fn spent(&self) -> ReaderError {
         ReaderError::Timeout {
             waited: self.started.elapsed(),
         }
@@ -200,7 +200,7 @@ impl Drop for Operation<'_> {
 }
 
 impl SlotLink {
-    pub fn new(index: u8, buffer_len: usize) -> Self {
+    pub(crate) fn new(index: u8, buffer_len: usize) -> Self {
         SlotLink {
             index,
             mailbox: Mutex::new(Mailbox {
@@ -218,14 +218,14 @@ impl SlotLink {
 
     /// Starts a command's budget of `allowed` (the caller holds the slot's
     /// state lock for the whole command).
-    pub fn start_budget(&self, allowed: Duration) -> Budget {
+    pub(crate) fn start_budget(&self, allowed: Duration) -> Budget {
         let budget = Budget::starting_now(allowed);
         *sync::lock(&self.budget) = budget;
         budget
     }
 
     /// The current command's budget.
-    pub fn budget(&self) -> Budget {
+    pub(crate) fn budget(&self) -> Budget {
         *sync::lock(&self.budget)
     }
 
@@ -251,7 +251,7 @@ impl SlotLink {
     /// Starts an operation, or fails with [`ReaderError::Cancelled`] (and
     /// spends the cancel) when one is pending. The caller holds the slot's
     /// state lock until the guard is dropped.
-    pub fn begin_operation(&self) -> Result<Operation<'_>, ReaderError> {
+    pub(crate) fn begin_operation(&self) -> Result<Operation<'_>, ReaderError> {
         if self.cancelled.swap(false, Ordering::SeqCst) {
             tracing::debug!(slot = self.index, "cancelled before it started");
             return Err(ReaderError::Cancelled);
@@ -381,7 +381,7 @@ impl Drop for ReceiveTurn<'_> {
 }
 
 impl Link {
-    pub fn new(
+    pub(crate) fn new(
         transport: std::sync::Arc<dyn Transport>,
         descriptor: ClassDescriptor,
         options: ReaderOptions,
@@ -407,17 +407,17 @@ impl Link {
     }
 
     /// The next bSeq (wraps at 255).
-    pub fn next_seq(&self) -> u8 {
+    pub(crate) fn next_seq(&self) -> u8 {
         self.seq.fetch_add(1, Ordering::Relaxed)
     }
 
     /// The margin every host-side wait starts from.
-    pub fn margin(&self) -> Duration {
+    pub(crate) fn margin(&self) -> Duration {
         self.options.margin + self.quirks.extra_timeout
     }
 
     /// Marks the reader unplugged and wakes every waiter.
-    pub fn mark_gone(&self) {
+    pub(crate) fn mark_gone(&self) {
         if !self.gone.swap(true, Ordering::SeqCst) {
             tracing::warn!("reader unplugged");
         }
@@ -428,7 +428,7 @@ impl Link {
     }
 
     /// Fails fast once the reader is gone.
-    pub fn check_gone(&self) -> Result<(), ReaderError> {
+    pub(crate) fn check_gone(&self) -> Result<(), ReaderError> {
         if self.gone.load(Ordering::SeqCst) {
             Err(ReaderError::DeviceGone)
         } else {
@@ -444,7 +444,7 @@ impl Link {
     }
 
     /// Interrupts `slot`'s pending operation.
-    pub fn cancel(&self, slot: &SlotLink) {
+    pub(crate) fn cancel(&self, slot: &SlotLink) {
         slot.cancelled.store(true, Ordering::SeqCst);
         slot.wake();
         if self.leader.load(Ordering::SeqCst) == u16::from(slot.index) {
@@ -456,7 +456,7 @@ impl Link {
     /// Takes a busy-slot permit, waiting while bMaxCCIDBusySlots slots are
     /// busy. Returns the permit and the time it was granted: `now` when one
     /// was free, the clock after a wait (the answer's wait starts then).
-    pub fn acquire(
+    pub(crate) fn acquire(
         &self,
         slot: &SlotLink,
         now: Instant,
@@ -512,7 +512,7 @@ impl Link {
     }
 
     /// Sends one whole frame.
-    pub fn send(&self, frame: &[u8]) -> Result<(), ReaderError> {
+    pub(crate) fn send(&self, frame: &[u8]) -> Result<(), ReaderError> {
         self.check_gone()?;
         trace_frame("send", frame);
         let timeout = self.margin();
@@ -524,7 +524,7 @@ impl Link {
     /// Receives the next frame addressed to `slot` (or one nobody can be
     /// given: too short, or bSlot out of range) into `rx`. `now` is the
     /// caller's reading of the clock, so the first attempt reads none.
-    pub fn receive(
+    pub(crate) fn receive(
         &self,
         slot: &SlotLink,
         rx: &mut [u8],
@@ -648,7 +648,7 @@ impl Link {
     /// Sends `command` to `slot` and waits for its answer, honouring time
     /// extensions, dropping stale answers and retrying CMD_SLOT_BUSY; on a
     /// timeout or cancellation runs the abort procedure first.
-    pub fn transact(
+    pub(crate) fn transact(
         &self,
         slot: &SlotLink,
         tx: &mut [u8],
@@ -662,7 +662,7 @@ impl Link {
     /// [`Link::transact`] for the event thread's status polls: they are
     /// not the user's operations, so they neither end on a cancel nor
     /// spend one (it stays pending for the user's next operation).
-    pub fn transact_ignoring_cancel(
+    pub(crate) fn transact_ignoring_cancel(
         &self,
         slot: &SlotLink,
         tx: &mut [u8],
@@ -858,7 +858,7 @@ impl Link {
     /// host), and each one left behind would count as stale against the
     /// next command. A command thus returns within its budget plus this
     /// procedure: the ABORT request's and the drain's margin.
-    pub fn abort(&self, slot: &SlotLink, rx: &mut [u8]) {
+    pub(crate) fn abort(&self, slot: &SlotLink, rx: &mut [u8]) {
         if self.check_gone().is_err() {
             return;
         }
@@ -983,7 +983,7 @@ mod tests {
 
     impl QueueTransport {
         /// `hold_first_read`: the first bulk-IN waits for `second_started`.
-        pub fn new(frames: VecDeque<Vec<u8>>, hold_first_read: bool) -> QueueTransport {
+        pub(crate) fn new(frames: VecDeque<Vec<u8>>, hold_first_read: bool) -> QueueTransport {
             QueueTransport {
                 info: TransportInfo::default(),
                 frames: Mutex::new(frames),

@@ -143,13 +143,35 @@ impl ReaderOptions {
 
 /// Parses a number of seconds (e.g. `90`, `2.5`) into a command ceiling,
 /// clamped to 1 s ..= [`MAX_COMMAND_TIME_LIMIT`].
+///
+/// Plain decimals only (no sign, exponent, `inf` or `nan`), read without
+/// floating point: float parsing would add its tables to the bundle.
 pub fn parse_command_time(seconds: &str) -> Option<Duration> {
-    let s: f64 = seconds.trim().parse().ok()?;
-    if !s.is_finite() || s <= 0.0 {
+    let text = seconds.trim();
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = || whole.bytes().chain(fraction.bytes());
+    if whole.len() + fraction.len() == 0 || !digits().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let s = s.clamp(1.0, MAX_COMMAND_TIME_LIMIT.as_secs_f64());
-    Some(Duration::from_secs_f64(s))
+    let limit = MAX_COMMAND_TIME_LIMIT;
+    // More whole seconds than a u64 holds is still "very long": the limit.
+    let secs = whole.bytes().try_fold(0u64, |acc, b| {
+        acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+    });
+    let mut nanos = 0u32;
+    let mut scale = 100_000_000u32;
+    for b in fraction.bytes().take(9) {
+        nanos += u32::from(b - b'0') * scale;
+        scale /= 10;
+    }
+    let value = match secs {
+        Some(secs) if secs <= limit.as_secs() => Duration::new(secs, nanos),
+        _ => limit,
+    };
+    if value.is_zero() {
+        return None;
+    }
+    Some(value.clamp(Duration::from_secs(1), limit))
 }
 
 impl Default for ReaderOptions {
@@ -676,8 +698,15 @@ mod tests {
             Some(Duration::from_millis(2500))
         );
         assert_eq!(parse_command_time("0.1"), Some(Duration::from_secs(1)));
-        assert_eq!(parse_command_time("1e12"), Some(MAX_COMMAND_TIME_LIMIT));
-        for bad in ["", "0", "-5", "soon", "nan", "inf"] {
+        assert_eq!(
+            parse_command_time("1000000000000000000000000"),
+            Some(MAX_COMMAND_TIME_LIMIT)
+        );
+        assert_eq!(parse_command_time("86401"), Some(MAX_COMMAND_TIME_LIMIT));
+        assert_eq!(parse_command_time("7."), Some(Duration::from_secs(7)));
+        for bad in [
+            "", ".", "0", "0.000", "-5", "+5", "1e3", "soon", "nan", "inf", "1.2.3",
+        ] {
             assert_eq!(parse_command_time(bad), None, "{bad:?}");
         }
     }

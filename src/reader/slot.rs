@@ -73,7 +73,7 @@ impl CardState {
     }
 
     /// The card's waiting time for one exchange at `level`.
-    pub fn card_wait(&self, level: ExchangeLevel) -> Duration {
+    pub(crate) fn card_wait(&self, level: ExchangeLevel) -> Duration {
         let us = match self.protocol {
             Some(1) => {
                 let bwt = timing::bwt_us(self.bwi, self.fi, self.di, self.clock_khz);
@@ -108,7 +108,12 @@ pub(crate) struct SlotCell {
 }
 
 impl SlotCell {
-    pub fn new(index: u8, buffer_len: usize, options: SlotOptions, parent: &tracing::Span) -> Self {
+    pub(crate) fn new(
+        index: u8,
+        buffer_len: usize,
+        options: SlotOptions,
+        parent: &tracing::Span,
+    ) -> Self {
         SlotCell {
             state: Mutex::new(SlotState {
                 tx: vec![0; buffer_len],
@@ -199,14 +204,22 @@ pub(crate) struct SlotGuard<'a> {
 impl<'a> SlotGuard<'a> {
     /// Starts a user operation on `index` with a wall-clock budget of
     /// `allowed`.
-    pub fn begin(shared: &'a Shared, index: usize, allowed: Duration) -> Result<Self, ReaderError> {
+    pub(super) fn begin(
+        shared: &'a Shared,
+        index: usize,
+        allowed: Duration,
+    ) -> Result<Self, ReaderError> {
         Self::start(shared, index, allowed, true)
     }
 
     /// Starts the event thread's status poll: not a user operation, so a
     /// pending [`Slot::cancel`](super::Slot::cancel) is left for the
     /// user's next one.
-    pub fn poll(shared: &'a Shared, index: usize, allowed: Duration) -> Result<Self, ReaderError> {
+    pub(super) fn poll(
+        shared: &'a Shared,
+        index: usize,
+        allowed: Duration,
+    ) -> Result<Self, ReaderError> {
         Self::start(shared, index, allowed, false)
     }
 
@@ -237,7 +250,7 @@ impl<'a> SlotGuard<'a> {
     }
 
     /// The context the command's steps run in.
-    pub fn cx(&mut self) -> SlotContext<'_> {
+    pub(super) fn cx(&mut self) -> SlotContext<'_> {
         SlotContext {
             shared: self.shared,
             index: self.index,
@@ -248,7 +261,11 @@ impl<'a> SlotGuard<'a> {
 
 impl SlotContext<'_> {
     /// Runs one command with the slot's own buffers.
-    pub fn transact(&mut self, command: Command<'_>, wait: Wait) -> Result<Answer, ReaderError> {
+    pub(super) fn transact(
+        &mut self,
+        command: Command<'_>,
+        wait: Wait,
+    ) -> Result<Answer, ReaderError> {
         let SlotState { tx, rx, .. } = &mut *self.st;
         let link = &self.shared.link;
         link.transact(&link.slots[self.index], tx, rx, command, wait)
@@ -257,7 +274,7 @@ impl SlotContext<'_> {
     /// Runs one command that talks to the card (XfrBlock, Secure,
     /// SetParameters) and turns "no card" into [`ReaderError::NoCard`]
     /// before anyone looks at the payload: see [`card_answer`].
-    pub fn card_transact(
+    pub(super) fn card_transact(
         &mut self,
         command: Command<'_>,
         wait: Wait,
@@ -266,7 +283,7 @@ impl SlotContext<'_> {
     }
 
     /// The wait for an exchange with the powered card.
-    pub fn exchange_wait(&self) -> Result<Wait, ReaderError> {
+    pub(super) fn exchange_wait(&self) -> Result<Wait, ReaderError> {
         let card = self.st.card.as_ref().ok_or(ReaderError::NotPowered)?;
         Ok(exchange_wait(self.shared, card))
     }
@@ -330,7 +347,7 @@ pub(crate) fn power_on_budget(shared: &Shared) -> Duration {
 }
 
 impl SlotContext<'_> {
-    pub fn power_on(&mut self) -> Result<Atr, ReaderError> {
+    pub(super) fn power_on(&mut self) -> Result<Atr, ReaderError> {
         let shared = self.shared;
         self.st.card = None;
         let raw_len = match shared.flavour {
@@ -386,7 +403,7 @@ impl SlotContext<'_> {
         Err(ReaderError::CardMute { tried })
     }
 
-    pub fn power_off(&mut self) -> Result<(), ReaderError> {
+    pub(super) fn power_off(&mut self) -> Result<(), ReaderError> {
         let shared = self.shared;
         self.st.card = None;
         match shared.flavour {
@@ -400,7 +417,7 @@ impl SlotContext<'_> {
 
     /// GetSlotStatus; `user` false for the event thread's polling, which
     /// neither ends on a cancel nor spends one.
-    pub fn status(&mut self, user: bool) -> Result<SlotStatus, ReaderError> {
+    pub(super) fn status(&mut self, user: bool) -> Result<SlotStatus, ReaderError> {
         let (shared, index) = (self.shared, self.index);
         let icc = match shared.flavour {
             Flavour::IccdA | Flavour::IccdB => self.iccd_status()?,
@@ -455,7 +472,10 @@ fn caps(shared: &Shared) -> ReaderCaps<'_> {
 }
 
 impl SlotContext<'_> {
-    pub fn select_protocol(&mut self, preferred: ProtocolPreference) -> Result<u8, ReaderError> {
+    pub(super) fn select_protocol(
+        &mut self,
+        preferred: ProtocolPreference,
+    ) -> Result<u8, ReaderError> {
         let shared = self.shared;
         let card = self.st.card.as_ref().ok_or(ReaderError::NotPowered)?;
         let atr = card.atr;
@@ -663,7 +683,11 @@ impl SlotContext<'_> {
         io.announce_ifsd(t1, level, wait)
     }
 
-    pub fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, ReaderError> {
+    pub(super) fn transmit(
+        &mut self,
+        command: &[u8],
+        response: &mut [u8],
+    ) -> Result<usize, ReaderError> {
         if self.st.card.is_none() {
             return Err(ReaderError::NotPowered);
         }

@@ -23,10 +23,12 @@
 //! CCID interfaces and their endpoints in raw USB descriptors, `usb` is
 //! what the host-USB backends do alike (target matching, interface choice,
 //! `TransportInfo`, sysfs), [`cancel`]
-//! is the cancellation primitive every backend uses, [`conformance`] is the
-//! test-suite any transport connected to a CCID device must pass.
+//! is the cancellation primitive every backend uses. With the `testing`
+//! feature, `conformance` is the test-suite any transport connected to a
+//! CCID device must pass and `scripted` a transport that plays a script.
 
 pub mod cancel;
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 pub mod descriptors;
 mod error;
@@ -35,6 +37,7 @@ pub mod name;
 pub mod nusb;
 #[cfg(feature = "rusb")]
 pub mod rusb;
+#[cfg(any(test, feature = "testing"))]
 pub mod scripted;
 pub mod tap;
 #[cfg(any(

@@ -8,7 +8,7 @@
 //! | `usb:VVVV/PPPP:libudev:IF:/dev/bus/usb/BBB/DDD` | libudev hotplug |
 //! | `usb:VVVV/PPPP:libusb-1.0:BUS:ADDR:IF` | libusb hotplug |
 //! | `usb:VVVV/PPPP` | first device with that VID/PID (reader.conf) |
-//! | `sim`, `sim:PROFILE` | the in-process simulator, opened through the resolver `ferroccid::sim::register` installs |
+//! | `sim`, `sim:PROFILE` | the in-process simulator, opened through the resolver `ferroccid_sim::register` installs |
 //!
 //! `PROFILE` is a built-in profile name, the 54-byte CCID class
 //! descriptor in hex (108 digits, bytes optionally separated by `:`, `,`,
@@ -655,18 +655,5 @@ mod tests {
         // Other schemes keep pcscd's limit.
         let usb = format!("usb:08e6/3437:{}", "x".repeat(MAX_NAME_LEN));
         assert_eq!(DeviceName::parse(&usb), Err(NameError::TooLong(usb.len())));
-    }
-
-    #[test]
-    fn parsed_sim_names_open_their_profile() {
-        use crate::sim::profile::Profile;
-        let DeviceName::Sim {
-            profile: Some(spec),
-        } = DeviceName::parse(&format!("sim:{}", hex(":", true))).unwrap()
-        else {
-            panic!("a sim name")
-        };
-        let profile = Profile::parse(&spec).expect("the packed descriptor is a profile");
-        assert_eq!(profile.descriptor, GEMPC_TWIN);
     }
 }

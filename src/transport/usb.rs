@@ -26,7 +26,7 @@ pub(crate) struct UsbTarget {
 impl UsbTarget {
     /// The USB parts of `name`; any other kind of name is `Unsupported` by
     /// `backend` (which the message names).
-    pub fn from_name(name: &DeviceName, backend: &str) -> Result<Self, TransportError> {
+    pub(super) fn from_name(name: &DeviceName, backend: &str) -> Result<Self, TransportError> {
         match *name {
             DeviceName::Usb {
                 vendor_id,
@@ -45,7 +45,7 @@ impl UsbTarget {
 
     /// Whether a device with these ids at this bus/address is a candidate:
     /// ids must match, and the bus/address too when the name gives them.
-    pub fn matches(&self, vendor_id: u16, product_id: u16, bus: u8, address: u8) -> bool {
+    pub(super) fn matches(&self, vendor_id: u16, product_id: u16, bus: u8, address: u8) -> bool {
         vendor_id == self.vendor_id
             && product_id == self.product_id
             && self
@@ -58,7 +58,7 @@ impl UsbTarget {
     ///
     /// `Ok(None)`: this device has no CCID interface and the name asks for
     /// the first match, so the caller tries the next device with the ids.
-    pub fn choose<'a>(
+    pub(super) fn choose<'a>(
         &self,
         interfaces: &'a [InterfaceDescription],
     ) -> Result<Option<(&'a InterfaceDescription, CcidEndpoints)>, TransportError> {
@@ -115,7 +115,7 @@ impl UsbDeviceFacts {
     /// The [`TransportInfo`] of one interface of this device, named in
     /// pcscd's libusb form. `intf` is `None` when only the interface class
     /// is known (descriptors unreadable): no endpoints, no class descriptor.
-    pub fn describe(
+    pub(super) fn describe(
         &self,
         interface_number: u8,
         interface_class: u8,
@@ -184,12 +184,12 @@ pub(crate) mod sysfs {
     use std::path::Path;
 
     /// Where the kernel lists USB devices (and their interfaces).
-    pub const DEVICES: &str = "/sys/bus/usb/devices";
+    pub(crate) const DEVICES: &str = "/sys/bus/usb/devices";
 
     /// The active configuration value and descriptor of the device at
     /// `dir`. sysfs `descriptors` is the 18-byte device descriptor followed
     /// by every configuration descriptor; the active one is picked.
-    pub fn active_configuration(dir: &Path) -> Option<(u8, Vec<u8>)> {
+    pub(crate) fn active_configuration(dir: &Path) -> Option<(u8, Vec<u8>)> {
         let raw = std::fs::read(dir.join("descriptors")).ok()?;
         let active: u8 = read_attr(dir, "bConfigurationValue")?.parse().ok()?;
         let mut offset = 18;
@@ -209,7 +209,7 @@ pub(crate) mod sysfs {
 
     /// The driver bound to interface `number` of the device at `dir`
     /// (`usbfs` means a userspace program holds it).
-    pub fn bound_driver(dir: &Path, config_value: u8, number: u8) -> Option<String> {
+    pub(crate) fn bound_driver(dir: &Path, config_value: u8, number: u8) -> Option<String> {
         let device_name = dir.file_name()?.to_str()?;
         let link =
             std::fs::read_link(dir.join(format!("{device_name}:{config_value}.{number}/driver")))
@@ -218,7 +218,7 @@ pub(crate) mod sysfs {
     }
 
     /// One sysfs attribute, without its trailing newline.
-    pub fn read_attr(dir: &Path, attr: &str) -> Option<String> {
+    pub(crate) fn read_attr(dir: &Path, attr: &str) -> Option<String> {
         let s = std::fs::read_to_string(dir.join(attr)).ok()?;
         Some(s.trim_end_matches('\n').to_owned())
     }
@@ -238,7 +238,10 @@ pub(crate) enum ClaimPlan {
 impl ClaimPlan {
     /// Another program's usbfs claim is `Busy` and left alone; a kernel
     /// driver is detached, which is logged here once for every backend.
-    pub fn for_bound_driver(bound: Option<String>, number: u8) -> Result<Self, TransportError> {
+    pub(super) fn for_bound_driver(
+        bound: Option<String>,
+        number: u8,
+    ) -> Result<Self, TransportError> {
         match bound {
             Some(driver) if driver == "usbfs" => Err(TransportError::Busy(format!(
                 "interface {number} is claimed by another program"

@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUSTFLAGS="--cfg ferroccid_loom" CARGO_TARGET_DIR=target/loom \
-    cargo test --release --lib --no-default-features loom_tests -- --test-threads=1
+    cargo test --release -p ferroccid --lib --no-default-features loom_tests -- --test-threads=1

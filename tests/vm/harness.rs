@@ -1,5 +1,6 @@
 //! Rust side of the QEMU usb-ccid harness (`tests/vm/run-guest.sh`), shared by the
-//! `tests/vm_*.rs` integration tests through `#[path = "vm/harness.rs"] mod harness;`.
+//! CLI crate's `cli/tests/vm_*.rs` integration tests (they ship its binary into the
+//! guest) through `#[path = "../../tests/vm/harness.rs"] mod harness;`.
 //!
 //! A guest run that cannot happen (QEMU, kernel or card missing, timeout) panics with
 //! the harness's own output: these tests never skip.
@@ -8,9 +9,59 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The repository root (where `Cargo.toml` of the `ferroccid` package lives).
+/// The repository root (the workspace's `Cargo.toml`; the tests live in `cli/`).
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// The target directory the guest tests build the distributed bundle in
+/// (`cargo build -p ferroccid-ifd`): apart from the main one, whose
+/// library the pcscd tests load with the `sim` feature.
+pub fn vm_bundle_target() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"))
+        .join("vm-bundle")
+}
+
+/// This build's cdylib, built (or found up to date) by cargo in the profile the tests
+/// run in: `cargo test` builds only the rlib, so the .so next to the binaries may be
+/// stale or missing.
+pub fn fresh_cdylib() -> std::path::PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .args([
+            "build",
+            "-p",
+            "ferroccid-ifd",
+            "--lib",
+            "--message-format=json",
+        ])
+        // The guest tests choose the backend at run time (FERROCCID_USB_BACKEND).
+        .args(["--features", "nusb"])
+        // Its own target directory: the bundle without the `sim` feature,
+        // built without replacing the library the pcscd tests load from the
+        // main one.
+        .env("CARGO_TARGET_DIR", vm_bundle_target());
+    if !cfg!(debug_assertions) {
+        cmd.arg("--release");
+    }
+    let out = cmd.output().expect("run cargo");
+    assert!(
+        out.status.success(),
+        "cargo build -p ferroccid-ifd --lib failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"]["name"] == "ferroccid_ifd")
+        .filter_map(|v| v["filenames"].as_array().cloned())
+        .flatten()
+        .filter_map(|f| f.as_str().map(std::path::PathBuf::from))
+        .find(|f| f.extension().is_some_and(|e| e == "so"))
+        .expect("cargo names libferroccid_ifd.so")
 }
 
 /// A scratch directory under `target/vm-out/NAME`, emptied first.

@@ -1,0 +1,54 @@
+//! The ISO/IEC 7816-4 service layer: what the PC/SC architecture calls the
+//! service provider (ISCardManage, ISCardFileAccess, ISCardVerify,
+//! ISCardAuth), as a Rust API over any [`CardChannel`].
+//!
+//! | module | what |
+//! |---|---|
+//! | [`error`] | status words, [`CardError`], [`ChannelError`], [`Error`] |
+//! | [`apdu`] | command APDUs, short and extended encodings; responses |
+//! | [`tlv`] | zero-copy BER-TLV views |
+//! | [`fcp`] | FCP/FCI templates decoded into [`FileInfo`] |
+//! | [`channel`] | the [`CardChannel`] trait and its management types |
+//! | [`exchange`] | GET RESPONSE, 6Cxx re-issue, chaining, length choice |
+//! | [`manage`] | [`CardManager`]: attach, detach, reconnect, lock, status |
+//! | [`file`] | [`FileAccess`]: SELECT, binary and record commands |
+//! | [`verify`] | [`Verifier`] and [`Pin`]: VERIFY, change, reset, pinpad |
+//! | [`auth`] | [`Authenticator`]: challenge and authenticate commands |
+//! | [`events`] | [`EventBus`]: reader, card and PIN events |
+//! | [`lock`] | [`DeviceLock`]: exclusive use across threads and processes |
+//! | [`slot`] | [`SlotChannel`]: a ferroccid slot directly, no daemon |
+//!
+//! The layer holds no reader logic: a channel carries APDUs, the layer
+//! decides which APDUs to send. It works with any card that follows 7816-4.
+#![warn(unreachable_pub)]
+
+pub mod apdu;
+pub mod auth;
+pub mod channel;
+pub mod error;
+pub mod events;
+pub mod exchange;
+pub mod fcp;
+pub mod file;
+pub mod lock;
+pub mod manage;
+#[cfg(feature = "pcsc")]
+pub mod pcsc;
+pub mod slot;
+pub mod tlv;
+pub mod verify;
+
+pub use apdu::{Command, Response};
+pub use auth::{Authenticator, MutualAuth, MutualAuthCrypto};
+pub use channel::{
+    CardChannel, ChannelStatus, Disposition, Initialization, Protocol, ProtocolChoice,
+};
+pub use error::{CardError, ChannelError, Error, Result, Sw};
+pub use events::{Event, EventBus, EventKind, Subscription};
+pub use exchange::ExtendedLength;
+pub use fcp::{EfStructure, FileInfo, FileKind, LifeCycle};
+pub use file::{Ef, FileAccess, Selection, Sfi};
+pub use lock::{DeviceLock, DeviceLockGuard};
+pub use manage::{AttachOptions, CardLock, CardManager};
+pub use slot::SlotChannel;
+pub use verify::{Pin, PinStatus, Verifier};

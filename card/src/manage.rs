@@ -1,0 +1,351 @@
+//! The attachment to one card and its management (ISCardManage): attach,
+//! detach, reconnect, lock, status, and the views created from it.
+//!
+//! A [`CardManager`] and the views made from it ([`FileAccess`],
+//! [`Verifier`], [`Authenticator`]) share one attachment: one channel
+//! behind one mutex, so that each logical exchange (with its GET RESPONSE
+//! rounds) runs whole, even when views are used from several threads.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::apdu::{Command, Response};
+use super::auth::Authenticator;
+use super::channel::{CardChannel, ChannelStatus, Disposition, Initialization, ProtocolChoice};
+use super::error::{ChannelError, Error, Result};
+use super::events::{EventBus, EventKind, Subscription};
+use super::exchange::{atr_announces_extended, Exchanger, ExtendedLength};
+use super::file::FileAccess;
+use super::slot::SlotChannel;
+use super::verify::Verifier;
+
+/// How to attach.
+#[derive(Debug, Clone, Default)]
+pub struct AttachOptions {
+    /// Whether the card takes extended-length APDUs.
+    pub extended: ExtendedLength,
+    /// Where events go; `None` = the process-wide [`EventBus::global`].
+    pub events: Option<EventBus>,
+}
+
+struct Inner {
+    channel: Option<Box<dyn CardChannel>>,
+    exchanger: Exchanger,
+    /// The last known presence, so that removal and insertion are each
+    /// announced once.
+    card_present: bool,
+    locked: bool,
+}
+
+/// What views share.
+pub(crate) struct Attachment {
+    reader: String,
+    extended: ExtendedLength,
+    events: EventBus,
+    inner: Mutex<Inner>,
+}
+
+fn card_extended(policy: ExtendedLength, atr: &[u8]) -> bool {
+    match policy {
+        ExtendedLength::Yes => true,
+        ExtendedLength::No => false,
+        ExtendedLength::FromAtr => ferroccid::protocols::atr::Atr::parse(atr)
+            .map(|atr| atr_announces_extended(atr.historical()))
+            .unwrap_or(false),
+    }
+}
+
+impl Attachment {
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the channel; notes a card removal the channel reports.
+    pub(crate) fn with_channel<T>(
+        &self,
+        f: impl FnOnce(&mut dyn CardChannel, &mut Exchanger) -> Result<T>,
+    ) -> Result<T> {
+        let mut inner = self.inner();
+        let Inner {
+            channel,
+            exchanger,
+            card_present,
+            ..
+        } = &mut *inner;
+        let channel = channel
+            .as_mut()
+            .ok_or(Error::Channel(ChannelError::Detached))?;
+        let result = f(channel.as_mut(), exchanger);
+        if let Err(Error::Channel(ChannelError::CardRemoved | ChannelError::NoCard)) = &result {
+            if std::mem::take(card_present) {
+                self.events.publish(&self.reader, EventKind::CardRemoved);
+            }
+        }
+        result
+    }
+
+    /// One logical exchange; the response whatever its SW.
+    pub(crate) fn exchange(&self, cmd: &Command<'_>) -> Result<Response> {
+        self.with_channel(|channel, exchanger| exchanger.exchange(channel, cmd))
+    }
+
+    /// One logical exchange; the data when the SW is 9000.
+    pub(crate) fn exchange_ok(&self, cmd: &Command<'_>) -> Result<Vec<u8>> {
+        self.exchange(cmd)?.into_result()
+    }
+
+    /// Largest Nc and Ne of one APDU.
+    pub(crate) fn limits(&self) -> Result<(usize, usize)> {
+        self.with_channel(|channel, exchanger| {
+            Ok((exchanger.max_nc(channel), exchanger.max_ne(channel)))
+        })
+    }
+
+    pub(crate) fn publish(&self, kind: EventKind) {
+        self.events.publish(&self.reader, kind);
+    }
+}
+
+/// An attachment to a card (ISCardManage).
+#[derive(Clone)]
+pub struct CardManager {
+    attachment: Arc<Attachment>,
+}
+
+impl std::fmt::Debug for CardManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CardManager")
+            .field("reader", &self.attachment.reader)
+            .finish()
+    }
+}
+
+impl CardManager {
+    /// Attaches over an open connection (AttachByHandle): a ferroccid slot
+    /// channel, a PC/SC card, or any other [`CardChannel`].
+    pub fn attach_by_handle(
+        channel: impl CardChannel + 'static,
+        options: AttachOptions,
+    ) -> Result<CardManager> {
+        let mut channel: Box<dyn CardChannel> = Box::new(channel);
+        let status = channel.status()?;
+        let extended = card_extended(options.extended, &status.atr);
+        let attachment = Attachment {
+            reader: status.reader.clone(),
+            extended: options.extended,
+            events: options.events.unwrap_or_else(EventBus::global),
+            inner: Mutex::new(Inner {
+                channel: Some(channel),
+                exchanger: Exchanger::new(extended),
+                card_present: status.present,
+                locked: false,
+            }),
+        };
+        Ok(CardManager {
+            attachment: Arc::new(attachment),
+        })
+    }
+
+    /// Attaches by reader name (AttachByIFD): a ferroccid device name
+    /// (`sim`, `usb:…`, `usbip:…`), optionally followed by `#SLOT` for a
+    /// slot other than 0, driven directly through [`SlotChannel`]; or
+    /// `pcsc:READER`, a PC/SC reader through pcscd (its full name or a part
+    /// only it has), shared with other applications.
+    pub fn attach_by_ifd(name: &str, options: AttachOptions) -> Result<CardManager> {
+        if let Some(reader) = name.strip_prefix("pcsc:") {
+            #[cfg(feature = "pcsc")]
+            {
+                let reader = super::pcsc::find_reader(reader)?;
+                return CardManager::attach_pcsc(&reader, ::pcsc::ShareMode::Shared, options);
+            }
+            #[cfg(not(feature = "pcsc"))]
+            {
+                let _ = reader;
+                return Err(Error::InvalidRequest(
+                    "pcsc: readers need ferroccid built with the pcsc feature",
+                ));
+            }
+        }
+        let (device, index) = match name.rsplit_once('#') {
+            Some((device, index)) => (
+                device,
+                index
+                    .parse()
+                    .map_err(|_| Error::InvalidRequest("slot after # must be a number"))?,
+            ),
+            None => (name, 0),
+        };
+        let (channel, _sim) = SlotChannel::open(device, index)?;
+        CardManager::attach_by_handle(channel, options)
+    }
+
+    /// The reader's name.
+    pub fn reader_name(&self) -> &str {
+        &self.attachment.reader
+    }
+
+    /// Reader and card state: presence, power, protocol, ATR, reader name.
+    /// A change of presence since the last look is published as an event.
+    pub fn status(&self) -> Result<ChannelStatus> {
+        let att = &self.attachment;
+        let mut inner = att.inner();
+        let channel = inner
+            .channel
+            .as_mut()
+            .ok_or(Error::Channel(ChannelError::Detached))?;
+        let status = channel.status()?;
+        if status.present != inner.card_present {
+            inner.card_present = status.present;
+            att.publish(if status.present {
+                EventKind::CardInserted
+            } else {
+                EventKind::CardRemoved
+            });
+        }
+        Ok(status)
+    }
+
+    /// Resets (or not) and re-establishes the channel without detaching,
+    /// for example after the card was pulled and put back.
+    pub fn reconnect(
+        &self,
+        init: Initialization,
+        protocol: ProtocolChoice,
+    ) -> Result<ChannelStatus> {
+        let att = &self.attachment;
+        let mut inner = att.inner();
+        let channel = inner
+            .channel
+            .as_mut()
+            .ok_or(Error::Channel(ChannelError::Detached))?;
+        let result = channel.reconnect(init, protocol);
+        match result {
+            Ok(status) => {
+                let extended = card_extended(att.extended, &status.atr);
+                inner.exchanger.set_card_extended(extended);
+                if status.present && !inner.card_present {
+                    att.publish(EventKind::CardInserted);
+                }
+                inner.card_present = status.present;
+                Ok(status)
+            }
+            Err(e @ (ChannelError::NoCard | ChannelError::CardRemoved)) => {
+                if std::mem::take(&mut inner.card_present) {
+                    att.publish(EventKind::CardRemoved);
+                }
+                Err(e.into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Ends the attachment, leaving the card as `disposition` says. Views
+    /// made from it answer [`ChannelError::Detached`] from now on.
+    pub fn detach(self, disposition: Disposition) -> Result<()> {
+        let mut inner = self.attachment.inner();
+        let mut channel = inner
+            .channel
+            .take()
+            .ok_or(Error::Channel(ChannelError::Detached))?;
+        if std::mem::take(&mut inner.locked) {
+            // Best effort: the disconnect below ends the transaction anyway.
+            let _ = channel.end_transaction(Disposition::Leave);
+        }
+        channel.disconnect(disposition)?;
+        Ok(())
+    }
+
+    /// Takes exclusive use of the card (SCardLock), waiting at most
+    /// `timeout` (`None` = as long as it takes). Other attachments, in this
+    /// process or another, wait until the returned guard is dropped or
+    /// [`CardLock::unlock`]ed; views of this attachment keep working.
+    pub fn lock(&self, timeout: Option<Duration>) -> Result<CardLock> {
+        let mut inner = self.attachment.inner();
+        if inner.locked {
+            return Err(Error::InvalidRequest(
+                "this attachment already holds the lock",
+            ));
+        }
+        let channel = inner
+            .channel
+            .as_mut()
+            .ok_or(Error::Channel(ChannelError::Detached))?;
+        channel.begin_transaction(timeout)?;
+        inner.locked = true;
+        Ok(CardLock {
+            attachment: Some(Arc::clone(&self.attachment)),
+        })
+    }
+
+    /// Sends a command APDU with the GET RESPONSE and 6Cxx procedures; the
+    /// response whatever its status word.
+    pub fn transmit(&self, cmd: &Command<'_>) -> Result<Response> {
+        self.attachment.exchange(cmd)
+    }
+
+    /// File access (ISCardFileAccess) over this attachment.
+    pub fn file_access(&self) -> FileAccess {
+        FileAccess::new(Arc::clone(&self.attachment))
+    }
+
+    /// PIN verification and change (ISCardVerify) over this attachment.
+    pub fn verifier(&self) -> Verifier {
+        Verifier::new(Arc::clone(&self.attachment))
+    }
+
+    /// Card authentication (ISCardAuth) over this attachment.
+    pub fn authenticator(&self) -> Authenticator {
+        Authenticator::new(Arc::clone(&self.attachment))
+    }
+
+    /// The bus this attachment publishes on.
+    pub fn events(&self) -> &EventBus {
+        &self.attachment.events
+    }
+
+    /// Receives this bus's events from now on.
+    pub fn subscribe(&self) -> Subscription {
+        self.attachment.events.subscribe()
+    }
+}
+
+/// Exclusive use of a card; released on drop (leaving the card as is) or
+/// by [`CardLock::unlock`] with a disposition.
+pub struct CardLock {
+    attachment: Option<Arc<Attachment>>,
+}
+
+impl std::fmt::Debug for CardLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CardLock")
+    }
+}
+
+impl CardLock {
+    /// Releases the lock, leaving the card as `disposition` says (SCardUnlock).
+    pub fn unlock(mut self, disposition: Disposition) -> Result<()> {
+        self.release(disposition)
+    }
+
+    fn release(&mut self, disposition: Disposition) -> Result<()> {
+        let Some(attachment) = self.attachment.take() else {
+            return Ok(());
+        };
+        let mut inner = attachment.inner();
+        if !std::mem::take(&mut inner.locked) {
+            return Ok(());
+        }
+        match inner.channel.as_mut() {
+            Some(channel) => Ok(channel.end_transaction(disposition)?),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for CardLock {
+    fn drop(&mut self) {
+        if let Err(e) = self.release(Disposition::Leave) {
+            tracing::warn!(error = %e, "releasing the card lock failed");
+        }
+    }
+}

@@ -1,6 +1,0 @@
-//! The `ferroccid` command-line tool.
-mod cli;
-
-fn main() -> std::process::ExitCode {
-    cli::main()
-}

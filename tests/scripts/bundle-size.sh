@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Builds the distributable pcscd bundle library (crate ferroccid-ifd, its
+# default features: usbfs only, no simulator) and checks what is in it:
+#
+#   1. `cargo tree -e normal` of the bundle crate names none of clap, serde,
+#      hmac, sha2, rpassword, tracing-subscriber or the simulator, and the
+#      driver crate's tree none of those nor the card layer;
+#   2. the library's symbols name none of them either;
+#   3. its stripped size, twice: with Rust's prebuilt std (profile `dist`:
+#      fat LTO, one codegen unit, opt-level s), and with std rebuilt without
+#      backtrace symbolisation (-Zbuild-std, which needs the rust-src
+#      component and RUSTC_BOOTSTRAP=1 on a stable toolchain). The second
+#      must be at most BUNDLE_MAX_BYTES (default 600000): std's DWARF
+#      symboliser alone is about 180 KB of the first.
+#
+# Writes the figures to target/bundle-size.md and ends with
+# "bundle: N passed, M failed".
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+max="${BUNDLE_MAX_BYTES:-600000}"
+host=$(rustc -vV | sed -n 's/^host: //p')
+out=target/bundle-size.md
+passed=0
+failed=0
+check() { # check NAME CONDITION-STATUS MESSAGE
+  if [ "$2" = 0 ]; then passed=$((passed + 1)); echo "ok: $1"; else failed=$((failed + 1)); echo "FAILED: $1: $3"; fi
+}
+
+forbidden='clap|serde|hmac|sha2|rpassword|tracing-subscriber|ferroccid-sim|ferroccid-card|ferroccid-cli|ferroccid-trace|ferroccid-usbip|pcsc v'
+cargo tree -e normal -p ferroccid-ifd --prefix depth > target/bundle-tree.txt
+cargo tree -e normal -p ferroccid --prefix depth > target/driver-tree.txt
+bad=$(grep -E "$forbidden" target/bundle-tree.txt target/driver-tree.txt || true)
+check "the bundle's and the driver's dependency trees hold no CLI, serde, crypto, simulator or card crate" "$([ -z "$bad" ]; echo $?)" "$bad"
+
+cargo build -q --profile dist -p ferroccid-ifd
+plain=target/dist/libferroccid_ifd.so
+CARGO_PROFILE_DIST_STRIP=none CARGO_TARGET_DIR=target/bundle-symbols cargo build -q --profile dist -p ferroccid-ifd
+syms=$(nm -C target/bundle-symbols/dist/libferroccid_ifd.so | grep -ciE 'clap|serde|hmac|sha2|rpassword|tracing_subscriber|ferroccid_sim|ferroccid_card|regex' || true)
+check "the bundle's symbols name none of those crates" "$([ "$syms" = 0 ]; echo $?)" "$syms symbols do"
+
+if ! rustup component list --installed 2>/dev/null | grep -q '^rust-src'; then
+  echo "== installing the rust-src component (for -Zbuild-std)"
+  rustup component add rust-src
+fi
+RUSTC_BOOTSTRAP=1 cargo build -q --profile dist -p ferroccid-ifd --target "$host" \
+  -Zbuild-std=std,panic_unwind -Zbuild-std-features=panic-unwind,optimize_for_size
+lean=target/$host/dist/libferroccid_ifd.so
+plain_size=$(stat -c %s "$plain")
+lean_size=$(stat -c %s "$lean")
+check "the bundle with std rebuilt is at most $max bytes" "$([ "$lean_size" -le "$max" ]; echo $?)" "$lean_size bytes"
+# Loads and exports pcsc-lite's entry points (a library that lost them
+# would still be small).
+exports=$(nm -D --defined-only "$lean" | grep -c ' T IFDH' || true)
+check "the lean bundle exports the IFD handler entry points" "$([ "$exports" -ge 10 ]; echo $?)" "$exports IFDH* symbols"
+
+{
+  echo "| build of \`ferroccid-ifd\` (stripped, $(date -u +%F)) | bytes |"
+  echo "|---|---:|"
+  echo "| profile \`dist\`, Rust's prebuilt std | $plain_size |"
+  echo "| profile \`dist\`, std rebuilt without backtrace symbolisation | $lean_size |"
+} > "$out"
+cat "$out"
+echo "bundle: $passed passed, $failed failed"
+[ "$failed" = 0 ]
