@@ -13,9 +13,9 @@ mod support;
 
 use std::time::Duration;
 
-use ferroccid::reader::{ProtocolPreference, Reader, Slot};
+use ferroccid::{ProtocolPreference, Reader, Slot};
 use ferroccid_sim::profile::Profile;
-use ferroccid_sim::transport::SimTransport;
+use ferroccid_sim::SimTransport;
 use support::{Harness, Reading};
 
 const SLOTS: usize = 4;

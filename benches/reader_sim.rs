@@ -22,11 +22,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferroccid::reader::{ProtocolPreference, Reader};
-use ferroccid::transport::{Tap, TapHooks, Transport};
+use ferroccid::{ProtocolPreference, Reader};
+use ferroccid::{Tap, TapHooks, Transport};
 use ferroccid_sim::card::fs::{large_ef_byte, DEMO_AID};
 use ferroccid_sim::profile::Profile;
-use ferroccid_sim::transport::SimTransport;
+use ferroccid_sim::SimTransport;
 use support::Harness;
 
 const TIMEOUT: Duration = Duration::from_secs(5);

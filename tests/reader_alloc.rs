@@ -22,8 +22,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::Arc;
 
-use ferroccid::reader::{ProtocolPreference, Slot};
-use ferroccid::transport::scripted::ScriptedTransport;
+use ferroccid::testing::ScriptedTransport;
+use ferroccid::{ProtocolPreference, Slot};
 use support::*;
 
 struct Counting;

@@ -5,8 +5,8 @@ mod support;
 
 use std::sync::Arc;
 
-use ferroccid::reader::{ErrorKind, ProtocolPreference, ReaderError};
-use ferroccid::transport::scripted::ScriptedTransport;
+use ferroccid::testing::ScriptedTransport;
+use ferroccid::{ErrorKind, ProtocolPreference, ReaderError};
 use support::*;
 
 /// An APDU-level reader still gets SetParameters (the reader does the

@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferroccid::reader::{ProtocolPreference, Reader};
-use ferroccid::transport::{Tap, TapHooks};
+use ferroccid::{ProtocolPreference, Reader};
+use ferroccid::{Tap, TapHooks};
 use ferroccid_sim::card::config::PRESET_AUTH_KEY;
 use ferroccid_sim::profile::Profile;
-use ferroccid_sim::transport::SimTransport;
+use ferroccid_sim::SimTransport;
 use support::*;
 
 /// ISO/IEC 7816-4 "normal processing".

@@ -10,10 +10,10 @@ mod support;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use ferroccid::reader::{ProtocolPreference, ReaderError, Slot};
+use ferroccid::{ProtocolPreference, ReaderError, Slot};
 use ferroccid_sim::card::fs::TEXT_2F00;
 use ferroccid_sim::card::CardConfig;
-use ferroccid_sim::transport::SimHandle;
+use ferroccid_sim::SimHandle;
 use support::*;
 
 /// ISO/IEC 7816-4 "normal processing".
@@ -25,7 +25,7 @@ fn read_binary() -> Vec<u8> {
 }
 
 /// A powered dual-protocol card on the TPDU profile, EF 2F00 selected.
-fn ready(preference: ProtocolPreference) -> (ferroccid::reader::Reader, SimHandle, Slot) {
+fn ready(preference: ProtocolPreference) -> (ferroccid::Reader, SimHandle, Slot) {
     let (reader, handle) = open_with(
         profile_with("tpdu", Some(CardConfig::dual())),
         quick_options(),

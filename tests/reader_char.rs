@@ -6,8 +6,8 @@ mod support;
 
 use std::sync::Arc;
 
-use ferroccid::reader::ProtocolPreference;
-use ferroccid::transport::scripted::ScriptedTransport;
+use ferroccid::testing::ScriptedTransport;
+use ferroccid::ProtocolPreference;
 use support::*;
 
 fn t0_char_reader() -> ScriptedTransport {

@@ -14,8 +14,8 @@ mod sim_support;
 
 use std::sync::Arc;
 
-use ferroccid::reader::ProtocolPreference;
-use ferroccid::transport::scripted::ScriptedTransport;
+use ferroccid::testing::ScriptedTransport;
+use ferroccid::ProtocolPreference;
 use ferroccid_sim::card::fs::TEXT_2F00;
 use ferroccid_sim::card::CardConfig;
 use support::*;

@@ -7,8 +7,8 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ferroccid::reader::{Reader, ReaderError, COMMAND_TIMEOUT_ENV};
-use ferroccid::transport::{Transport, TransportError, TransportInfo};
+use ferroccid::{Reader, ReaderError, COMMAND_TIMEOUT_ENV};
+use ferroccid::{Transport, TransportError, TransportInfo};
 
 #[path = "reader_support/mod.rs"]
 mod support;

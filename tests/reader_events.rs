@@ -10,8 +10,8 @@ use std::thread;
 use std::time::Duration;
 
 use ferroccid::ccid::descriptor::InterfaceKind;
-use ferroccid::reader::{ProtocolPreference, Reader, ReaderError, ReaderEvent, ReaderOptions};
-use ferroccid::transport::scripted::{Fault, ScriptedTransport};
+use ferroccid::testing::{Fault, ScriptedTransport};
+use ferroccid::{ProtocolPreference, Reader, ReaderError, ReaderEvent, ReaderOptions};
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(5);

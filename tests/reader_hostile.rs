@@ -14,8 +14,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ferroccid::ccid::descriptor::InterfaceKind;
-use ferroccid::reader::{ProtocolPreference, Reader, ReaderError, ReaderEvent, ReaderOptions};
-use ferroccid::transport::{Transport, TransportError, TransportInfo};
+use ferroccid::{ProtocolPreference, Reader, ReaderError, ReaderEvent, ReaderOptions};
+use ferroccid::{Transport, TransportError, TransportInfo};
 use support::*;
 
 /// What the device answers to one bulk-OUT command: frames to queue for

@@ -9,8 +9,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferroccid::reader::ReaderEvent;
-use ferroccid::transport::scripted::{Fault, ScriptedTransport};
+use ferroccid::testing::{Fault, ScriptedTransport};
+use ferroccid::ReaderEvent;
 use support::*;
 
 /// Long enough for the event thread to meet the unplug on a busy machine.

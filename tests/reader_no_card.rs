@@ -18,8 +18,8 @@ mod sim_support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferroccid::reader::{ErrorKind, ProtocolPreference, ReaderError, ReaderEvent};
-use ferroccid::transport::scripted::{Fault, ScriptedTransport};
+use ferroccid::testing::{Fault, ScriptedTransport};
+use ferroccid::{ErrorKind, ProtocolPreference, ReaderError, ReaderEvent};
 use ferroccid_sim::card::CardConfig;
 use support::*;
 

@@ -8,8 +8,8 @@ mod support;
 use std::sync::Arc;
 
 use ferroccid::ccid::status::IccStatus;
-use ferroccid::reader::{ErrorKind, ProtocolPreference, ReaderError};
-use ferroccid::transport::scripted::ScriptedTransport;
+use ferroccid::testing::ScriptedTransport;
+use ferroccid::{ErrorKind, ProtocolPreference, ReaderError};
 use support::*;
 
 /// bStatus 0x41: command failed, card present and inactive.

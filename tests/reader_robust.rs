@@ -10,8 +10,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ferroccid::ccid::CcidError;
-use ferroccid::reader::{ErrorKind, ProtocolPreference, Reader, ReaderError, ReaderOptions};
-use ferroccid::transport::scripted::{Fault, ScriptedTransport};
+use ferroccid::testing::{Fault, ScriptedTransport};
+use ferroccid::{ErrorKind, ProtocolPreference, Reader, ReaderError, ReaderOptions};
 use support::*;
 
 /// A T=0 TPDU reader, card powered and T=0 selected (seq 0 and 1 used).
@@ -24,10 +24,7 @@ fn t0_ready() -> ScriptedTransport {
 
 const SELECT: [u8; 7] = [0x00, 0xA4, 0x04, 0x00, 0x02, 0x3F, 0x00];
 
-fn ready_slot(
-    t: &Arc<ScriptedTransport>,
-    options: ReaderOptions,
-) -> (Reader, ferroccid::reader::Slot) {
+fn ready_slot(t: &Arc<ScriptedTransport>, options: ReaderOptions) -> (Reader, ferroccid::Slot) {
     let reader = Reader::open_with(t.clone(), options).unwrap();
     let slot = reader.slot(0).unwrap();
     slot.power_on().unwrap();

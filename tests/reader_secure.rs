@@ -13,11 +13,11 @@ mod support;
 
 use std::sync::Arc;
 
-use ferroccid::reader::{ProtocolPreference, ReaderError};
-use ferroccid::transport::scripted::ScriptedTransport;
+use ferroccid::testing::ScriptedTransport;
+use ferroccid::{ProtocolPreference, ReaderError};
 use ferroccid_sim::card::CardConfig;
 use ferroccid_sim::profile::{PinEntry, Profile};
-use ferroccid_sim::transport::SimTransport;
+use ferroccid_sim::SimTransport;
 use support::*;
 
 /// VERIFY (ISO/IEC 7816-4 §11.5.6), reference 81, a 6-byte placeholder PIN
@@ -59,7 +59,7 @@ fn t1_script() -> ScriptedTransport {
     script_t1_setup(script_power_on(t, 0, &ATR_T1), 1)
 }
 
-fn t1_slot(t: &Arc<ScriptedTransport>) -> ferroccid::reader::Reader {
+fn t1_slot(t: &Arc<ScriptedTransport>) -> ferroccid::Reader {
     let reader = open(t);
     let slot = reader.slot(0).unwrap();
     slot.power_on().unwrap();
@@ -243,11 +243,7 @@ fn escape_goes_through_the_reader_sequence() {
     let n = reader.escape(&[0x01, 0x02], &mut resp).unwrap();
     assert_eq!(&resp[..n], &[0xCA, 0xFE]);
     let err = reader.escape(&[0xFF], &mut resp).unwrap_err();
-    assert_eq!(
-        err.kind(),
-        ferroccid::reader::ErrorKind::NotSupported,
-        "{err:?}"
-    );
+    assert_eq!(err.kind(), ferroccid::ErrorKind::NotSupported, "{err:?}");
     // The next command has the next bSeq: escape used the reader's own.
     // bmICCStatus 1: a card, not active.
     let status = reader.slot(0).unwrap().status().unwrap();
@@ -256,16 +252,11 @@ fn escape_goes_through_the_reader_sequence() {
 }
 
 /// The simulated GemPC Pinpad (TPDU, PIN verify + modify) with `card`.
-fn sim_pinpad(
-    card: CardConfig,
-) -> (
-    ferroccid::reader::Reader,
-    ferroccid_sim::transport::SimHandle,
-) {
+fn sim_pinpad(card: CardConfig) -> (ferroccid::Reader, ferroccid_sim::SimHandle) {
     let mut profile = Profile::from_name("pinpad").unwrap();
     profile.slots[0].card = Some(card);
     let (transport, handle) = SimTransport::open(profile);
-    let reader = ferroccid::reader::Reader::open(Arc::new(transport)).unwrap();
+    let reader = ferroccid::Reader::open(Arc::new(transport)).unwrap();
     (reader, handle)
 }
 

@@ -21,10 +21,10 @@ mod support;
 use std::cell::Cell;
 use std::sync::Arc;
 
-use ferroccid::reader::{ProtocolPreference, Reader};
+use ferroccid::{ProtocolPreference, Reader};
 use ferroccid_sim::card::fs::TEXT_2F00;
 use ferroccid_sim::card::CardConfig;
-use ferroccid_sim::transport::SimTransport;
+use ferroccid_sim::SimTransport;
 use support::*;
 
 #[path = "sim_alloc_support/mod.rs"]

@@ -6,13 +6,13 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferroccid::reader::{ProtocolPreference, Reader, ReaderError};
-use ferroccid::transport::REQUEST_ABORT;
+use ferroccid::REQUEST_ABORT;
+use ferroccid::{ProtocolPreference, Reader, ReaderError};
 use ferroccid_sim::card::config::PRESET_AUTH_KEY;
 use ferroccid_sim::card::fs::TEXT_2F00;
 use ferroccid_sim::card::{CardConfig, SlowCommands};
 use ferroccid_sim::profile::Profile;
-use ferroccid_sim::transport::SimTransport;
+use ferroccid_sim::SimTransport;
 use support::*;
 
 const OK: u16 = 0x9000;
@@ -20,7 +20,7 @@ const APDUS_PER_THREAD: usize = 100;
 
 /// INTERNAL AUTHENTICATE with a challenge unique to (slot, i): an answer
 /// that belongs to another command cannot match the HMAC.
-fn authenticate_many(slot: ferroccid::reader::Slot, n: usize) -> usize {
+fn authenticate_many(slot: ferroccid::Slot, n: usize) -> usize {
     let mut done = 0;
     for i in 0..n {
         let challenge = format!("s{}#{i:05}", slot.index()).into_bytes();

@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 use ferroccid::ccid::status::SlotError;
 use ferroccid::ccid::CcidError;
-use ferroccid::reader::{ErrorKind, ProtocolPreference, ReaderError, ReaderEvent, Slot};
+use ferroccid::{ErrorKind, ProtocolPreference, ReaderError, ReaderEvent, Slot};
 use ferroccid_sim::card::config::PRESET_AUTH_KEY;
 use ferroccid_sim::card::fs::TEXT_2F00;
 use ferroccid_sim::card::{CardConfig, SlowCommands};
 use ferroccid_sim::profile::Profile;
-use ferroccid_sim::reader::ResponseFault;
-use ferroccid_sim::transport::SimHandle;
+use ferroccid_sim::ResponseFault;
+use ferroccid_sim::SimHandle;
 use support::*;
 
 const OK: u16 = 0x9000;
@@ -40,7 +40,7 @@ fn ready(
     name: &str,
     card: CardConfig,
     preference: ProtocolPreference,
-) -> (ferroccid::reader::Reader, SimHandle, Slot) {
+) -> (ferroccid::Reader, SimHandle, Slot) {
     let (reader, handle) = open_with(profile_with(name, Some(card)), quick_options());
     let slot = reader.slot(0).unwrap();
     slot.power_on().unwrap();

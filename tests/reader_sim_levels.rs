@@ -7,7 +7,7 @@
 #[path = "reader_sim_support.rs"]
 mod support;
 
-use ferroccid::reader::{ProtocolPreference, ReaderError, SlotOptions};
+use ferroccid::{ProtocolPreference, ReaderError, SlotOptions};
 use ferroccid_sim::card::config::PRESET_AUTH_KEY;
 use ferroccid_sim::card::fs::{large_ef_byte, DEMO_AID, TEXT_2F00, TEXT_2F01};
 use ferroccid_sim::card::CardConfig;
@@ -27,7 +27,7 @@ const OK: u16 = 0x9000;
 const END_OF_FILE: u16 = 0x6282;
 
 /// APDU cases 1–4 against the demo file system.
-fn cases_1_to_4(slot: &ferroccid::reader::Slot, what: &str) {
+fn cases_1_to_4(slot: &ferroccid::Slot, what: &str) {
     // Case 1: SELECT MF, no data, no response data (P2 = 0C).
     assert_eq!(
         ok_apdu(slot, &[0x00, 0xA4, 0x00, 0x0C]),
@@ -91,7 +91,7 @@ fn cases_1_to_4(slot: &ferroccid::reader::Slot, what: &str) {
 
 /// 61xx and 6Cxx at T=0: transparent with the automatic handling off,
 /// resolved with it on (ISO/IEC 7816-3 §10.3.3 / 7816-4 §5.3.4).
-fn t0_procedures(slot: &ferroccid::reader::Slot, what: &str) {
+fn t0_procedures(slot: &ferroccid::Slot, what: &str) {
     let select_2f00 = short([0x00, 0xA4, 0x00, 0x0C], &[0x2F, 0x00], None);
     assert_eq!(ok_apdu(slot, &select_2f00), (vec![], OK));
     let too_long = short([0x00, 0xB0, 0x00, 0x00], &[], Some(0x40));
@@ -131,7 +131,7 @@ fn t0_procedures(slot: &ferroccid::reader::Slot, what: &str) {
 
 /// READ BINARY of 65535 bytes of EF 5010, odd INS (offset in DO 54,
 /// answer in DO 53) and even INS with extended Le.
-fn extended_reads(slot: &ferroccid::reader::Slot, what: &str) {
+fn extended_reads(slot: &ferroccid::Slot, what: &str) {
     let select_demo = short([0x00, 0xA4, 0x04, 0x0C], DEMO_AID, None);
     assert_eq!(
         ok_apdu(slot, &select_demo),

@@ -10,11 +10,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferroccid::reader::{Reader, ReaderError, ReaderOptions, Slot};
-use ferroccid::transport::{Tap, TapHooks};
+use ferroccid::{Reader, ReaderError, ReaderOptions, Slot};
+use ferroccid::{Tap, TapHooks};
 use ferroccid_sim::card::CardConfig;
 use ferroccid_sim::profile::Profile;
-use ferroccid_sim::transport::{SimHandle, SimTransport};
+use ferroccid_sim::{SimHandle, SimTransport};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 

@@ -13,11 +13,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferroccid::reader::{ProtocolPreference, Reader, ReaderError, Slot};
-use ferroccid::transport::{Tap, TapHooks};
+use ferroccid::{ProtocolPreference, Reader, ReaderError, Slot};
+use ferroccid::{Tap, TapHooks};
 use ferroccid_sim::card::fs::{TEXT_2F00, TEXT_2F01};
 use ferroccid_sim::card::CardConfig;
-use ferroccid_sim::transport::{SimHandle, SimTransport};
+use ferroccid_sim::{SimHandle, SimTransport};
 use support::*;
 
 /// [`Tap`] hooks that run a closure when the `n`th RDR_to_PC_DataBlock
@@ -69,7 +69,7 @@ fn long_command() -> Vec<u8> {
     c
 }
 
-fn ready(level: &str) -> (ferroccid::reader::Reader, SimHandle, Slot) {
+fn ready(level: &str) -> (ferroccid::Reader, SimHandle, Slot) {
     let (reader, handle) = open_with(
         profile_with(level, Some(CardConfig::dual())),
         quick_options(),

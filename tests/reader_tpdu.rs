@@ -7,8 +7,8 @@ mod support;
 
 use std::sync::Arc;
 
-use ferroccid::reader::{ProtocolPreference, SlotOptions};
-use ferroccid::transport::scripted::ScriptedTransport;
+use ferroccid::testing::ScriptedTransport;
+use ferroccid::{ProtocolPreference, SlotOptions};
 use support::*;
 
 fn t1_reader_script() -> ScriptedTransport {

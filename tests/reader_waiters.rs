@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ferroccid::reader::{Reader, ReaderError, SlotWait};
-use ferroccid::transport::descriptors::{CcidEndpoints, EndpointInfo};
-use ferroccid::transport::scripted::ScriptedTransport;
-use ferroccid::transport::{Tap, TapHooks, Transport, TransportError, TransportInfo};
+use ferroccid::descriptors::{CcidEndpoints, EndpointInfo};
+use ferroccid::testing::ScriptedTransport;
+use ferroccid::{Reader, ReaderError, SlotWait};
+use ferroccid::{Tap, TapHooks, Transport, TransportError, TransportInfo};
 use ferroccid_sim::profile::Profile;
-use ferroccid_sim::transport::SimTransport;
+use ferroccid_sim::SimTransport;
 use support::*;
 
 const LONG: Duration = Duration::from_secs(5);
@@ -129,7 +129,7 @@ fn polled_reader_counts_insertions_from_slot_status() {
 }
 
 /// A sim reader with `name`'s profile, opened with default options.
-fn sim(name: &str) -> (Reader, ferroccid_sim::transport::SimHandle) {
+fn sim(name: &str) -> (Reader, ferroccid_sim::SimHandle) {
     let (t, h) = SimTransport::open(Profile::from_name(name).unwrap());
     (Reader::open(Arc::new(t)).unwrap(), h)
 }
@@ -231,7 +231,7 @@ fn no_interrupt(inner: SimTransport) -> Tap<NoInterrupt> {
 #[test]
 fn polled_simulated_reader_wakes_its_waiter() {
     let (t, handle) = SimTransport::open(Profile::from_name("tpdu").unwrap());
-    let options = ferroccid::reader::ReaderOptions {
+    let options = ferroccid::ReaderOptions {
         poll_interval: Duration::from_millis(50),
         ..Default::default()
     };

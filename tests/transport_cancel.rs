@@ -4,8 +4,8 @@ use std::task::Poll;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ferroccid::transport::cancel::WaitOutcome;
-use ferroccid::transport::CancelToken;
+use ferroccid::CancelToken;
+use ferroccid::WaitOutcome;
 
 /// Generous bound for "promptly" on a loaded 2-core machine.
 const PROMPT: Duration = Duration::from_millis(500);

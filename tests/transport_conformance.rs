@@ -6,12 +6,12 @@ use std::sync::Mutex;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use ferroccid::transport::cancel::WaitOutcome;
-use ferroccid::transport::conformance::{
+use ferroccid::testing::{
     check_cancel_wakes_pending_read, check_get_data_rates, check_get_slot_status,
     check_interrupt_timeout, check_seq_echo, run_conformance,
 };
-use ferroccid::transport::{CancelToken, Transport, TransportError, TransportInfo};
+use ferroccid::WaitOutcome;
+use ferroccid::{CancelToken, Transport, TransportError, TransportInfo};
 
 #[derive(Default, Clone, Copy)]
 struct Faults {

@@ -2,11 +2,11 @@
 //! assembled by hand from the layouts in USB 2.0 §9.6.3-9.6.6 and CCID
 //! rev 1.1 §5.1.
 
-use ferroccid::transport::descriptors::{
+use ferroccid::descriptors::{
     choose_interface, find_class_descriptor, is_ccid_interface, parse_configuration,
     select_endpoints, DescriptorError, EndpointDescription,
 };
-use ferroccid::transport::{CcidEndpoints, EndpointInfo, TransportError};
+use ferroccid::{CcidEndpoints, EndpointInfo, TransportError};
 
 fn configuration(body: &[&[u8]]) -> Vec<u8> {
     let body: Vec<u8> = body.concat();

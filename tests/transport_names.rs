@@ -3,8 +3,8 @@
 //! `"usb:%04x/%04x:libusb-1.0:%d:%d:%d"`), ferroccid's own forms, and
 //! hostile strings.
 
-use ferroccid::transport::name::MAX_NAME_LEN;
-use ferroccid::transport::{DeviceName, NameError, UsbLocation};
+use ferroccid::MAX_NAME_LEN;
+use ferroccid::{DeviceName, NameError, UsbLocation};
 use proptest::prelude::*;
 
 fn usb(vendor_id: u16, product_id: u16, location: UsbLocation) -> DeviceName {

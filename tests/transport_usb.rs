@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use ferroccid::transport::TransportError;
+use ferroccid::TransportError;
 
 fn machine_has_usb() -> bool {
     Path::new("/sys/bus/usb/devices").exists() || Path::new("/dev/bus/usb").exists()
@@ -12,7 +12,7 @@ fn machine_has_usb() -> bool {
 #[cfg(feature = "nusb")]
 mod nusb_backend {
     use super::*;
-    use ferroccid::transport::nusb::{list, NusbTransport};
+    use ferroccid::backend::nusb::{list, NusbTransport};
 
     #[test]
     fn list_succeeds_and_is_empty_without_usb() {
@@ -57,7 +57,7 @@ mod nusb_backend {
 #[cfg(feature = "rusb")]
 mod rusb_backend {
     use super::*;
-    use ferroccid::transport::rusb::{
+    use ferroccid::backend::rusb::{
         list, map_error, map_transfer_error, needs_more, RusbTransport,
     };
 

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::mem::{offset_of, size_of};
 use std::process::Command;
 
-use ferroccid::transport::usbfs::{abi, list, UsbfsTransport};
-use ferroccid::transport::TransportError;
+use ferroccid::backend::usbfs::{abi, list, UsbfsTransport};
+use ferroccid::TransportError;
 
 const PROGRAM: &str = r#"
 #include <stdio.h>
@@ -200,7 +200,7 @@ fn listing_agrees_with_sysfs() {
 #[test]
 fn listing_equals_the_nusb_backend() {
     let ours = list().unwrap();
-    let theirs = ferroccid::transport::nusb::list().unwrap();
+    let theirs = ferroccid::backend::nusb::list().unwrap();
     assert_eq!(ours, theirs);
 }
 

@@ -10,11 +10,11 @@ use std::net::{TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ferroccid::transport::usbip::{UsbIpTransport, MAX_CONSECUTIVE_JUNK};
-use ferroccid::transport::{CcidEndpoints, EndpointInfo, Transport, TransportError, TransportInfo};
 use ferroccid::usbip::wire::{
     status, OpHeader, RetSubmit, RetUnlink, UrbHeader, DIR_IN, OP_REP_IMPORT,
 };
+use ferroccid::usbip::{UsbIpTransport, MAX_CONSECUTIVE_JUNK};
+use ferroccid::{CcidEndpoints, EndpointInfo, Transport, TransportError, TransportInfo};
 use ferroccid_usbip::{ControlAnswer, DeviceModel};
 
 /// The longest an interrupted call waits for RET_UNLINK (its timeout,

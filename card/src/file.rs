@@ -15,9 +15,9 @@ use super::manage::Attachment;
 use super::tlv::{self, Tag};
 
 /// Largest offset P1-P2 of an even-INS binary command can hold (15 bits).
-pub const MAX_EVEN_OFFSET: usize = 0x7FFF;
+pub(crate) const MAX_EVEN_OFFSET: usize = 0x7FFF;
 /// Largest offset P2 holds when P1 names an SFI.
-pub const MAX_SFI_OFFSET: usize = 0xFF;
+pub(crate) const MAX_SFI_OFFSET: usize = 0xFF;
 
 /// A short EF identifier, 1 to 30 (§7.2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -23,20 +23,20 @@
 #![warn(unreachable_pub)]
 
 pub mod apdu;
-pub mod auth;
-pub mod channel;
-pub mod error;
-pub mod events;
-pub mod exchange;
-pub mod fcp;
-pub mod file;
-pub mod lock;
-pub mod manage;
+mod auth;
+mod channel;
+mod error;
+mod events;
+mod exchange;
+mod fcp;
+mod file;
+mod lock;
+mod manage;
 #[cfg(feature = "pcsc")]
-pub mod pcsc;
-pub mod slot;
+mod pcsc;
+mod slot;
 pub mod tlv;
-pub mod verify;
+mod verify;
 
 pub use apdu::{Command, Response};
 pub use auth::{Authenticator, MutualAuth, MutualAuthCrypto};
@@ -45,10 +45,14 @@ pub use channel::{
 };
 pub use error::{CardError, ChannelError, Error, Result, Sw};
 pub use events::{Event, EventBus, EventKind, Subscription};
-pub use exchange::ExtendedLength;
+pub use exchange::{atr_announces_extended, Exchanger, ExtendedLength};
 pub use fcp::{EfStructure, FileInfo, FileKind, LifeCycle};
 pub use file::{Ef, FileAccess, Selection, Sfi};
 pub use lock::{DeviceLock, DeviceLockGuard};
 pub use manage::{AttachOptions, CardLock, CardManager};
-pub use slot::SlotChannel;
+pub use slot::{ccid_modify_data, ccid_verify_data, SlotChannel};
 pub use verify::{Pin, PinStatus, Verifier};
+
+pub use fcp::{template_objects, Template};
+#[cfg(feature = "pcsc")]
+pub use pcsc::{card_moves, PcscChannel, PcscMonitor};

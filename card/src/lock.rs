@@ -51,7 +51,7 @@ impl Drop for DeviceLockGuard {
 }
 
 /// The directory of lock files.
-pub fn lock_dir() -> PathBuf {
+pub(crate) fn lock_dir() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("ferroccid"),
         _ => std::env::temp_dir().join(format!("ferroccid-{}", rustix::process::getuid().as_raw())),

@@ -48,7 +48,7 @@ use ferroccid::part10::{
 
 /// How often a waiting [`CardChannel::begin_transaction`] looks whether the
 /// card is free (pcsc-lite's own client polls every 100 ms).
-pub const LOCK_POLL_INTERVAL: Duration = Duration::from_millis(10);
+pub(crate) const LOCK_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 /// How long past its deadline a caller waits for the worker's own
 /// timeout answer before giving up on a begin stuck in libpcsclite.
@@ -60,7 +60,7 @@ const PCSC_MAX_COMMAND: usize = pcsc::MAX_BUFFER_SIZE_EXTENDED;
 const PCSC_MAX_RESPONSE: usize = 65_536 + 2;
 
 /// The coarse channel meaning of a PC/SC error code.
-pub fn channel_error(e: pcsc::Error) -> ChannelError {
+pub(crate) fn channel_error(e: pcsc::Error) -> ChannelError {
     use pcsc::Error as E;
     match e {
         E::NoSmartcard => ChannelError::NoCard,
@@ -341,7 +341,7 @@ fn read_limits(card: &Card) -> ReaderLimits {
 // ---------------------------------------------------------------- PIN structures
 
 /// PIN_VERIFY_STRUCTURE of `reader.h` (packed, little-endian words).
-pub fn pin_verify_structure(p: &PinVerify<'_>) -> Vec<u8> {
+pub(crate) fn pin_verify_structure(p: &PinVerify<'_>) -> Vec<u8> {
     let mut s = Vec::with_capacity(PIN_VERIFY_STRUCTURE_HEADER + p.apdu.len());
     s.extend_from_slice(&[p.timeout, 0, p.format_string, p.pin_block_string]);
     s.push(p.pin_length_format);
@@ -357,7 +357,7 @@ pub fn pin_verify_structure(p: &PinVerify<'_>) -> Vec<u8> {
 
 /// PIN_MODIFY_STRUCTURE of `reader.h` (packed, little-endian words; all
 /// three message indexes are always present in the PC/SC form).
-pub fn pin_modify_structure(p: &PinModify<'_>) -> Vec<u8> {
+pub(crate) fn pin_modify_structure(p: &PinModify<'_>) -> Vec<u8> {
     let mut s = Vec::with_capacity(PIN_MODIFY_STRUCTURE_HEADER + p.apdu.len());
     s.extend_from_slice(&[p.timeout, 0, p.format_string, p.pin_block_string]);
     s.extend_from_slice(&[
@@ -801,7 +801,7 @@ impl CardManager {
 
 /// The PC/SC reader whose name is `wanted` or, failing that, the only one
 /// whose name contains it.
-pub fn find_reader(wanted: &str) -> Result<String> {
+pub(crate) fn find_reader(wanted: &str) -> Result<String> {
     let context = Context::establish(Scope::User).map_err(channel_error)?;
     let readers = context.list_readers_owned().map_err(channel_error)?;
     let names: Vec<String> = readers

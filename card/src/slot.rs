@@ -24,7 +24,7 @@ use super::error::ChannelError;
 use super::lock::{DeviceLock, DeviceLockGuard};
 use ferroccid::ccid::descriptor::ExchangeLevel;
 use ferroccid::ccid::secure::{PinModify, PinVerify};
-use ferroccid::reader::{ErrorKind, ProtocolPreference, Reader, ReaderError, Slot};
+use ferroccid::{ErrorKind, ProtocolPreference, Reader, ReaderError, Slot};
 
 /// CCID message header bytes around an APDU in a bulk message.
 const CCID_HEADER: usize = 10;
@@ -113,7 +113,7 @@ pub fn ccid_modify_data(p: &PinModify<'_>) -> Vec<u8> {
 }
 
 /// The coarse channel meaning of a reader error.
-pub fn channel_error(e: ReaderError) -> ChannelError {
+pub(crate) fn channel_error(e: ReaderError) -> ChannelError {
     match (&e, e.kind()) {
         (ReaderError::NotPowered, _) => ChannelError::Unpowered,
         (_, ErrorKind::NoCard) => ChannelError::NoCard,
@@ -165,9 +165,9 @@ impl SlotChannel {
     pub fn open(
         device: &str,
         index: usize,
-    ) -> Result<(SlotChannel, ferroccid::device::OpenedDevice), ChannelError> {
-        let opened = ferroccid::device::open(device)
-            .map_err(|e| ChannelError::Other(format!("{device}: {e}")))?;
+    ) -> Result<(SlotChannel, ferroccid::OpenedDevice), ChannelError> {
+        let opened =
+            ferroccid::open(device).map_err(|e| ChannelError::Other(format!("{device}: {e}")))?;
         let reader = Reader::open(opened.transport.clone()).map_err(channel_error)?;
         let channel = SlotChannel::connect(&reader, index, device)?;
         Ok((channel, opened))

@@ -18,7 +18,7 @@ mod suite;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ferroccid::transport::{Tap, TapHooks};
+use ferroccid::{Tap, TapHooks};
 use ferroccid_card::*;
 use ferroccid_sim::card::fs::TEXT_2F00;
 use ferroccid_sim::card::{CardConfig, VirtualCard};
@@ -261,8 +261,8 @@ impl Fixture for SimFixture {
 /// The simulated CCID reader (`sim` device) driven through the reader
 /// layer: [`SlotChannel`], the direct channel applications use.
 struct SlotFixture {
-    reader: ferroccid::reader::Reader,
-    sim: ferroccid_sim::transport::SimHandle,
+    reader: ferroccid::Reader,
+    sim: ferroccid_sim::SimHandle,
     name: String,
     atr: Vec<u8>,
 }
@@ -270,7 +270,7 @@ struct SlotFixture {
 impl SlotFixture {
     fn new() -> Self {
         ferroccid_sim::register();
-        let opened = ferroccid::device::open("sim").expect("the sim device opens");
+        let opened = ferroccid::open("sim").expect("the sim device opens");
         let sim = opened
             .handle::<ferroccid_sim::SimHandle>()
             .cloned()
@@ -282,7 +282,7 @@ impl SlotFixture {
                 ..CardConfig::dual()
             },
         );
-        let reader = ferroccid::reader::Reader::open(opened.transport).expect("reader");
+        let reader = ferroccid::Reader::open(opened.transport).expect("reader");
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         SlotFixture {
@@ -398,9 +398,9 @@ fn two_processes_compete_for_the_lock() {
 /// before selecting a protocol instead of failing with "not powered".
 #[test]
 fn slot_channel_connects_to_a_card_an_earlier_handle_left_powered() {
-    use ferroccid::reader::Reader;
+    use ferroccid::Reader;
     ferroccid_sim::register();
-    let opened = ferroccid::device::open("sim").expect("the sim device opens");
+    let opened = ferroccid::open("sim").expect("the sim device opens");
     let sim = opened
         .handle::<ferroccid_sim::SimHandle>()
         .cloned()
@@ -457,17 +457,17 @@ impl TapHooks for GatedInterrupts {
     fn before_interrupt_in(
         &self,
         timeout: Duration,
-    ) -> Result<Duration, ferroccid::transport::TransportError> {
+    ) -> Result<Duration, ferroccid::TransportError> {
         if self.held.load(std::sync::atomic::Ordering::SeqCst) {
             std::thread::sleep(timeout.min(Duration::from_millis(5)));
-            return Err(ferroccid::transport::TransportError::Timeout);
+            return Err(ferroccid::TransportError::Timeout);
         }
         Ok(timeout.min(Duration::from_millis(20)))
     }
 }
 
 /// Waits until the reader has counted `count` insertions in `slot`.
-fn wait_for_insertions(slot: &ferroccid::reader::Slot, count: u64) {
+fn wait_for_insertions(slot: &ferroccid::Slot, count: u64) {
     let start = Instant::now();
     while slot.insertions() < count {
         assert!(
@@ -487,7 +487,7 @@ fn wait_for_insertions(slot: &ferroccid::reader::Slot, count: u64) {
 #[test]
 fn slot_channel_survives_card_events_that_arrive_after_the_reconnect() {
     ferroccid_sim::register();
-    let opened = ferroccid::device::open("sim").expect("the sim device opens");
+    let opened = ferroccid::open("sim").expect("the sim device opens");
     let sim = opened
         .handle::<ferroccid_sim::SimHandle>()
         .cloned()
@@ -503,7 +503,7 @@ fn slot_channel_survives_card_events_that_arrive_after_the_reconnect() {
         opened.transport,
         GatedInterrupts { held: false.into() },
     ));
-    let reader = ferroccid::reader::Reader::open(gate.clone()).expect("reader");
+    let reader = ferroccid::Reader::open(gate.clone()).expect("reader");
     let slot = reader.slot(0).unwrap();
     let name = format!("card-suite-late-{}", std::process::id());
     let channel = SlotChannel::connect(&reader, 0, &name).expect("connect");
@@ -603,7 +603,7 @@ fn pad_modify() -> ferroccid::ccid::secure::PinModify<'static> {
 #[test]
 fn ccid_pin_structures_decode_to_what_was_asked() {
     use ferroccid::ccid::secure::SecureData;
-    use ferroccid_card::slot::{ccid_modify_data, ccid_verify_data};
+    use ferroccid_card::{ccid_modify_data, ccid_verify_data};
     let verify = pad_verify();
     let data = ccid_verify_data(&verify);
     assert_eq!(data.len(), 1 + 14 + PAD_VERIFY_APDU.len());
@@ -630,12 +630,12 @@ fn ccid_pin_structures_decode_to_what_was_asked() {
 fn pinpad_verify_and_change_on_the_slot_channel() {
     use ferroccid_sim::profile::PinEntry;
     ferroccid_sim::register();
-    let opened = ferroccid::device::open("sim:pinpad").expect("the pinpad profile opens");
+    let opened = ferroccid::open("sim:pinpad").expect("the pinpad profile opens");
     let sim = opened
         .handle::<ferroccid_sim::SimHandle>()
         .cloned()
         .expect("sim names come with a handle");
-    let reader = ferroccid::reader::Reader::open(opened.transport).expect("reader");
+    let reader = ferroccid::Reader::open(opened.transport).expect("reader");
     let name = format!("card-suite-pinpad-{}", std::process::id());
     let bus = EventBus::new();
     let events = bus.subscribe();

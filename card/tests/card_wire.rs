@@ -7,9 +7,9 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use ferroccid_card::exchange::{atr_announces_extended, Exchanger};
 use ferroccid_card::tlv::{self, Tag, Tlv, TlvError, TlvIter};
 use ferroccid_card::*;
+use ferroccid_card::{atr_announces_extended, Exchanger};
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------- APDU
@@ -264,7 +264,7 @@ fn fcp_of_a_linear_fixed_ef() {
         0x50, 0x02, 0x88, 0x01, 0x10, 0x8A, 0x01, 0x05,
     ];
     let info = FileInfo::parse(&bytes).unwrap().unwrap();
-    assert_eq!(info.template, ferroccid_card::fcp::Template::Fcp);
+    assert_eq!(info.template, ferroccid_card::Template::Fcp);
     assert_eq!(
         info.kind,
         Some(FileKind::WorkingEf(EfStructure::LinearFixed))
@@ -542,7 +542,7 @@ fn get_response_asks_no_more_than_the_callers_ne() {
 #[cfg(feature = "pcsc")]
 #[test]
 fn pcsc_card_moves_follow_the_event_counter() {
-    use ferroccid_card::pcsc::card_moves;
+    use ferroccid_card::card_moves;
     use EventKind::{CardInserted as In, CardRemoved as Out};
     assert_eq!(card_moves(true, true, 0), []);
     assert_eq!(card_moves(true, false, 1), [Out]);

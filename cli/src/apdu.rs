@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use ferroccid::device::{open_name, OpenedDevice};
-use ferroccid::reader::{ProtocolPreference, Reader};
+use ferroccid::{open_name, OpenedDevice};
+use ferroccid::{ProtocolPreference, Reader};
 
 use super::list::resolve;
 

@@ -40,7 +40,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ferroccid::ccid::descriptor::ClassDescriptor;
-use ferroccid::device::{list_usb, UsbBackend};
+use ferroccid::{list_usb, UsbBackend};
 use ferroccid_ifd::plist::{self, BundleConfig, ReaderId};
 use ferroccid_ifd::COMMAND_TIMEOUT_KEY;
 
@@ -107,7 +107,7 @@ pub struct BundleArgs {
 }
 
 fn command_timeout(value: &str) -> Result<String, String> {
-    ferroccid::reader::parse_command_time(value)
+    ferroccid::parse_command_time(value)
         .map(|d| format!("{}", d.as_secs_f64()))
         .ok_or_else(|| format!("{value:?} is not a number of seconds"))
 }

@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use ferroccid::ccid::ClassDescriptor;
-use ferroccid::device::open;
+use ferroccid::open;
 use ferroccid::protocols::atr::Atr;
-use ferroccid::reader::{ProtocolPreference, Reader, ReaderError, Slot};
-use ferroccid::transport::{Tap, TapHooks};
+use ferroccid::{ProtocolPreference, Reader, ReaderError, Slot};
+use ferroccid::{Tap, TapHooks};
 use ferroccid_card::{
     CardChannel, CardError, CardManager, ChannelError, ChannelStatus, Disposition, Ef, Error,
     Initialization, Pin, Protocol, ProtocolChoice, Selection,

@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use ferroccid::ccid::descriptor::features;
 use ferroccid::ccid::ClassDescriptor;
-use ferroccid::device::open;
-use ferroccid::transport::DeviceName;
+use ferroccid::open;
+use ferroccid::DeviceName;
 
 /// Arguments of `ferroccid descriptor`.
 #[derive(clap::Args)]

@@ -5,8 +5,8 @@
 use std::process::ExitCode;
 
 use ferroccid::ccid::ClassDescriptor;
-use ferroccid::device::{list_usb, UsbBackend};
-use ferroccid::transport::{DeviceName, TransportInfo};
+use ferroccid::{list_usb, UsbBackend};
+use ferroccid::{DeviceName, TransportInfo};
 use ferroccid_sim::profile::{Profile, BUILTIN_NAMES};
 
 /// Arguments of `ferroccid list`.

@@ -29,7 +29,7 @@ struct Cli {
 
 /// Checks `--timeout`: a positive number of seconds.
 fn command_timeout(text: &str) -> Result<String, String> {
-    ferroccid::reader::parse_command_time(text)
+    ferroccid::parse_command_time(text)
         .map(|_| text.trim().to_string())
         .ok_or_else(|| format!("{text:?} is not a positive number of seconds"))
 }
@@ -69,7 +69,7 @@ pub fn main() -> ExitCode {
         // Read by Reader::open (ReaderOptions::with_env_overrides), in this
         // process and in a simulator or helper it starts. Set before any
         // thread exists.
-        std::env::set_var(ferroccid::reader::COMMAND_TIMEOUT_ENV, seconds);
+        std::env::set_var(ferroccid::COMMAND_TIMEOUT_ENV, seconds);
     }
     match cli.command {
         Command::Apdu(args) => apdu::run(args),

@@ -2,7 +2,7 @@
 //! events of the card service layer as they happen, one line each. A
 //! ferroccid device is watched directly; `--pcsc` watches every reader of
 //! pcscd, and `--reader pcsc:PART` those of its readers whose name
-//! contains PART (through [`ferroccid_card::pcsc::PcscMonitor`]).
+//! contains PART (through [`ferroccid_card::PcscMonitor`]).
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -84,7 +84,7 @@ fn run_pcsc(part: Option<&str>, args: &Args) -> ExitCode {
     use std::io::Write;
     let bus = EventBus::new();
     let events = bus.subscribe();
-    let _monitor = match ferroccid_card::pcsc::PcscMonitor::start_announcing(bus) {
+    let _monitor = match ferroccid_card::PcscMonitor::start_announcing(bus) {
         Ok(monitor) => monitor,
         Err(e) => {
             eprintln!("ferroccid monitor: pcscd: {e}");

@@ -12,10 +12,10 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use ferroccid::transport::{DeviceName, Transport};
+use ferroccid::{DeviceName, Transport};
 use ferroccid_sim::control::{control_key, watch_from_env};
 use ferroccid_sim::profile::Profile;
-use ferroccid_sim::transport::SimTransport;
+use ferroccid_sim::SimTransport;
 use ferroccid_usbip::UsbIpServer;
 
 /// The USB/IP port IANA assigned (3240), on loopback unless asked.
@@ -86,7 +86,7 @@ fn serve(args: &Args) -> Result<(), String> {
     let _watcher;
     let transport: Arc<dyn Transport> = match real {
         Some(name) => {
-            ferroccid::device::open(name)
+            ferroccid::open(name)
                 .map_err(|e| format!("cannot open {name}: {e}"))?
                 .transport
         }

@@ -1,7 +1,7 @@
 //! The card service-layer suite (`card_suite/mod.rs`) through a real
 //! pcscd: Debian's pcscd loads ferroccid's IFD bundle, whose readers are
 //! simulated CCID readers (`sim:` device names); the service layer talks
-//! to them through libpcsclite ([`ferroccid_card::pcsc::PcscChannel`]).
+//! to them through libpcsclite ([`ferroccid_card::PcscChannel`]).
 //!
 //! Two pcscd instances, started through `tests/scripts/pcscd-run.sh`:
 //! one whose readers hold a T=1 card (extended APDUs by T=1 chaining),
@@ -26,8 +26,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ::pcsc::{Context, ReaderState, Scope, ShareMode, State};
-use ferroccid_card::pcsc::{PcscChannel, PcscMonitor};
 use ferroccid_card::*;
+use ferroccid_card::{PcscChannel, PcscMonitor};
 use ferroccid_sim::card::CardConfig;
 use suite::{Fixture, SEED};
 

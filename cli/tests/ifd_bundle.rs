@@ -391,7 +391,7 @@ fn udev_rules_parse_and_give_the_device_node_to_pcscd_without_uaccess() {
 /// A valid 54-byte CCID class descriptor (the simulator's).
 fn good_descriptor() -> Vec<u8> {
     ferroccid_sim::register();
-    let opened = ferroccid::device::open("sim").unwrap();
+    let opened = ferroccid::open("sim").unwrap();
     let descriptor = opened.transport.info().class_descriptor.clone();
     descriptor.expect("the simulator has a class descriptor")
 }

@@ -7,11 +7,11 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferroccid::transport::conformance::run_conformance;
-use ferroccid::transport::usbip::UsbIpTransport;
-use ferroccid::transport::Transport;
+use ferroccid::testing::run_conformance;
+use ferroccid::usbip::UsbIpTransport;
+use ferroccid::Transport;
 use ferroccid_sim::profile::{Profile, BUILTIN_NAMES};
-use ferroccid_sim::transport::SimTransport;
+use ferroccid_sim::SimTransport;
 use ferroccid_usbip::UsbIpServer;
 
 const TIMEOUT: Duration = Duration::from_secs(5);

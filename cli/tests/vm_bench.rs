@@ -374,8 +374,8 @@ fn apdu_latency_floor_library_and_pcscd() {
 #[test]
 #[ignore = "guest side of apdu_latency_floor_library_and_pcscd: runs inside the VM"]
 fn guest_bench() {
-    use ferroccid::device::{list_usb, open, UsbBackend};
-    use ferroccid::reader::Reader;
+    use ferroccid::Reader;
+    use ferroccid::{list_usb, open, UsbBackend};
     println!(); // libtest's "test guest_bench ... " has no newline yet
     let n: usize = std::env::var("FERROCCID_BENCH_N")
         .ok()

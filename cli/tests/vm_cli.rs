@@ -358,8 +358,8 @@ fn upper_hex(bytes: &[u8]) -> String {
 #[test]
 #[ignore = "guest side of card_events_through_the_interrupt_endpoint_and_unplug: runs inside the VM"]
 fn guest_events() {
-    use ferroccid::device::{list_usb, open, UsbBackend};
-    use ferroccid::reader::{ErrorKind, Reader, ReaderEvent};
+    use ferroccid::{list_usb, open, UsbBackend};
+    use ferroccid::{ErrorKind, Reader, ReaderEvent};
     println!(); // libtest's "test guest_events ... " has no newline yet
     let backend = UsbBackend::from_env();
     println!("ev-backend: {backend:?}");
@@ -416,7 +416,7 @@ fn guest_events() {
         }
     }
     println!("gone-ms: {}", start.elapsed().as_millis());
-    let kind = |r: Result<String, ferroccid::reader::ReaderError>| match r {
+    let kind = |r: Result<String, ferroccid::ReaderError>| match r {
         Err(e) => format!("{:?}", e.kind()),
         Ok(what) => format!("ok: {what}"),
     };

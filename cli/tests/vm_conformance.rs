@@ -174,7 +174,7 @@ fn rusb_passes_conformance_on_qemus_reader() {
 /// of QEMU's reader.
 fn listed_qemu_reader(
     backend: &str,
-    listed: Result<Vec<ferroccid::transport::TransportInfo>, ferroccid::transport::TransportError>,
+    listed: Result<Vec<ferroccid::TransportInfo>, ferroccid::TransportError>,
 ) -> Option<String> {
     let infos = match listed {
         Ok(infos) => infos,
@@ -211,8 +211,8 @@ fn listed_qemu_reader(
 /// (fixed in the suite: it now drains with 300 ms reads). Reading here first with
 /// a timeout longer than the interval also pins down who gets that notification
 /// (the first backend, exactly once); prints what came.
-fn settle_interrupt_endpoint(backend: &str, transport: &dyn ferroccid::transport::Transport) {
-    use ferroccid::transport::TransportError;
+fn settle_interrupt_endpoint(backend: &str, transport: &dyn ferroccid::Transport) {
+    use ferroccid::TransportError;
     let mut buf = [0u8; 64];
     let mut drained = Vec::new();
     for _ in 0..16 {
@@ -240,8 +240,8 @@ fn to_hex(bytes: &[u8]) -> String {
 /// The suite accepts a Stall or data from GET_DATA_RATES, and passes the interrupt
 /// check at once on `NoInterruptEndpoint`; print which way this backend went, so the
 /// host can hold it to what QEMU's reader really does.
-fn print_lenient_branches(backend: &str, transport: &dyn ferroccid::transport::Transport) {
-    use ferroccid::transport::{TransportError, REQUEST_GET_DATA_RATES};
+fn print_lenient_branches(backend: &str, transport: &dyn ferroccid::Transport) {
+    use ferroccid::{TransportError, REQUEST_GET_DATA_RATES};
     use std::time::Duration;
     let outcome = |r: Result<usize, TransportError>| match r {
         Ok(n) => format!("{n} bytes"),
@@ -261,10 +261,10 @@ fn print_lenient_branches(backend: &str, transport: &dyn ferroccid::transport::T
 /// a fresh transport from `reopen`, so the report names every check that fails.
 fn conform(
     backend: &str,
-    opened: Result<Box<dyn ferroccid::transport::Transport>, ferroccid::transport::TransportError>,
-    reopen: &dyn Fn() -> Option<Box<dyn ferroccid::transport::Transport>>,
+    opened: Result<Box<dyn ferroccid::Transport>, ferroccid::TransportError>,
+    reopen: &dyn Fn() -> Option<Box<dyn ferroccid::Transport>>,
 ) {
-    use ferroccid::transport::conformance::*;
+    use ferroccid::testing::*;
     let transport = match opened {
         Ok(t) => t,
         Err(e) => {
@@ -282,7 +282,7 @@ fn conform(
         Ok(()) => println!("cf:{backend}:conformance: ok"),
         Err(e) => {
             println!("cf:{backend}:conformance: {e}");
-            type Check = fn(&dyn ferroccid::transport::Transport) -> Result<(), String>;
+            type Check = fn(&dyn ferroccid::Transport) -> Result<(), String>;
             let checks: [(&str, Check); 5] = [
                 ("get_slot_status", check_get_slot_status),
                 ("seq_echo", check_seq_echo),
@@ -307,14 +307,14 @@ fn conform(
 #[test]
 #[ignore = "guest side of the vm_conformance tests: runs inside the VM"]
 fn guest_side() {
-    use ferroccid::transport::Transport;
+    use ferroccid::Transport;
     println!(); // libtest's "test guest_side ... " has no newline yet
     let wanted = std::env::var("FERROCCID_CONFORMANCE_BACKENDS")
         .expect("FERROCCID_CONFORMANCE_BACKENDS names the backends to run");
     for backend in wanted.split(',') {
         match backend {
             "nusb" => {
-                use ferroccid::transport::nusb::{list, NusbTransport};
+                use ferroccid::backend::nusb::{list, NusbTransport};
                 let open =
                     |n: &str| NusbTransport::open_str(n).map(|t| Box::new(t) as Box<dyn Transport>);
                 if let Some(name) = listed_qemu_reader(backend, list()) {
@@ -322,7 +322,7 @@ fn guest_side() {
                 }
             }
             "usbfs" => {
-                use ferroccid::transport::usbfs::{list, UsbfsTransport};
+                use ferroccid::backend::usbfs::{list, UsbfsTransport};
                 let open = |n: &str| {
                     UsbfsTransport::open_str(n).map(|t| Box::new(t) as Box<dyn Transport>)
                 };
@@ -332,7 +332,7 @@ fn guest_side() {
             }
             #[cfg(feature = "rusb")]
             "rusb" => {
-                use ferroccid::transport::rusb::{list, RusbTransport};
+                use ferroccid::backend::rusb::{list, RusbTransport};
                 let open =
                     |n: &str| RusbTransport::open_str(n).map(|t| Box::new(t) as Box<dyn Transport>);
                 if let Some(name) = listed_qemu_reader(backend, list()) {

@@ -209,8 +209,8 @@ fn unhex(s: &str) -> Vec<u8> {
 #[test]
 #[ignore = "guest side of the vm_ferroccid tests: runs inside the VM"]
 fn guest_side() {
-    use ferroccid::device::{list_usb, open, UsbBackend};
-    use ferroccid::reader::{ErrorKind, Reader};
+    use ferroccid::{list_usb, open, UsbBackend};
+    use ferroccid::{ErrorKind, Reader};
     println!(); // libtest's "test guest_side ... " has no newline yet
     let backend = UsbBackend::from_env();
     println!("fc:backend: {backend:?}");
@@ -262,7 +262,7 @@ fn guest_side() {
             }
         }
         println!("fc:gone-ms: {}", start.elapsed().as_millis());
-        let kind = |r: Result<(), ferroccid::reader::ReaderError>| match r {
+        let kind = |r: Result<(), ferroccid::ReaderError>| match r {
             Err(e) => format!("{:?}", e.kind()),
             Ok(()) => "ok".to_string(),
         };

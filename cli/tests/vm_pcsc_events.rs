@@ -47,10 +47,10 @@ const USBIP_ADDR: &str = "127.0.0.1:3240";
 #[test]
 #[ignore = "guest side of reader_and_card_events_reach_pcsc_clients_in_order: runs in the VM"]
 fn guest_sim_server() {
-    use ferroccid::transport::Transport;
+    use ferroccid::Transport;
     use ferroccid_sim::control;
     use ferroccid_sim::profile::Profile;
-    use ferroccid_sim::transport::SimTransport;
+    use ferroccid_sim::SimTransport;
     use ferroccid_usbip::UsbIpServer;
 
     let dir = std::env::var_os(control::CONTROL_ENV)

@@ -147,9 +147,9 @@ fn to_hex(bytes: &[u8]) -> String {
 #[test]
 #[ignore = "guest side of the vm_usbfs tests: runs inside the VM"]
 fn guest_side() {
-    use ferroccid::reader::{ErrorKind, Reader};
-    use ferroccid::transport::usbfs::{list, UsbfsTransport};
-    use ferroccid::transport::{conformance::run_conformance, Transport, TransportError};
+    use ferroccid::backend::usbfs::{list, UsbfsTransport};
+    use ferroccid::{testing::run_conformance, Transport, TransportError};
+    use ferroccid::{ErrorKind, Reader};
     use std::sync::Arc;
     println!(); // libtest's "test guest_side ... " has no newline yet
     let vendor = u16::from_str_radix(&std::env::var("FERROCCID_VENDOR").unwrap(), 16).unwrap();
@@ -160,7 +160,7 @@ fn guest_side() {
             i.name, i.vendor_id, i.product_id
         );
     }
-    let nusb = ferroccid::transport::nusb::list().expect("nusb list");
+    let nusb = ferroccid::backend::nusb::list().expect("nusb list");
     println!("us:list-equal: {}", infos == nusb);
     let info = infos
         .iter()
@@ -203,7 +203,7 @@ fn guest_side() {
             }
         }
         println!("us:gone-ms: {}", start.elapsed().as_millis());
-        let kind = |r: Result<(), ferroccid::reader::ReaderError>| match r {
+        let kind = |r: Result<(), ferroccid::ReaderError>| match r {
             Err(e) => format!("{:?}", e.kind()),
             Ok(()) => "ok".to_string(),
         };

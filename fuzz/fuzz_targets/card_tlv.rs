@@ -4,7 +4,7 @@
 //! that parse back to the same tag and value.
 #![no_main]
 
-use ferroccid_card::fcp::template_objects;
+use ferroccid_card::template_objects;
 use ferroccid_card::tlv::{encode, parse_header, Tlv, TlvIter};
 use ferroccid_card::FileInfo;
 use libfuzzer_sys::fuzz_target;

@@ -9,7 +9,7 @@
 #![no_main]
 
 use ferroccid::ccid::{find_class_descriptor, ClassDescriptor};
-use ferroccid::transport::descriptors::{
+use ferroccid::descriptors::{
     choose_interface, find_class_descriptor as find_raw_class_descriptor, parse_configuration,
     select_endpoints,
 };

@@ -4,7 +4,7 @@
 //! back to the same name and prints the same again.
 #![no_main]
 
-use ferroccid::transport::DeviceName;
+use ferroccid::DeviceName;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,4 +1,4 @@
-//! The IFD handler's safe entry points (`ferroccid_ifd::driver::Driver`,
+//! The IFD handler's safe entry points (`ferroccid_ifd::Driver`,
 //! what every `IFDH*` export calls) under hostile arguments and call
 //! sequences, over simulated readers: bad Luns (unknown readers, slots
 //! past the last, the high bits set), zero, short, huge and odd lengths,
@@ -9,7 +9,7 @@
 //! IFD_NO_SUCH_DEVICE.
 //!
 //! Readers are opened as the bundle opens them ([`IfdReader`] over
-//! `ferroccid::device::open`), except that the simulator's interrupt reads
+//! `ferroccid::open`), except that the simulator's interrupt reads
 //! wait at most [`INTERRUPT_WAIT`]: a reader's event thread only notices a
 //! stop between two reads, so with the usual 200 ms reads every dropped
 //! reader costs up to 200 ms and the target ran at 6 inputs a second.
@@ -27,14 +27,14 @@ use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 use ferroccid_ifd::abi::*;
-use ferroccid_ifd::driver::{Driver, Options};
-use ferroccid_ifd::features::feature_control_code;
-use ferroccid_ifd::reader::{IfdError, IfdReader, ResponseSink};
+use ferroccid_ifd::{Driver, Options};
+use ferroccid_ifd::feature_control_code;
+use ferroccid_ifd::{IfdError, IfdReader, ResponseSink};
 use ferroccid::part10::{
     CM_IOCTL_GET_FEATURE_REQUEST, FEATURE_CCID_ESC_COMMAND, FEATURE_GET_TLV_PROPERTIES,
     FEATURE_IFD_PIN_PROPERTIES, FEATURE_MODIFY_PIN_DIRECT, FEATURE_VERIFY_PIN_DIRECT,
 };
-use ferroccid::transport::{Tap, TapHooks, TransportError};
+use ferroccid::{Tap, TapHooks, TransportError};
 use libfuzzer_sys::fuzz_target;
 
 /// Longest any one call may take: the command ceiling below plus the
@@ -101,7 +101,7 @@ impl TapHooks for QuickInterrupt {
 
 fn open(name: &str) -> Result<IfdReader, IfdError> {
     ferroccid_sim::register();
-    match ferroccid::device::open(name) {
+    match ferroccid::open(name) {
         Ok(opened) => {
             let transport = Arc::new(Tap::new(opened.transport, QuickInterrupt));
             IfdReader::with_transport(transport)

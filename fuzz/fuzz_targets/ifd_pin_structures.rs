@@ -7,7 +7,7 @@
 #![no_main]
 
 use ferroccid::ccid::secure::SecureData;
-use ferroccid_ifd::features::{modify_to_secure, verify_to_secure};
+use ferroccid_ifd::{modify_to_secure, verify_to_secure};
 use ferroccid::part10::{PIN_MODIFY_STRUCTURE_HEADER, PIN_VERIFY_STRUCTURE_HEADER};
 use libfuzzer_sys::fuzz_target;
 

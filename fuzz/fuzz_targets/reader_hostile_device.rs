@@ -1,4 +1,4 @@
-//! `ferroccid::reader::Reader` against a hostile device: a transport whose
+//! `ferroccid::Reader` against a hostile device: a transport whose
 //! every bulk-IN read is answered with fuzzer-chosen frames (and whose
 //! class descriptor and clock/data-rate lists are fuzzer-chosen too). Open,
 //! power on, protocol selection and one transmit must each end, in an
@@ -24,9 +24,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferroccid::reader::{ProtocolPreference, Reader, ReaderOptions};
+use ferroccid::{ProtocolPreference, Reader, ReaderOptions};
 use ferroccid_sim::profile::{Profile, BUILTIN_NAMES};
-use ferroccid::transport::{Transport, TransportError, TransportInfo};
+use ferroccid::{Transport, TransportError, TransportInfo};
 use libfuzzer_sys::fuzz_target;
 
 /// Transport calls allowed beyond one per scripted frame: retries after

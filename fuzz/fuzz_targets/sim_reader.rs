@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use ferroccid::ccid::interrupt::InterruptMessage;
 use ferroccid::ccid::{Message, ResponseRepr, HEADER_LEN};
 use ferroccid_sim::profile::{Profile, BUILTIN_NAMES};
-use ferroccid_sim::reader::ReaderModel;
+use ferroccid_sim::ReaderModel;
 use libfuzzer_sys::fuzz_target;
 
 /// Checks a bulk-IN frame of the model.

@@ -17,8 +17,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ferroccid::transport::usbip::{UsbIpTransport, MAX_PENDING};
-use ferroccid::transport::{CcidEndpoints, EndpointInfo, Transport, TransportInfo};
+use ferroccid::usbip::{UsbIpTransport, MAX_PENDING};
+use ferroccid::{CcidEndpoints, EndpointInfo, Transport, TransportInfo};
 use libfuzzer_sys::fuzz_target;
 
 const TIMEOUT: Duration = Duration::from_millis(3);

@@ -8,7 +8,7 @@
 //! descriptor (taken from the configuration bytes' first 54).
 #![no_main]
 
-use ferroccid::transport::{CcidEndpoints, EndpointInfo, TransportInfo};
+use ferroccid::{CcidEndpoints, EndpointInfo, TransportInfo};
 use ferroccid::usbip::wire::SetupPacket;
 use ferroccid_usbip::{ControlAnswer, DeviceModel};
 use libfuzzer_sys::fuzz_target;

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferroccid_sim::profile::{Profile, BUILTIN_NAMES};
-use ferroccid_sim::transport::SimTransport;
-use ferroccid_usbip::server::{
+use ferroccid_sim::SimTransport;
+use ferroccid_usbip::{
     run_session, MAX_BUFFERED_BYTES, MAX_OUTSTANDING_URBS, MAX_TRANSFER,
 };
 use ferroccid::usbip::wire::{UrbHeader, DIR_IN, URB_HEADER_LEN};

@@ -16,7 +16,7 @@ use ferroccid::part10::{
     CM_IOCTL_GET_FEATURE_REQUEST, FEATURE_CCID_ESC_COMMAND, FEATURE_GET_TLV_PROPERTIES,
     FEATURE_IFD_PIN_PROPERTIES, FEATURE_MODIFY_PIN_DIRECT, FEATURE_VERIFY_PIN_DIRECT,
 };
-use ferroccid::reader::SlotWait;
+use ferroccid::SlotWait;
 
 /// Readers one driver instance manages (pcscd's TAG_IFD_SIMULTANEOUS_ACCESS).
 pub const MAX_READERS: u8 = 16;

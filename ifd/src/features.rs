@@ -28,7 +28,7 @@ pub const fn feature_control_code(feature: u8) -> Dword {
 }
 
 /// Features the reader really supports, in the order they are listed.
-pub fn supported_features(info: &ReaderInfo, escape_enabled: bool) -> Vec<u8> {
+pub(crate) fn supported_features(info: &ReaderInfo, escape_enabled: bool) -> Vec<u8> {
     let mut features = Vec::new();
     if let Some(pad) = info.pinpad {
         if pad.verify {
@@ -47,7 +47,7 @@ pub fn supported_features(info: &ReaderInfo, escape_enabled: bool) -> Vec<u8> {
 }
 
 /// CM_IOCTL_GET_FEATURE_REQUEST answer: TLV (tag, 4, control code big-endian).
-pub fn feature_list(features: &[u8]) -> Vec<u8> {
+pub(crate) fn feature_list(features: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(features.len() * 6);
     for &feature in features {
         out.push(feature);
@@ -58,7 +58,7 @@ pub fn feature_list(features: &[u8]) -> Vec<u8> {
 }
 
 /// The feature a control code stands for, if it is one of ours.
-pub fn feature_of(code: Dword, features: &[u8]) -> Option<u8> {
+pub(crate) fn feature_of(code: Dword, features: &[u8]) -> Option<u8> {
     features
         .iter()
         .copied()
@@ -66,14 +66,14 @@ pub fn feature_of(code: Dword, features: &[u8]) -> Option<u8> {
 }
 
 /// PIN_PROPERTIES_STRUCTURE: wLcdLayout (LE), bEntryValidationCondition, bTimeOut2.
-pub fn pin_properties(info: &ReaderInfo) -> [u8; PIN_PROPERTIES_STRUCTURE_SIZE] {
+pub(crate) fn pin_properties(info: &ReaderInfo) -> [u8; PIN_PROPERTIES_STRUCTURE_SIZE] {
     let layout = info.pinpad.map_or(0, |p| p.lcd_layout).to_le_bytes();
     // Validation by the OK key (0x02) is what every pad offers; no second timeout.
     [layout[0], layout[1], 0x02, 0x00]
 }
 
 /// FEATURE_GET_TLV_PROPERTIES answer (tag, length, little-endian value).
-pub fn tlv_properties(info: &ReaderInfo) -> Vec<u8> {
+pub(crate) fn tlv_properties(info: &ReaderInfo) -> Vec<u8> {
     let mut out = Vec::new();
     let mut put = |tag: u8, value: &[u8]| {
         out.push(tag);

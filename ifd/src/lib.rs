@@ -6,37 +6,39 @@
 //! | [`abi`] | C types and constants, checked against the installed headers |
 //! | `exports` | the `IFDH*` entry points: pointer and length checks only (the only `unsafe`) |
 //! | [`driver`] | Lun registry, presence tracking, capabilities, IFDHControl (safe) |
-//! | [`reader`] | one open reader over `ferroccid::device` and `ferroccid::reader`, as the driver uses it |
+//! | [`reader`] | one open reader over `ferroccid` and `ferroccid`, as the driver uses it |
 //! | [`features`] | PC/SC part 10 features and PIN structures ([`ferroccid::part10`]'s constants) |
 //! | [`plist`] | Info.plist generation |
 //! | [`log`] | tracing into pcscd's `log_msg` |
 #![warn(unreachable_pub)]
 
 pub mod abi;
-pub mod driver;
+mod driver;
 // The IFDH* entry points are `pub`: exported as C symbols by #[no_mangle].
 #[allow(unreachable_pub)]
 mod exports;
-pub mod features;
-pub mod log;
+mod features;
+mod log;
 pub mod plist;
-pub mod reader;
+mod reader;
 #[cfg(feature = "sim")]
 mod simulated;
 
+pub use driver::{split_lun, Capability, Driver, Opener, Options, MAX_READERS};
+pub use features::{feature_control_code, modify_to_secure, verify_to_secure, StructureError};
+pub use log::{Filter as LogFilter, LOG_ENV};
+pub use reader::{IfdError, IfdReader, PinPad, ReaderInfo, ResponseSink, SlotState};
+
 use std::sync::OnceLock;
 
-use driver::{Driver, Options};
-use reader::IfdReader;
-
-use ferroccid::reader::{parse_command_time, ReaderOptions};
+use ferroccid::{parse_command_time, ReaderOptions};
 
 /// Environment variable enabling FEATURE_CCID_ESC_COMMAND (`1`).
 pub const ESCAPE_ENV: &str = "FERROCCID_ESCAPE";
 
 /// Info.plist key: ceiling on one command, in seconds
 /// ([`ReaderOptions::max_command_time`]); the environment's
-/// [`ferroccid::reader::COMMAND_TIMEOUT_ENV`] wins over it.
+/// [`ferroccid::COMMAND_TIMEOUT_ENV`] wins over it.
 pub const COMMAND_TIMEOUT_KEY: &str = "ifdFerroccidCommandTimeout";
 
 /// The options the bundle opens readers with, given its Info.plist text:
@@ -76,7 +78,7 @@ fn global() -> &'static Driver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferroccid::reader::{COMMAND_TIMEOUT_ENV, DEFAULT_MAX_COMMAND_TIME};
+    use ferroccid::{COMMAND_TIMEOUT_ENV, DEFAULT_MAX_COMMAND_TIME};
     use std::time::Duration;
 
     #[test]

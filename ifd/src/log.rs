@@ -80,7 +80,7 @@ fn plist_filter() -> Option<String> {
 }
 
 /// `ifdLogLevel` bit mask → filter directive.
-pub fn filter_for_mask(mask: u32) -> &'static str {
+pub(crate) fn filter_for_mask(mask: u32) -> &'static str {
     if mask & 8 != 0 {
         "trace"
     } else if mask & 4 != 0 {
@@ -266,7 +266,7 @@ impl Subscriber for PcscdSubscriber {
 
 /// Installs the subscriber once per process (first entry point called).
 /// Does nothing if the host already installed one.
-pub fn init() {
+pub(crate) fn init() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
         let directive = std::env::var(LOG_ENV)

@@ -1,5 +1,5 @@
 //! The reader as pcscd sees it: [`IfdReader`] opens a device name through
-//! [`ferroccid::device::open_name`] and drives everything through
+//! [`ferroccid::open_name`] and drives everything through
 //! [`Reader`]/[`Slot`] — the card path, PIN pad (`Slot::secure`, which at
 //! TPDU level with a T=1 card wraps the APDU with the slot's T=1 state),
 //! Escape (`Reader::escape`), insertion counters and the per-slot wait for
@@ -17,10 +17,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use ferroccid::ccid::descriptor::ExchangeLevel;
-use ferroccid::reader::{
+use ferroccid::{DeviceName, Transport, TransportError};
+use ferroccid::{
     ErrorKind, ProtocolPreference, Reader, ReaderError, ReaderOptions, Slot, SlotOptions, SlotWait,
 };
-use ferroccid::transport::{DeviceName, Transport, TransportError};
 
 /// Largest response APDU: 65536 data bytes and SW1 SW2.
 const MAX_RESPONSE: usize = 65538;
@@ -176,7 +176,7 @@ fn deliver(response: &[u8], out: &mut dyn ResponseSink) -> Result<usize, IfdErro
 type ResponseBuffer<'a> = MutexGuard<'a, Box<[u8]>>;
 
 /// One open reader: a device name opened through
-/// [`ferroccid::device::open_name`], or a transport a test opened.
+/// [`ferroccid::open_name`], or a transport a test opened.
 ///
 /// All methods take `&self`: pcscd calls transmit on one slot while its
 /// polling thread waits and another thread stops it.
@@ -255,12 +255,12 @@ impl IfdReader {
     pub fn open(name: &str) -> Result<IfdReader, IfdError> {
         let parsed: DeviceName = name
             .parse()
-            .map_err(|e: ferroccid::transport::NameError| IfdError::Communication(e.to_string()))?;
+            .map_err(|e: ferroccid::NameError| IfdError::Communication(e.to_string()))?;
         #[cfg(feature = "sim")]
         if let DeviceName::Sim { profile } = &parsed {
             return crate::simulated::open(profile.as_deref());
         }
-        let opened = ferroccid::device::open_name(&parsed).map_err(transport_error)?;
+        let opened = ferroccid::open_name(&parsed).map_err(transport_error)?;
         IfdReader::with_transport(opened.transport)
     }
 

@@ -2,7 +2,7 @@
 //! the tests and demos; the distributed bundle is built without it): the
 //! simulator's names open through its resolver, and a control-file watcher
 //! lets a test insert and remove the simulated card from outside pcscd.
-use ferroccid::transport::DeviceName;
+use ferroccid::DeviceName;
 use ferroccid_sim::control::{control_key, watch_from_env};
 use ferroccid_sim::profile::BUILTIN_NAMES;
 use ferroccid_sim::SimHandle;
@@ -29,7 +29,7 @@ pub(crate) fn open(profile: Option<&str>) -> Result<IfdReader, IfdError> {
     let name = DeviceName::Sim {
         profile: sim_profile(profile),
     };
-    let opened = ferroccid::device::open_name(&name).map_err(transport_error)?;
+    let opened = ferroccid::open_name(&name).map_err(transport_error)?;
     let handle = opened.handle::<SimHandle>().cloned();
     let mut reader = IfdReader::with_transport(opened.transport)?;
     if let Some(handle) = handle {

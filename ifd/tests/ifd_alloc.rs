@@ -22,12 +22,12 @@ use std::cell::Cell;
 use std::sync::{Arc, Mutex};
 
 use ferroccid_ifd::abi::*;
-use ferroccid_ifd::driver::{Driver, Options};
-use ferroccid_ifd::reader::{IfdError, IfdReader};
+use ferroccid_ifd::{Driver, Options};
+use ferroccid_ifd::{IfdError, IfdReader};
 use ferroccid_sim::card::fs::TEXT_2F00;
 use ferroccid_sim::card::CardConfig;
 use ferroccid_sim::profile::Profile;
-use ferroccid_sim::transport::{SimHandle, SimTransport};
+use ferroccid_sim::{SimHandle, SimTransport};
 
 #[path = "../../tests/sim_alloc_support/mod.rs"]
 mod sim_alloc;

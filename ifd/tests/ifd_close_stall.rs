@@ -12,10 +12,10 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferroccid::transport::{Tap, TapHooks};
+use ferroccid::{Tap, TapHooks};
 use ferroccid_ifd::abi::*;
-use ferroccid_ifd::driver::{Driver, Options};
-use ferroccid_ifd::reader::{IfdError, IfdReader};
+use ferroccid_ifd::{Driver, Options};
+use ferroccid_ifd::{IfdError, IfdReader};
 
 /// How long the slow reader takes to send its power-off command.
 const SLOW_POWER_OFF: Duration = Duration::from_millis(1500);
@@ -47,8 +47,8 @@ fn driver(powering_off: Arc<AtomicBool>) -> Arc<Driver> {
         match name.strip_prefix("slow:") {
             Some(sim) => {
                 ferroccid_sim::register();
-                let opened = ferroccid::device::open(sim)
-                    .map_err(|e| IfdError::Communication(e.to_string()))?;
+                let opened =
+                    ferroccid::open(sim).map_err(|e| IfdError::Communication(e.to_string()))?;
                 let slow = Tap::new(
                     opened.transport,
                     SlowPowerOff {

@@ -14,10 +14,10 @@ use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use ferroccid::reader::SlotWait;
+use ferroccid::SlotWait;
 use ferroccid_ifd::abi::*;
-use ferroccid_ifd::driver::{Capability, Driver, Options};
-use ferroccid_ifd::reader::IfdReader;
+use ferroccid_ifd::IfdReader;
+use ferroccid_ifd::{Capability, Driver, Options};
 
 /// The control directory the simulators of this test binary watch.
 fn control_dir() -> &'static PathBuf {

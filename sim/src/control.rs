@@ -170,12 +170,12 @@ mod tests {
         std::fs::remove_file(dir.join("4-slot.t.absent")).unwrap();
         assert!(until(limit, || (0..4).all(|s| card_in(&handle, s))));
         std::fs::write(dir.join("4-slot.t.unplugged"), b"").unwrap();
-        use ferroccid::transport::Transport;
+        use ferroccid::Transport;
         assert!(until(limit, || {
             let mut buf = [0u8; 8];
             matches!(
                 _transport.control_in(0x02, 0, &mut buf, Duration::from_millis(10)),
-                Err(ferroccid::transport::TransportError::DeviceGone)
+                Err(ferroccid::TransportError::DeviceGone)
             )
         }));
         let _ = std::fs::remove_dir_all(&dir);

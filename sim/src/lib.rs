@@ -15,17 +15,19 @@
 pub mod card;
 pub mod control;
 pub mod profile;
-pub mod reader;
-pub mod transport;
+pub(crate) mod reader;
+pub(crate) mod transport;
 
+pub use reader::pin::verify_apdu;
+pub use reader::{ReaderModel, ResponseFault, SlotFaults};
 pub use transport::{SimHandle, SimTransport};
 
 use std::sync::Arc;
 
-use ferroccid::device::{OpenedDevice, Resolver};
-use ferroccid::transport::{DeviceName, TransportError};
+use ferroccid::{DeviceName, TransportError};
+use ferroccid::{OpenedDevice, Resolver};
 
-/// Opens `sim` and `sim:PROFILE` names for [`ferroccid::device`].
+/// Opens `sim` and `sim:PROFILE` names for [`ferroccid`].
 struct SimResolver;
 
 impl Resolver for SimResolver {
@@ -39,8 +41,8 @@ impl Resolver for SimResolver {
 }
 
 /// Makes `sim` and `sim:PROFILE` names open through
-/// [`ferroccid::device::open`] (the device comes with its [`SimHandle`]:
+/// [`ferroccid::open`] (the device comes with its [`SimHandle`]:
 /// `opened.handle::<SimHandle>()`). Idempotent.
 pub fn register() {
-    ferroccid::device::register_resolver("sim", Arc::new(SimResolver));
+    ferroccid::register_resolver("sim", Arc::new(SimResolver));
 }

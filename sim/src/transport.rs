@@ -21,11 +21,11 @@ use std::time::{Duration, Instant};
 use crate::card::CardConfig;
 use crate::profile::{PinEntry, Profile};
 use crate::reader::{ReaderModel, ResponseFault};
-use ferroccid::transport::descriptors::{
+use ferroccid::descriptors::{
     emit_configuration, endpoint_descriptions, CcidEndpoints, EndpointInfo, InterfaceDescription,
     CLASS_CCID,
 };
-use ferroccid::transport::{DeviceName, Transport, TransportError, TransportInfo, REQUEST_ABORT};
+use ferroccid::{DeviceName, Transport, TransportError, TransportInfo, REQUEST_ABORT};
 
 /// Endpoint addresses of the synthetic interface.
 const BULK_OUT: u8 = 0x01;
@@ -140,7 +140,7 @@ pub struct SimHandle {
 
 /// The configuration descriptor of the simulated reader: one configuration,
 /// one CCID interface with the class descriptor and three endpoints.
-pub fn configuration_descriptor(profile: &Profile) -> Vec<u8> {
+pub(crate) fn configuration_descriptor(profile: &Profile) -> Vec<u8> {
     emit_configuration(&InterfaceDescription {
         class: CLASS_CCID,
         protocol: profile.interface_protocol,

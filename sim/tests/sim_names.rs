@@ -1,8 +1,8 @@
 //! `sim` and `sim:PROFILE` names reach the simulator only through the
-//! resolver the driver exposes (`ferroccid::device::register_resolver`):
+//! resolver the driver exposes (`ferroccid::register_resolver`):
 //! the driver itself knows nothing of the simulator.
-use ferroccid::device::open;
-use ferroccid::transport::DeviceName;
+use ferroccid::open;
+use ferroccid::DeviceName;
 use ferroccid_sim::profile::Profile;
 use ferroccid_sim::SimHandle;
 

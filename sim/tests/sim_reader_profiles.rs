@@ -6,10 +6,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ferroccid::transport::conformance::run_conformance;
-use ferroccid::transport::{DeviceName, Transport};
+use ferroccid::testing::run_conformance;
+use ferroccid::{DeviceName, Transport};
 use ferroccid_sim::profile::{Profile, BUILTIN_NAMES};
-use ferroccid_sim::transport::SimTransport;
+use ferroccid_sim::SimTransport;
 
 const T: Duration = Duration::from_secs(5);
 

@@ -4,12 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use ferroccid::transport::{Transport, TransportError};
+use ferroccid::{Transport, TransportError};
 use ferroccid_sim::card::fs::large_ef_byte;
 use ferroccid_sim::card::CardConfig;
 use ferroccid_sim::profile::{PinEntry, Profile, VOLTAGE_3V};
-use ferroccid_sim::reader::ResponseFault;
-use ferroccid_sim::transport::{SimHandle, SimTransport};
+use ferroccid_sim::ResponseFault;
+use ferroccid_sim::{SimHandle, SimTransport};
 
 const T: Duration = Duration::from_secs(5);
 
@@ -524,7 +524,7 @@ fn iso9564_format2_pin_block() {
         pin: "1234".into(),
         new_pin: String::new(),
     };
-    let out = ferroccid_sim::reader::pin::verify_apdu(&v, &typed).unwrap();
+    let out = ferroccid_sim::verify_apdu(&v, &typed).unwrap();
     assert_eq!(&out[5..], &[0x24, 0x12, 0x34, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]);
 }
 
@@ -568,7 +568,7 @@ fn control_requests_and_unplug() {
 
 #[test]
 fn info_carries_identity_and_parseable_descriptors() {
-    use ferroccid::transport::descriptors::{find_class_descriptor, parse_configuration};
+    use ferroccid::descriptors::{find_class_descriptor, parse_configuration};
     let (t, _h) = open("pinpad");
     let info = t.info();
     assert_eq!((info.vendor_id, info.product_id), (0x08E6, 0x3478));

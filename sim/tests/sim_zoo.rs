@@ -16,13 +16,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferroccid::ccid::{ClassDescriptor, ExchangeLevel};
-use ferroccid::reader::{ProtocolPreference, Reader, ReaderOptions};
+use ferroccid::{ProtocolPreference, Reader, ReaderOptions};
 use ferroccid_sim::card::app::internal_authenticate;
 use ferroccid_sim::card::config::PRESET_AUTH_KEY;
 use ferroccid_sim::card::fs::{large_ef_byte, DEMO_AID};
 use ferroccid_sim::card::CardConfig;
 use ferroccid_sim::profile::Profile;
-use ferroccid_sim::transport::SimTransport;
+use ferroccid_sim::SimTransport;
 
 /// Readers excluded from the zoo: (file#interface, the failure they show,
 /// reason). Each reason is what the reader's own class descriptor says.
@@ -90,7 +90,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Sends `command` and checks the response equals `expected`.
 fn expect(
-    slot: &ferroccid::reader::Slot,
+    slot: &ferroccid::Slot,
     what: &str,
     command: &[u8],
     expected: &[u8],

@@ -9,8 +9,8 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use ferroccid::reader::{ProtocolPreference, Reader};
-//! # fn transport() -> Arc<dyn ferroccid::transport::Transport> { unimplemented!() }
+//! use ferroccid::{ProtocolPreference, Reader};
+//! # fn transport() -> Arc<dyn ferroccid::Transport> { unimplemented!() }
 //!
 //! let reader = Reader::open(transport())?;
 //! let slot = reader.slot(0)?;
@@ -20,7 +20,7 @@
 //! let mut response = [0u8; 258];
 //! let n = slot.transmit(&[0x00, 0xA4, 0x04, 0x00, 0x00], &mut response)?;
 //! println!("T={protocol}: {:02X?}", &response[..n]);
-//! # Ok::<(), ferroccid::reader::ReaderError>(())
+//! # Ok::<(), ferroccid::ReaderError>(())
 //! ```
 //!
 //! | module | what |
@@ -60,12 +60,12 @@
 //! is 1, or the multiplier of the reader's last time-extension answer. A
 //! time extension moves the round's deadline, never the command's.
 
-pub mod error;
+pub(crate) mod error;
 mod events;
 mod exchange;
 mod iccd;
 mod link;
-pub mod quirks;
+pub(crate) mod quirks;
 mod secure;
 mod slot;
 mod sync;

@@ -16,7 +16,7 @@ use crate::ccid::ClassDescriptor;
 
 /// What a quirk changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fix {
+pub(crate) enum Fix {
     /// Replace `dwMaxIFSD` with this value.
     MaxIfsd(u32),
     /// The reader announces an APDU exchange level but works at TPDU level.
@@ -43,7 +43,7 @@ pub enum Fix {
 
 /// One row of the table.
 #[derive(Debug, Clone)]
-pub struct Quirk {
+pub(crate) struct Quirk {
     /// idVendor.
     pub vendor_id: u16,
     /// idProduct.
@@ -61,7 +61,7 @@ pub struct Quirk {
 const ANY: RangeInclusive<u16> = 0x0000..=0xFFFF;
 
 /// The table. Order does not matter: every matching row applies.
-pub static QUIRKS: &[Quirk] = &[
+pub(crate) static QUIRKS: &[Quirk] = &[
     Quirk {
         vendor_id: 0x09BE,
         product_id: 0x0002,
@@ -169,7 +169,7 @@ pub static QUIRKS: &[Quirk] = &[
 ];
 
 /// The rows that apply to a device.
-pub fn lookup(
+pub(crate) fn lookup(
     vendor_id: u16,
     product_id: u16,
     bcd_device: u16,
@@ -182,7 +182,7 @@ pub fn lookup(
 /// The behaviour fixes in effect for one reader (descriptor fixes are
 /// applied to the descriptor itself).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Active {
+pub(crate) struct Active {
     /// Skip zero-length bulk-IN transfers.
     pub zero_length_packets: bool,
     /// Poll instead of reading the interrupt endpoint.
@@ -197,7 +197,7 @@ pub struct Active {
 
 /// Applies every matching row: descriptor fixes to `descriptor`, the rest
 /// into the returned [`Active`].
-pub fn apply(
+pub(crate) fn apply(
     vendor_id: u16,
     product_id: u16,
     bcd_device: u16,

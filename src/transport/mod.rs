@@ -27,19 +27,19 @@
 //! feature, `conformance` is the test-suite any transport connected to a
 //! CCID device must pass and `scripted` a transport that plays a script.
 
-pub mod cancel;
+pub(crate) mod cancel;
 #[cfg(any(test, feature = "testing"))]
-pub mod conformance;
+pub(crate) mod conformance;
 pub mod descriptors;
 mod error;
-pub mod name;
+pub(crate) mod name;
 #[cfg(feature = "nusb")]
 pub mod nusb;
 #[cfg(feature = "rusb")]
 pub mod rusb;
 #[cfg(any(test, feature = "testing"))]
-pub mod scripted;
-pub mod tap;
+pub(crate) mod scripted;
+pub(crate) mod tap;
 #[cfg(any(
     feature = "nusb",
     feature = "rusb",
@@ -49,14 +49,14 @@ mod usb;
 #[cfg(all(feature = "usbfs", target_os = "linux"))]
 #[allow(unsafe_code)]
 pub mod usbfs;
-pub mod usbip;
+pub(crate) mod usbip;
 
 use std::time::Duration;
 
-pub use cancel::CancelToken;
+pub use cancel::{CancelToken, WaitOutcome};
 pub use descriptors::{CcidEndpoints, EndpointInfo};
 pub use error::TransportError;
-pub use name::{DeviceName, NameError, UsbLocation};
+pub use name::{DeviceName, NameError, UsbLocation, MAX_NAME_LEN, MAX_PROFILE_PATH_LEN};
 pub use tap::{Tap, TapHooks};
 
 /// CCID class request ABORT (CCID rev 1.1 §5.3.1), host to interface.

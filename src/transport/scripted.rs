@@ -5,8 +5,8 @@
 //! and nothing unexpected was sent.
 //!
 //! ```
-//! use ferroccid::transport::scripted::ScriptedTransport;
-//! use ferroccid::transport::Transport;
+//! use ferroccid::testing::ScriptedTransport;
+//! use ferroccid::Transport;
 //! use std::time::Duration;
 //!
 //! let t = ScriptedTransport::new(None)

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferroccid::reader::{Reader, ReaderOptions};
-use ferroccid::transport::scripted::ScriptedTransport;
+use ferroccid::testing::ScriptedTransport;
+use ferroccid::{Reader, ReaderOptions};
 
 /// dwFeatures exchange levels (CCID §5.1 offset 40).
 pub const CHARACTER: u32 = 0x0000_0000;

@@ -19,7 +19,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 max="${BUNDLE_MAX_BYTES:-600000}"
 host=$(rustc -vV | sed -n 's/^host: //p')
-out=target/bundle-size.md
+tdir="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$tdir"
+out=$tdir/bundle-size.md
 passed=0
 failed=0
 check() { # check NAME CONDITION-STATUS MESSAGE
@@ -27,15 +29,15 @@ check() { # check NAME CONDITION-STATUS MESSAGE
 }
 
 forbidden='clap|serde|hmac|sha2|rpassword|tracing-subscriber|ferroccid-sim|ferroccid-card|ferroccid-cli|ferroccid-trace|ferroccid-usbip|pcsc v'
-cargo tree -e normal -p ferroccid-ifd --prefix depth > target/bundle-tree.txt
-cargo tree -e normal -p ferroccid --prefix depth > target/driver-tree.txt
-bad=$(grep -E "$forbidden" target/bundle-tree.txt target/driver-tree.txt || true)
+cargo tree -e normal -p ferroccid-ifd --prefix depth > "$tdir/bundle-tree.txt"
+cargo tree -e normal -p ferroccid --prefix depth > "$tdir/driver-tree.txt"
+bad=$(grep -E "$forbidden" "$tdir/bundle-tree.txt" "$tdir/driver-tree.txt" || true)
 check "the bundle's and the driver's dependency trees hold no CLI, serde, crypto, simulator or card crate" "$([ -z "$bad" ]; echo $?)" "$bad"
 
 cargo build -q --profile dist -p ferroccid-ifd
-plain=target/dist/libferroccid_ifd.so
-CARGO_PROFILE_DIST_STRIP=none CARGO_TARGET_DIR=target/bundle-symbols cargo build -q --profile dist -p ferroccid-ifd
-syms=$(nm -C target/bundle-symbols/dist/libferroccid_ifd.so | grep -ciE 'clap|serde|hmac|sha2|rpassword|tracing_subscriber|ferroccid_sim|ferroccid_card|regex' || true)
+plain=$tdir/dist/libferroccid_ifd.so
+CARGO_PROFILE_DIST_STRIP=none CARGO_TARGET_DIR="$tdir/bundle-symbols" cargo build -q --profile dist -p ferroccid-ifd
+syms=$(nm -C "$tdir/bundle-symbols/dist/libferroccid_ifd.so" | grep -ciE 'clap|serde|hmac|sha2|rpassword|tracing_subscriber|ferroccid_sim|ferroccid_card|regex' || true)
 check "the bundle's symbols name none of those crates" "$([ "$syms" = 0 ]; echo $?)" "$syms symbols do"
 
 if ! rustup component list --installed 2>/dev/null | grep -q '^rust-src'; then
@@ -44,7 +46,7 @@ if ! rustup component list --installed 2>/dev/null | grep -q '^rust-src'; then
 fi
 RUSTC_BOOTSTRAP=1 cargo build -q --profile dist -p ferroccid-ifd --target "$host" \
   -Zbuild-std=std,panic_unwind -Zbuild-std-features=panic-unwind,optimize_for_size
-lean=target/$host/dist/libferroccid_ifd.so
+lean=$tdir/$host/dist/libferroccid_ifd.so
 plain_size=$(stat -c %s "$plain")
 lean_size=$(stat -c %s "$lean")
 check "the bundle with std rebuilt is at most $max bytes" "$([ "$lean_size" -le "$max" ]; echo $?)" "$lean_size bytes"
@@ -52,6 +54,23 @@ check "the bundle with std rebuilt is at most $max bytes" "$([ "$lean_size" -le 
 # would still be small).
 exports=$(nm -D --defined-only "$lean" | grep -c ' T IFDH' || true)
 check "the lean bundle exports the IFD handler entry points" "$([ "$exports" -ge 10 ]; echo $?)" "$exports IFDH* symbols"
+# ... and runs: loaded as pcscd loads it, asked for a reader that is not
+# there, it answers IFD_NO_SUCH_DEVICE (617) or IFD_COMMUNICATION_ERROR (612),
+# and a `sim` name is refused (no simulator in the distributed build).
+answers=$(python3 - "$lean" <<'PY'
+import ctypes, sys
+lib = ctypes.CDLL(sys.argv[1])
+lib.IFDHCreateChannelByName.restype = ctypes.c_long
+absent = lib.IFDHCreateChannelByName(0, b"usb:ffff/fffe")
+sim = lib.IFDHCreateChannelByName(1 << 16, b"sim:tpdu")
+print(absent, sim)
+PY
+)
+case "$answers" in
+  "617 617" | "612 612" | "617 612" | "612 617") ok=0 ;;
+  *) ok=1 ;;
+esac
+check "the lean bundle loads and refuses absent and simulated readers" "$ok" "IFDHCreateChannelByName answered $answers"
 
 {
   echo "| build of \`ferroccid-ifd\` (stripped, $(date -u +%F)) | bytes |"

@@ -14,8 +14,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::Arc;
 
-use ferroccid::transport::{Tap, TapHooks};
-use ferroccid_sim::transport::SimTransport;
+use ferroccid::{Tap, TapHooks};
+use ferroccid_sim::SimTransport;
 
 /// The counting allocator: counts on the calling thread while [`COUNTING`] is on
 /// and [`IN_SIM`] is off.

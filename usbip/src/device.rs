@@ -6,18 +6,18 @@
 //! descriptors, and acknowledges configuration and feature requests. Pure
 //! functions of the setup packet, so they are tested without sockets.
 
-use ferroccid::transport::descriptors::{
+use ferroccid::descriptors::{
     emit_configuration, endpoint_descriptions, find_class_descriptor, parse_configuration,
     InterfaceDescription, CLASS_CCID, CLASS_VENDOR_SPECIFIC,
 };
-use ferroccid::transport::TransportInfo;
+use ferroccid::TransportInfo;
 
 use ferroccid::usbip::wire::{speed, DeviceRecord, InterfaceRecord, SetupPacket};
 
 /// bmRequestType of a CCID class request with data to the host.
-pub const CLASS_IN: u8 = 0xA1;
+pub(crate) const CLASS_IN: u8 = 0xA1;
 /// bmRequestType of a CCID class request with data (or none) to the device.
-pub const CLASS_OUT: u8 = 0x21;
+pub(crate) const CLASS_OUT: u8 = 0x21;
 
 const GET_STATUS: u8 = 0x00;
 const CLEAR_FEATURE: u8 = 0x01;

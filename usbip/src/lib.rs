@@ -1,4 +1,4 @@
-//! USB/IP server: exports any ferroccid [`Transport`](ferroccid::transport::Transport)
+//! USB/IP server: exports any ferroccid [`Transport`](ferroccid::Transport)
 //! (the simulated reader, or a real reader with explicit consent) over TCP,
 //! as Linux `usbipd` exports a USB device.
 //!
@@ -8,11 +8,13 @@
 //! | [`server`] | the TCP server: devlist, import and the URB session |
 //!
 //! The wire format is the driver's (`ferroccid::usbip::wire`), shared with
-//! the client transport (`ferroccid::transport::usbip`).
+//! the client transport (`ferroccid::usbip`).
 #![warn(unreachable_pub)]
 
-pub mod device;
-pub mod server;
+mod device;
+mod server;
 
-pub use device::{ControlAnswer, DeviceModel};
-pub use server::{ServerHandle, UsbIpServer};
+pub use device::{string_descriptor, ControlAnswer, DeviceModel};
+pub use server::{
+    run_session, ServerHandle, UsbIpServer, MAX_BUFFERED_BYTES, MAX_OUTSTANDING_URBS, MAX_TRANSFER,
+};

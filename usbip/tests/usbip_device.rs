@@ -1,12 +1,12 @@
 //! The exported device's endpoint 0 (USB 2.0 §9.4) answered from a
 //! `TransportInfo`, without sockets.
 
-use ferroccid::transport::descriptors::{
+use ferroccid::descriptors::{
     choose_interface, find_class_descriptor, parse_configuration, select_endpoints,
 };
-use ferroccid::transport::{CcidEndpoints, EndpointInfo, TransportInfo};
 use ferroccid::usbip::wire::SetupPacket;
-use ferroccid_usbip::device::string_descriptor;
+use ferroccid::{CcidEndpoints, EndpointInfo, TransportInfo};
+use ferroccid_usbip::string_descriptor;
 use ferroccid_usbip::{ControlAnswer, DeviceModel};
 
 fn setup(request_type: u8, request: u8, value: u16, length: u16) -> SetupPacket {

@@ -10,10 +10,10 @@ use std::task::{Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ferroccid::transport::cancel::WaitOutcome;
-use ferroccid::transport::conformance::{get_slot_status, run_conformance};
-use ferroccid::transport::usbip::{list_devices, UsbIpTransport};
-use ferroccid::transport::{
+use ferroccid::testing::{get_slot_status, run_conformance};
+use ferroccid::usbip::{list_devices, UsbIpTransport};
+use ferroccid::WaitOutcome;
+use ferroccid::{
     CancelToken, CcidEndpoints, EndpointInfo, Transport, TransportError, TransportInfo,
 };
 use ferroccid_usbip::{ServerHandle, UsbIpServer};

@@ -13,16 +13,14 @@ use std::task::Poll;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ferroccid::transport::cancel::WaitOutcome;
-use ferroccid::transport::usbip::UsbIpTransport;
-use ferroccid::transport::{
+use ferroccid::usbip::UsbIpTransport;
+use ferroccid::WaitOutcome;
+use ferroccid::{
     CancelToken, CcidEndpoints, EndpointInfo, Transport, TransportError, TransportInfo,
 };
 use ferroccid_sim::profile::Profile;
-use ferroccid_sim::transport::SimTransport;
-use ferroccid_usbip::server::{
-    run_session, MAX_BUFFERED_BYTES, MAX_OUTSTANDING_URBS, MAX_TRANSFER,
-};
+use ferroccid_sim::SimTransport;
+use ferroccid_usbip::{run_session, MAX_BUFFERED_BYTES, MAX_OUTSTANDING_URBS, MAX_TRANSFER};
 use ferroccid_usbip::{ServerHandle, UsbIpServer};
 
 /// A whole extended CCID message, as the test device announces.
@@ -349,7 +347,7 @@ fn a_client_that_stops_reading_is_dropped_after_the_reply_timeout() {
     assert!(stats.peak_outstanding.load(Ordering::SeqCst) <= MAX_OUTSTANDING_URBS);
     // Other connections are served.
     let port = server.local_addr().port();
-    let devices = ferroccid::transport::usbip::list_devices("127.0.0.1", port).unwrap();
+    let devices = ferroccid::usbip::list_devices("127.0.0.1", port).unwrap();
     assert_eq!(devices.len(), 1);
     // A second client imports the reader once the first is dropped.
     let second = UsbIpTransport::connect("127.0.0.1", port, "1-1").expect("second import");

@@ -1,14 +1,14 @@
 //! Error detection codes of T=1 blocks (ISO/IEC 7816-3 §11.4.4), card side.
 
 /// Longitudinal redundancy check: the XOR of all bytes.
-pub fn lrc(bytes: &[u8]) -> u8 {
+pub(crate) fn lrc(bytes: &[u8]) -> u8 {
     bytes.iter().fold(0, |acc, b| acc ^ b)
 }
 
 /// CRC-16 as deployed T=1 readers compute it: polynomial 0x1021 processed
 /// reflected (0x8408), initial value 0xFFFF, no final XOR ("CRC-16/MCRF4XX").
 /// On the wire the high byte goes first (see [`crc_bytes`]).
-pub fn crc(bytes: &[u8]) -> u16 {
+pub(crate) fn crc(bytes: &[u8]) -> u16 {
     let mut crc: u16 = 0xFFFF;
     for &b in bytes {
         crc ^= u16::from(b);
@@ -24,7 +24,7 @@ pub fn crc(bytes: &[u8]) -> u16 {
 }
 
 /// The CRC as the two bytes sent after the information field, high byte first.
-pub fn crc_bytes(bytes: &[u8]) -> [u8; 2] {
+pub(crate) fn crc_bytes(bytes: &[u8]) -> [u8; 2] {
     crc(bytes).to_be_bytes()
 }
 

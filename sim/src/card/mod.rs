@@ -23,14 +23,14 @@
 //! | [`app`] | the ISO/IEC 7816-4 commands |
 //! | [`t0`], [`t1`] | transmission protocols |
 
-pub mod apdu;
+pub(crate) mod apdu;
 pub mod app;
 pub mod config;
-pub mod edc;
+pub(crate) mod edc;
 pub mod fs;
-pub mod pps;
-pub mod t0;
-pub mod t1;
+pub(crate) mod pps;
+pub(crate) mod t0;
+pub(crate) mod t1;
 
 use std::collections::VecDeque;
 

@@ -4,7 +4,7 @@ use super::config::CardConfig;
 
 /// What the card makes of a PPS request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PpsAnswer {
+pub(crate) struct PpsAnswer {
     /// The PPS response the card sends.
     pub response: Vec<u8>,
     /// The protocol now in use.
@@ -20,7 +20,7 @@ pub struct PpsAnswer {
 /// In negotiable mode, PPS1 is echoed when it asks exactly the card's TA1
 /// value; any other PPS1 is refused by leaving it out of the response, which
 /// means Fd/Dd (F=372, D=1). PPS2 and PPS3 are never echoed (not supported).
-pub fn answer(config: &CardConfig, request: &[u8]) -> Option<PpsAnswer> {
+pub(crate) fn answer(config: &CardConfig, request: &[u8]) -> Option<PpsAnswer> {
     let (&ppss, rest) = request.split_first()?;
     let &pps0 = rest.first()?;
     let optional = (4..7).filter(|bit| pps0 & (1 << bit) != 0).count();

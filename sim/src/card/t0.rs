@@ -13,7 +13,7 @@ use super::app::{Application, Response};
 use super::Core;
 
 /// Procedure byte: no action, the card is busy.
-pub const NULL: u8 = 0x60;
+pub(crate) const NULL: u8 = 0x60;
 
 /// A response kept for a later command.
 #[derive(Debug, Clone)]
@@ -30,7 +30,7 @@ enum Kept {
 
 /// State of the character-level T=0 machine.
 #[derive(Debug, Clone, Default)]
-pub struct T0Machine {
+pub(crate) struct T0Machine {
     received: Vec<u8>,
     /// Command data still expected after the header (0 = reading a header).
     data_expected: usize,
@@ -51,7 +51,7 @@ fn sw_bytes(sw: u16) -> [u8; 2] {
 
 impl T0Machine {
     /// Forgets everything (reset).
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         *self = T0Machine::default();
     }
 

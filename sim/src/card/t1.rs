@@ -10,28 +10,28 @@ use super::edc::{crc_bytes, lrc};
 use super::Core;
 
 /// IFSD before any S(IFS request) from the host.
-pub const DEFAULT_IFSD: u8 = 32;
+pub(crate) const DEFAULT_IFSD: u8 = 32;
 
 /// PCB of S-blocks: request types (add 0x20 for the response).
-pub mod s_block {
+pub(crate) mod s_block {
     /// S(RESYNCH request).
-    pub const RESYNCH: u8 = 0xC0;
+    pub(crate) const RESYNCH: u8 = 0xC0;
     /// S(IFS request).
-    pub const IFS: u8 = 0xC1;
+    pub(crate) const IFS: u8 = 0xC1;
     /// S(ABORT request).
-    pub const ABORT: u8 = 0xC2;
+    pub(crate) const ABORT: u8 = 0xC2;
     /// S(WTX request).
-    pub const WTX: u8 = 0xC3;
+    pub(crate) const WTX: u8 = 0xC3;
     /// Bit that turns a request into a response.
-    pub const RESPONSE: u8 = 0x20;
+    pub(crate) const RESPONSE: u8 = 0x20;
 }
 
 /// R-block error bits.
-pub mod r_error {
+pub(crate) mod r_error {
     /// EDC or parity error.
-    pub const EDC: u8 = 0x01;
+    pub(crate) const EDC: u8 = 0x01;
     /// Other error (bad PCB, bad LEN, protocol error).
-    pub const OTHER: u8 = 0x02;
+    pub(crate) const OTHER: u8 = 0x02;
 }
 
 /// What the card waits for after a request of its own.
@@ -47,7 +47,7 @@ enum Waiting {
 
 /// State of the T=1 card.
 #[derive(Debug, Clone)]
-pub struct T1Machine {
+pub(crate) struct T1Machine {
     ifsc: u8,
     ifsd: u8,
     /// N(S) the next host I-block must carry.
@@ -67,7 +67,7 @@ pub struct T1Machine {
 
 impl T1Machine {
     /// A machine in the state right after the ATR.
-    pub fn new(ifsc: u8) -> Self {
+    pub(crate) fn new(ifsc: u8) -> Self {
         T1Machine {
             ifsc,
             ifsd: DEFAULT_IFSD,
@@ -85,12 +85,12 @@ impl T1Machine {
     }
 
     /// Current IFSC (changed by a card-initiated S(IFS request)).
-    pub fn ifsc(&self) -> u8 {
+    pub(crate) fn ifsc(&self) -> u8 {
         self.ifsc
     }
 
     /// Current IFSD (changed by the host's S(IFS request)).
-    pub fn ifsd(&self) -> u8 {
+    pub(crate) fn ifsd(&self) -> u8 {
         self.ifsd
     }
 

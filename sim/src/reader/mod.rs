@@ -19,8 +19,8 @@
 //! Malformed commands get the answers of CCID §6.2.6, documented on
 //! [`ReaderModel::receive_bulk_out`].
 
-pub mod fault;
-pub mod pin;
+pub(crate) mod fault;
+pub(crate) mod pin;
 pub(crate) mod slot;
 
 use std::collections::VecDeque;

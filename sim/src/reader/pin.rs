@@ -146,7 +146,7 @@ pub fn verify_apdu(v: &PinVerify<'_>, entry: &PinEntry) -> Result<Vec<u8>, SlotE
 
 /// The APDU of a PIN modification with the current (if `bConfirmPIN` bit 1
 /// asks for it) and new PIN inserted at their offsets.
-pub fn modify_apdu(m: &PinModify<'_>, entry: &PinEntry) -> Result<Vec<u8>, SlotError> {
+pub(crate) fn modify_apdu(m: &PinModify<'_>, entry: &PinEntry) -> Result<Vec<u8>, SlotError> {
     let (pin, new_pin) = typed(entry)?;
     check_length(new_pin, m.pin_max_extra_digit)?;
     let mut apdu = template(m.apdu)?;

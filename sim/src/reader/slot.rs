@@ -751,7 +751,7 @@ mod tests {
     use crate::card::CardConfig;
     use crate::profile::Profile;
     use crate::transport::SimTransport;
-    use ferroccid::transport::Transport;
+    use ferroccid::Transport;
 
     const T: Duration = Duration::from_secs(5);
 
