@@ -32,6 +32,9 @@ status=0
 echo "== cargo test (all features)"
 cargo test --workspace --features "$FEATURES" --no-fail-fast 2>&1 | tee target/test-output.txt || status=1
 
+echo "== no import loop between modules inside a crate"
+python3 tests/scripts/module-loops.py 2>&1 | tee -a target/test-output.txt || status=1
+
 echo "== loom: model-check the receive dispatch (permits, receive turn, mailboxes)"
 bash tests/scripts/loom.sh 2>&1 | tee -a target/test-output.txt || status=1
 

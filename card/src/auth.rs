@@ -7,8 +7,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::apdu::{ins, Command};
+use super::attachment::Attachment;
 use super::error::{Error, Result};
-use super::manage::Attachment;
 
 /// The caller's side of a mutual authentication.
 pub trait MutualAuthCrypto {

@@ -9,9 +9,9 @@
 use std::sync::Arc;
 
 use super::apdu::{ins, Command};
+use super::attachment::Attachment;
 use super::error::{CardError, Error, Result};
 use super::fcp::FileInfo;
-use super::manage::Attachment;
 use super::tlv::{self, Tag};
 
 /// Largest offset P1-P2 of an even-INS binary command can hold (15 bits).

@@ -23,6 +23,7 @@
 #![warn(unreachable_pub)]
 
 pub mod apdu;
+mod attachment;
 mod auth;
 mod channel;
 mod error;

@@ -6,15 +6,16 @@
 //! behind one mutex, so that each logical exchange (with its GET RESPONSE
 //! rounds) runs whole, even when views are used from several threads.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::apdu::{Command, Response};
+use super::attachment::{card_extended, Attachment, Inner};
 use super::auth::Authenticator;
 use super::channel::{CardChannel, ChannelStatus, Disposition, Initialization, ProtocolChoice};
 use super::error::{ChannelError, Error, Result};
 use super::events::{EventBus, EventKind, Subscription};
-use super::exchange::{atr_announces_extended, Exchanger, ExtendedLength};
+use super::exchange::{Exchanger, ExtendedLength};
 use super::file::FileAccess;
 use super::slot::SlotChannel;
 use super::verify::Verifier;
@@ -26,84 +27,6 @@ pub struct AttachOptions {
     pub extended: ExtendedLength,
     /// Where events go; `None` = the process-wide [`EventBus::global`].
     pub events: Option<EventBus>,
-}
-
-struct Inner {
-    channel: Option<Box<dyn CardChannel>>,
-    exchanger: Exchanger,
-    /// The last known presence, so that removal and insertion are each
-    /// announced once.
-    card_present: bool,
-    locked: bool,
-}
-
-/// What views share.
-pub(crate) struct Attachment {
-    reader: String,
-    extended: ExtendedLength,
-    events: EventBus,
-    inner: Mutex<Inner>,
-}
-
-fn card_extended(policy: ExtendedLength, atr: &[u8]) -> bool {
-    match policy {
-        ExtendedLength::Yes => true,
-        ExtendedLength::No => false,
-        ExtendedLength::FromAtr => ferroccid::protocols::atr::Atr::parse(atr)
-            .map(|atr| atr_announces_extended(atr.historical()))
-            .unwrap_or(false),
-    }
-}
-
-impl Attachment {
-    fn inner(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Runs `f` on the channel; notes a card removal the channel reports.
-    pub(crate) fn with_channel<T>(
-        &self,
-        f: impl FnOnce(&mut dyn CardChannel, &mut Exchanger) -> Result<T>,
-    ) -> Result<T> {
-        let mut inner = self.inner();
-        let Inner {
-            channel,
-            exchanger,
-            card_present,
-            ..
-        } = &mut *inner;
-        let channel = channel
-            .as_mut()
-            .ok_or(Error::Channel(ChannelError::Detached))?;
-        let result = f(channel.as_mut(), exchanger);
-        if let Err(Error::Channel(ChannelError::CardRemoved | ChannelError::NoCard)) = &result {
-            if std::mem::take(card_present) {
-                self.events.publish(&self.reader, EventKind::CardRemoved);
-            }
-        }
-        result
-    }
-
-    /// One logical exchange; the response whatever its SW.
-    pub(crate) fn exchange(&self, cmd: &Command<'_>) -> Result<Response> {
-        self.with_channel(|channel, exchanger| exchanger.exchange(channel, cmd))
-    }
-
-    /// One logical exchange; the data when the SW is 9000.
-    pub(crate) fn exchange_ok(&self, cmd: &Command<'_>) -> Result<Vec<u8>> {
-        self.exchange(cmd)?.into_result()
-    }
-
-    /// Largest Nc and Ne of one APDU.
-    pub(crate) fn limits(&self) -> Result<(usize, usize)> {
-        self.with_channel(|channel, exchanger| {
-            Ok((exchanger.max_nc(channel), exchanger.max_ne(channel)))
-        })
-    }
-
-    pub(crate) fn publish(&self, kind: EventKind) {
-        self.events.publish(&self.reader, kind);
-    }
 }
 
 /// An attachment to a card (ISCardManage).
@@ -347,5 +270,34 @@ impl Drop for CardLock {
         if let Err(e) = self.release(Disposition::Leave) {
             tracing::warn!(error = %e, "releasing the card lock failed");
         }
+    }
+}
+
+#[cfg(feature = "pcsc")]
+impl CardManager {
+    /// Attaches to the card in a PC/SC reader through pcscd (AttachByIFD
+    /// for PC/SC reader names).
+    pub fn attach_pcsc(
+        reader: &str,
+        share_mode: ::pcsc::ShareMode,
+        options: AttachOptions,
+    ) -> Result<CardManager> {
+        CardManager::attach_by_handle(
+            super::pcsc::PcscChannel::connect(reader, share_mode)?,
+            options,
+        )
+    }
+
+    /// Attaches over an open `pcsc::Card` (AttachByHandle), opened with
+    /// `share_mode`.
+    pub fn attach_pcsc_card(
+        card: ::pcsc::Card,
+        share_mode: ::pcsc::ShareMode,
+        options: AttachOptions,
+    ) -> Result<CardManager> {
+        CardManager::attach_by_handle(
+            super::pcsc::PcscChannel::from_card(card, share_mode)?,
+            options,
+        )
     }
 }

@@ -39,7 +39,6 @@ use super::channel::{
 };
 use super::error::{ChannelError, Error, Result};
 use super::events::{EventBus, EventKind};
-use super::manage::{AttachOptions, CardManager};
 use ferroccid::ccid::secure::{PinModify, PinVerify};
 use ferroccid::part10::{
     property, CM_IOCTL_GET_FEATURE_REQUEST, FEATURE_GET_TLV_PROPERTIES, FEATURE_MODIFY_PIN_DIRECT,
@@ -774,28 +773,6 @@ impl CardChannel for PcscChannel {
             .modify_pin
             .ok_or(ChannelError::Unsupported("no FEATURE_MODIFY_PIN_DIRECT"))?;
         self.control(code, pin_modify_structure(params))
-    }
-}
-
-impl CardManager {
-    /// Attaches to the card in a PC/SC reader through pcscd (AttachByIFD
-    /// for PC/SC reader names).
-    pub fn attach_pcsc(
-        reader: &str,
-        share_mode: ShareMode,
-        options: AttachOptions,
-    ) -> Result<CardManager> {
-        CardManager::attach_by_handle(PcscChannel::connect(reader, share_mode)?, options)
-    }
-
-    /// Attaches over an open `pcsc::Card` (AttachByHandle), opened with
-    /// `share_mode`.
-    pub fn attach_pcsc_card(
-        card: Card,
-        share_mode: ShareMode,
-        options: AttachOptions,
-    ) -> Result<CardManager> {
-        CardManager::attach_by_handle(PcscChannel::from_card(card, share_mode)?, options)
     }
 }
 

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use super::apdu::{ins, Command, Response};
+use super::attachment::Attachment;
 use super::error::{CardError, Error, Result, Sw};
 use super::events::EventKind;
-use super::manage::Attachment;
 use ferroccid::ccid::secure::{PinModify, PinVerify};
 
 /// A PIN (or PUK, or any reference data): zeroized on drop, never printed.

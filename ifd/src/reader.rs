@@ -206,7 +206,7 @@ fn kind_error(e: &ReaderError) -> IfdError {
     }
 }
 
-pub(crate) fn transport_error(e: TransportError) -> IfdError {
+fn transport_error(e: TransportError) -> IfdError {
     match e {
         TransportError::DeviceGone => IfdError::Gone,
         TransportError::Timeout => IfdError::Timeout,
@@ -258,16 +258,14 @@ impl IfdReader {
             .map_err(|e: ferroccid::NameError| IfdError::Communication(e.to_string()))?;
         #[cfg(feature = "sim")]
         if let DeviceName::Sim { profile } = &parsed {
-            return crate::simulated::open(profile.as_deref());
+            let (transport, attach) =
+                crate::simulated::open(profile.as_deref()).map_err(transport_error)?;
+            let mut reader = IfdReader::with_transport(transport)?;
+            reader._keep_alive = attach(reader.info.slots);
+            return Ok(reader);
         }
         let opened = ferroccid::open_name(&parsed).map_err(transport_error)?;
         IfdReader::with_transport(opened.transport)
-    }
-
-    /// Keeps `value` alive as long as the reader.
-    #[cfg(feature = "sim")]
-    pub(crate) fn keep_alive(&mut self, value: Box<dyn std::any::Any + Send + Sync>) {
-        self._keep_alive = Some(value);
     }
 
     /// Opens the reader logic over an already open `transport` (what

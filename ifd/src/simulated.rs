@@ -2,12 +2,13 @@
 //! the tests and demos; the distributed bundle is built without it): the
 //! simulator's names open through its resolver, and a control-file watcher
 //! lets a test insert and remove the simulated card from outside pcscd.
-use ferroccid::DeviceName;
+use std::any::Any;
+use std::sync::Arc;
+
+use ferroccid::{DeviceName, Transport, TransportError};
 use ferroccid_sim::control::{control_key, watch_from_env};
 use ferroccid_sim::profile::BUILTIN_NAMES;
 use ferroccid_sim::SimHandle;
-
-use crate::reader::{transport_error, IfdError, IfdReader};
 
 /// Splits `PROFILE.TAG` into a built-in profile and a tag that only tells
 /// several readers of one profile apart (reader.conf needs distinct
@@ -22,27 +23,31 @@ fn sim_profile(spec: Option<&str>) -> Option<String> {
     }
 }
 
-/// Opens the simulated reader `sim:PROFILE[.TAG]` and, when the
-/// environment names a control directory, watches its control file.
-pub(crate) fn open(profile: Option<&str>) -> Result<IfdReader, IfdError> {
+/// What the reader keeps alive once it knows its slot count: the
+/// simulator's control-file watcher, if the environment names a directory.
+pub(crate) type Attach = Box<dyn FnOnce(u8) -> Option<Box<dyn Any + Send + Sync>>>;
+
+/// Opens the simulated reader `sim:PROFILE[.TAG]`: its transport, and what
+/// attaches the control-file watcher once the reader is open.
+pub(crate) fn open(profile: Option<&str>) -> Result<(Arc<dyn Transport>, Attach), TransportError> {
     ferroccid_sim::register();
     let name = DeviceName::Sim {
         profile: sim_profile(profile),
     };
-    let opened = ferroccid::open_name(&name).map_err(transport_error)?;
+    let opened = ferroccid::open_name(&name)?;
     let handle = opened.handle::<SimHandle>().cloned();
-    let mut reader = IfdReader::with_transport(opened.transport)?;
-    if let Some(handle) = handle {
-        let slots = reader.info().slots;
-        match watch_from_env(&control_key(profile), slots, handle) {
-            Some(Ok(watcher)) => reader.keep_alive(Box::new(watcher)),
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "cannot watch the simulator control directory")
+    let key = control_key(profile);
+    let attach: Attach = Box::new(move |slots| {
+        let handle = handle?;
+        match watch_from_env(&key, slots, handle)? {
+            Ok(watcher) => Some(Box::new(watcher) as Box<dyn Any + Send + Sync>),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the simulator control directory");
+                None
             }
-            None => {}
         }
-    }
-    Ok(reader)
+    });
+    Ok((opened.transport, attach))
 }
 
 #[cfg(test)]

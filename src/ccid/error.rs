@@ -1,7 +1,7 @@
 //! [`CcidError`]: everything that can be wrong with a CCID frame.
 use core::fmt;
 
-use super::message::MessageType;
+use super::message_type::MessageType;
 use super::status::{IccStatus, SlotError};
 
 /// Format bytes as space-separated upper-case hex (`00 84 00 00 08`).

@@ -26,6 +26,7 @@ pub mod descriptor;
 pub mod error;
 pub mod interrupt;
 pub mod message;
+mod message_type;
 pub mod params;
 pub mod response;
 pub mod secure;

@@ -1,6 +1,6 @@
 //! Hex dumps of frames at TRACE level, with the message named.
 use super::error::hex;
-use super::message::{MessageType, HEADER_LEN};
+use super::message::{le32, offset, MessageType, HEADER_LEN};
 
 /// One line describing `frame`: `PC_to_RDR_XfrBlock slot=0 seq=3 len=5: 00 84 00 00 08`.
 /// Works on any bytes (unknown or truncated frames are described as such).
@@ -8,15 +8,15 @@ pub fn describe(frame: &[u8]) -> String {
     if frame.len() < HEADER_LEN {
         return format!("short CCID frame ({} bytes): {}", frame.len(), hex(frame));
     }
-    let name = match MessageType::from_byte(frame[0]) {
+    let name = match MessageType::from_byte(frame[offset::MESSAGE_TYPE]) {
         Some(t) => t.name().to_string(),
-        None => format!("unknown(0x{:02X})", frame[0]),
+        None => format!("unknown(0x{:02X})", frame[offset::MESSAGE_TYPE]),
     };
-    let len = u32::from_le_bytes([frame[1], frame[2], frame[3], frame[4]]);
+    let len = le32(frame, offset::LENGTH);
     format!(
         "{name} slot={} seq={} len={len}: {}",
-        frame[5],
-        frame[6],
+        frame[offset::SLOT],
+        frame[offset::SEQ],
         hex(&frame[HEADER_LEN..])
     )
 }

@@ -76,6 +76,22 @@ impl Io<'_> {
 }
 
 impl SlotContext<'_> {
+    /// S(IFS request) announcing dwMaxIFSD, through the T=1 engine.
+    pub(super) fn negotiate_ifsd(&mut self, level: ExchangeLevel) -> Result<(), ReaderError> {
+        let shared = self.shared;
+        let SlotState { tx, rx, card, .. } = &mut *self.st;
+        let card = card.as_mut().ok_or(ReaderError::NotPowered)?;
+        let wait = exchange_wait(shared, card);
+        let t1 = card.t1.as_mut().ok_or(ReaderError::NotPowered)?;
+        let mut io = Io {
+            link: &shared.link,
+            slot: &shared.link.slots[self.index],
+            tx,
+            rx,
+        };
+        io.announce_ifsd(t1, level, wait)
+    }
+
     /// One APDU at the reader's exchange level, the card powered and its
     /// protocol selected.
     pub(crate) fn exchange(

@@ -1212,7 +1212,7 @@ mod loom_tests {
             &self.info
         }
         fn bulk_out(&self, frame: &[u8], _: Duration) -> Result<(), TransportError> {
-            let (slot, seq) = (frame[5], frame[6]);
+            let (slot, seq) = frame_address(frame).expect("the driver sends whole headers");
             let mut wire = sync::lock(&self.wire);
             if self.late_frame_for_slot_1 && slot == 0 {
                 wire.push_back(vec![0x81, 0, 0, 0, 0, 1, seq.wrapping_add(100), 0, 0xEE, 0]);

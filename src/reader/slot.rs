@@ -18,7 +18,7 @@ use crate::protocols::timing;
 
 use super::error::ReaderError;
 use super::link::{lock, Answer, Operation, Wait};
-use super::{exchange, Flavour, ProtocolPreference, Shared, SlotOptions, SlotStatus};
+use super::{Flavour, ProtocolPreference, Shared, SlotOptions, SlotStatus};
 
 /// At APDU levels the reader runs T=1 itself: up to three attempts at a
 /// block and three resynchronisations (ISO/IEC 7816-3 §11.6.3).
@@ -665,22 +665,6 @@ impl SlotContext<'_> {
             }
             Err(e) => Err(e),
         }
-    }
-
-    /// S(IFS request) announcing dwMaxIFSD, through the T=1 engine.
-    fn negotiate_ifsd(&mut self, level: ExchangeLevel) -> Result<(), ReaderError> {
-        let shared = self.shared;
-        let SlotState { tx, rx, card, .. } = &mut *self.st;
-        let card = card.as_mut().ok_or(ReaderError::NotPowered)?;
-        let wait = exchange_wait(shared, card);
-        let t1 = card.t1.as_mut().ok_or(ReaderError::NotPowered)?;
-        let mut io = exchange::Io {
-            link: &shared.link,
-            slot: &shared.link.slots[self.index],
-            tx,
-            rx,
-        };
-        io.announce_ifsd(t1, level, wait)
     }
 
     pub(super) fn transmit(

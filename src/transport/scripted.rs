@@ -30,6 +30,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::{Transport, TransportError, TransportInfo};
+use crate::ccid::message::offset;
 
 /// A fault to inject instead of an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -350,8 +351,8 @@ impl ScriptedTransport {
             });
         }
         buf[..bytes.len()].copy_from_slice(bytes);
-        if let (Reply::Echo(_), true) = (reply, bytes.len() > 6) {
-            buf[6] = st.last_seq[usize::from(bytes[5])];
+        if let (Reply::Echo(_), true) = (reply, bytes.len() > offset::SEQ) {
+            buf[offset::SEQ] = st.last_seq[usize::from(bytes[offset::SLOT])];
         }
         Ok(bytes.len())
     }
