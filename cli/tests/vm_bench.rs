@@ -155,7 +155,12 @@ fn guest_dir() -> std::path::PathBuf {
         ferroccid_ifd::plist::render(&config, &[qemu]),
     )
     .unwrap();
-    let lib = harness::fresh_cdylib();
+    // FERROCCID_BENCH_BUNDLE=PATH: another build of the bundle library for
+    // the guest's pcscd paths (an A/B against an older commit: compare the
+    // runs' pcscd/libccid ratios).
+    let lib = std::env::var_os("FERROCCID_BENCH_BUNDLE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(harness::fresh_cdylib);
     let so = contents.join("Linux/libferroccid.so");
     std::fs::copy(&lib, &so).unwrap_or_else(|e| panic!("{}: {e}", lib.display()));
     let status = Command::new("strip")
