@@ -130,10 +130,11 @@ pub fn open_name(name: &DeviceName) -> Result<OpenedDevice, TransportError> {
 /// Opens a parsed device name, `usb:` names through `backend`.
 pub fn open_with(name: &DeviceName, backend: UsbBackend) -> Result<OpenedDevice, TransportError> {
     match name {
-        DeviceName::Sim { .. } => match resolver("sim") {
+        DeviceName::Registered { scheme, .. } => match resolver(scheme) {
             Some(resolver) => resolver.open(name),
             None => Err(TransportError::Unsupported(format!(
-                "{name}: the simulator is not linked in (no resolver for sim names)"
+                "{name}: nothing in this program opens {scheme}: names \
+                 (no resolver registered; the simulator's is ferroccid_sim::register)"
             ))),
         },
         DeviceName::UsbIp { .. } => Ok(OpenedDevice::new(Arc::new(
@@ -217,7 +218,12 @@ mod tests {
     #[test]
     fn bad_names_are_typed_errors() {
         assert!(matches!(open("usb:zz"), Err(TransportError::BadName(_))));
-        assert!(matches!(open("floppy"), Err(TransportError::BadName(_))));
+        assert!(matches!(open("Floppy"), Err(TransportError::BadName(_))));
+        // A scheme's shape, but nothing registered for it.
+        assert!(matches!(
+            open("floppy"),
+            Err(TransportError::Unsupported(_))
+        ));
     }
 
     #[test]

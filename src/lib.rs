@@ -53,7 +53,7 @@ pub use reader::{
 /// The transport a reader runs over, and what every backend shares.
 pub use transport::{
     CancelToken, CcidEndpoints, DeviceName, EndpointInfo, NameError, Tap, TapHooks, Transport,
-    TransportError, TransportInfo, UsbLocation, WaitOutcome, MAX_NAME_LEN, MAX_PROFILE_PATH_LEN,
+    TransportError, TransportInfo, UsbLocation, WaitOutcome, MAX_NAME_LEN, MAX_SPEC_LEN,
     REQUEST_ABORT, REQUEST_GET_CLOCK_FREQUENCIES, REQUEST_GET_DATA_RATES,
 };
 

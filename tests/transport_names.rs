@@ -108,15 +108,40 @@ fn location_accessors() {
     assert_eq!(UsbLocation::FirstMatch.interface(), None);
 }
 
+/// Schemes other crates register (the simulator's `sim`): the driver
+/// checks the shape and hands the text after `SCHEME:` to the resolver.
 #[test]
-fn simulator_names() {
-    assert_eq!(parse("sim"), Ok(DeviceName::Sim { profile: None }));
+fn registered_scheme_names() {
+    let registered = |scheme: &str, spec: Option<&str>| {
+        Ok(DeviceName::Registered {
+            scheme: scheme.into(),
+            spec: spec.map(Into::into),
+        })
+    };
+    assert_eq!(parse("sim"), registered("sim", None));
     assert_eq!(
         parse("sim:pinpad_2-slots.v1"),
-        Ok(DeviceName::Sim {
-            profile: Some("pinpad_2-slots.v1".into())
-        })
+        registered("sim", Some("pinpad_2-slots.v1"))
     );
+    // The spec is the resolver's to check: the driver takes any printable text.
+    assert_eq!(parse("sim:a:b"), registered("sim", Some("a:b")));
+    assert_eq!(parse("simx"), registered("simx", None));
+    assert_eq!(parse("pkcs-11:x/y"), registered("pkcs-11", Some("x/y")));
+    // Longer than pcscd's 255 bytes, within the spec's PATH_MAX.
+    let deep = format!("/{}/p.json", "d".repeat(4000));
+    assert_eq!(
+        parse(&format!("sim:{deep}")),
+        registered("sim", Some(&deep))
+    );
+    let over = format!("sim:{}", "p".repeat(ferroccid::MAX_SPEC_LEN + 1));
+    assert_eq!(parse(&over), Err(NameError::TooLong(over.len())));
+    // Not the shape of a scheme.
+    for name in ["Sim", "1sim", "s_im:x", &format!("{}:x", "s".repeat(17))] {
+        assert!(
+            matches!(parse(name), Err(NameError::UnknownScheme(_))),
+            "{name}"
+        );
+    }
 }
 
 #[test]
@@ -328,12 +353,9 @@ fn quoted_text_in_errors_is_bounded() {
 }
 
 #[test]
-fn malformed_sim_and_usbip_names() {
+fn malformed_registered_and_usbip_names() {
     let cases: &[(&str, NameError)] = &[
-        ("simx", NameError::UnknownScheme("simx".into())),
-        ("sim:", missing("simulator profile")),
-        ("sim:../etc", bad("simulator profile", "../etc")),
-        ("sim:a:b", bad("simulator profile", "a:b")),
+        ("sim:", missing("text after the scheme")),
         ("usbip:", missing("port")),
         ("usbip:host", missing("port")),
         ("usbip:host:3240", missing("bus id")),

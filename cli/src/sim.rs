@@ -67,7 +67,9 @@ fn serve(args: &Args) -> Result<(), String> {
     let (profile_name, real) = match &args.reader {
         None => (args.profile.clone(), None),
         Some(name) => match name.parse::<DeviceName>().map_err(|e| e.to_string())? {
-            DeviceName::Sim { profile } => (profile.unwrap_or_else(|| "tpdu".into()), None),
+            DeviceName::Registered { scheme, spec } if scheme == ferroccid_sim::names::SCHEME => {
+                (spec.unwrap_or_else(|| "tpdu".into()), None)
+            }
             _ => (String::new(), Some(name.as_str())),
         },
     };

@@ -257,9 +257,14 @@ impl IfdReader {
             .parse()
             .map_err(|e: ferroccid::NameError| IfdError::Communication(e.to_string()))?;
         #[cfg(feature = "sim")]
-        if let DeviceName::Sim { profile } = &parsed {
+        if let DeviceName::Registered { scheme, spec } = &parsed {
+            if scheme != ferroccid_sim::names::SCHEME {
+                return Err(IfdError::Communication(format!(
+                    "{parsed}: not a reader name"
+                )));
+            }
             let (transport, attach) =
-                crate::simulated::open(profile.as_deref()).map_err(transport_error)?;
+                crate::simulated::open(spec.as_deref()).map_err(transport_error)?;
             let mut reader = IfdReader::with_transport(transport)?;
             reader._keep_alive = attach(reader.info.slots);
             return Ok(reader);

@@ -31,8 +31,9 @@ pub(crate) type Attach = Box<dyn FnOnce(u8) -> Option<Box<dyn Any + Send + Sync>
 /// attaches the control-file watcher once the reader is open.
 pub(crate) fn open(profile: Option<&str>) -> Result<(Arc<dyn Transport>, Attach), TransportError> {
     ferroccid_sim::register();
-    let name = DeviceName::Sim {
-        profile: sim_profile(profile),
+    let name = DeviceName::Registered {
+        scheme: ferroccid_sim::names::SCHEME.to_owned(),
+        spec: sim_profile(profile),
     };
     let opened = ferroccid::open_name(&name)?;
     let handle = opened.handle::<SimHandle>().cloned();

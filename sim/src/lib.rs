@@ -14,6 +14,7 @@
 
 pub mod card;
 pub mod control;
+pub mod names;
 pub mod profile;
 pub(crate) mod reader;
 pub(crate) mod transport;
@@ -44,5 +45,5 @@ impl Resolver for SimResolver {
 /// [`ferroccid::open`] (the device comes with its [`SimHandle`]:
 /// `opened.handle::<SimHandle>()`). Idempotent.
 pub fn register() {
-    ferroccid::register_resolver("sim", Arc::new(SimResolver));
+    ferroccid::register_resolver(names::SCHEME, Arc::new(SimResolver));
 }

@@ -19,6 +19,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::card::CardConfig;
+use crate::names::{profile_spec, SCHEME};
 use crate::profile::{PinEntry, Profile};
 use crate::reader::{ReaderModel, ResponseFault};
 use ferroccid::descriptors::{
@@ -153,12 +154,9 @@ pub(crate) fn configuration_descriptor(profile: &Profile) -> Vec<u8> {
 impl SimTransport {
     /// Start a simulated reader configured by `profile`.
     pub fn open(profile: Profile) -> (SimTransport, SimHandle) {
-        let name = if profile.name == "tpdu" {
-            DeviceName::Sim { profile: None }
-        } else {
-            DeviceName::Sim {
-                profile: Some(profile.name.clone()),
-            }
+        let name = DeviceName::Registered {
+            scheme: SCHEME.to_owned(),
+            spec: (profile.name != "tpdu").then(|| profile.name.clone()),
         };
         let info = TransportInfo {
             name: name.to_string(),
@@ -192,15 +190,19 @@ impl SimTransport {
 
     /// Open a `sim` / `sim:PROFILE` device name.
     pub fn open_name(name: &DeviceName) -> Result<(SimTransport, SimHandle), TransportError> {
-        let DeviceName::Sim { profile } = name else {
-            return Err(TransportError::Unsupported(format!(
-                "{name} is not a simulator name"
-            )));
+        let spec = match name {
+            DeviceName::Registered { scheme, spec } if scheme == SCHEME => spec,
+            _ => {
+                return Err(TransportError::Unsupported(format!(
+                    "{name} is not a simulator name"
+                )))
+            }
         };
-        let profile = match profile {
+        let profile = match spec {
             None => Profile::default(),
             Some(spec) => {
-                Profile::parse(spec).map_err(|e| TransportError::NotFound(e.to_string()))?
+                let spec = profile_spec(spec).map_err(TransportError::BadName)?;
+                Profile::parse(&spec).map_err(|e| TransportError::NotFound(e.to_string()))?
             }
         };
         Ok(Self::open(profile))

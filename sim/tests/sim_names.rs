@@ -37,12 +37,15 @@ fn parsed_sim_names_open_their_profile() {
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(":");
-    let DeviceName::Sim {
-        profile: Some(spec),
+    let DeviceName::Registered {
+        scheme,
+        spec: Some(spec),
     } = DeviceName::parse(&format!("sim:{packed}")).unwrap()
     else {
-        panic!("a sim name")
+        panic!("a registered scheme's name")
     };
+    assert_eq!(scheme, ferroccid_sim::names::SCHEME);
+    let spec = ferroccid_sim::names::profile_spec(&spec).expect("a descriptor in hex");
     let profile = Profile::parse(&spec).expect("the packed descriptor is a profile");
     assert_eq!(profile.descriptor, GEMPC_TWIN);
 }

@@ -56,7 +56,7 @@ use std::time::Duration;
 pub use cancel::{CancelToken, WaitOutcome};
 pub use descriptors::{CcidEndpoints, EndpointInfo};
 pub use error::TransportError;
-pub use name::{DeviceName, NameError, UsbLocation, MAX_NAME_LEN, MAX_PROFILE_PATH_LEN};
+pub use name::{DeviceName, NameError, UsbLocation, MAX_NAME_LEN, MAX_SPEC_LEN};
 pub use tap::{Tap, TapHooks};
 
 /// CCID class request ABORT (CCID rev 1.1 §5.3.1), host to interface.

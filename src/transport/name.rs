@@ -8,14 +8,12 @@
 //! | `usb:VVVV/PPPP:libudev:IF:/dev/bus/usb/BBB/DDD` | libudev hotplug |
 //! | `usb:VVVV/PPPP:libusb-1.0:BUS:ADDR:IF` | libusb hotplug |
 //! | `usb:VVVV/PPPP` | first device with that VID/PID (reader.conf) |
-//! | `sim`, `sim:PROFILE` | the in-process simulator, opened through the resolver `ferroccid_sim::register` installs |
-//!
-//! `PROFILE` is a built-in profile name, the 54-byte CCID class
-//! descriptor in hex (108 digits, bytes optionally separated by `:`, `,`,
-//! `-` or `.`; stored packed), or the path of a JSON profile file (ending
-//! in `.json`, printable ASCII without spaces, at most
-//! [`MAX_PROFILE_PATH_LEN`] bytes).
 //! | `usbip:HOST:PORT/BUSID` | ferroccid's USB/IP client |
+//! | `SCHEME`, `SCHEME:SPEC` | a scheme another crate registers a resolver for (`sim`, `sim:PROFILE`: `ferroccid_sim::register`) |
+//!
+//! The driver knows only the shape of a registered scheme's name: a scheme
+//! of lower-case letters, digits and `-`, and a printable SPEC of at most
+//! [`MAX_SPEC_LEN`] bytes; the resolver checks SPEC itself.
 //!
 //! The names arrive from configuration files and the command line, so the
 //! parser is strict: every field is checked for syntax and range, nothing
@@ -28,13 +26,12 @@ use std::str::FromStr;
 pub const MAX_NAME_LEN: usize = 255;
 /// USB/IP bus ids fit in the protocol's 32-byte, NUL-terminated field.
 const MAX_BUSID_LEN: usize = 31;
-/// Simulator profile names are short identifiers.
-const MAX_PROFILE_LEN: usize = 64;
-/// A `sim:` profile file path is at most this long (Linux's PATH_MAX);
-/// such names never come from pcscd, so they may exceed [`MAX_NAME_LEN`].
-pub const MAX_PROFILE_PATH_LEN: usize = 4096;
-/// Hex digits of a 54-byte CCID class descriptor given as a profile.
-const DESCRIPTOR_HEX_DIGITS: usize = 2 * crate::ccid::descriptor::CLASS_DESCRIPTOR_LEN;
+/// The SPEC of a registered scheme is at most this long (Linux's PATH_MAX:
+/// it may be a file path); such names never come from pcscd, so they may
+/// exceed [`MAX_NAME_LEN`].
+pub const MAX_SPEC_LEN: usize = 4096;
+/// A registered scheme is a short identifier.
+const MAX_SCHEME_LEN: usize = 16;
 /// Offending text quoted in errors is cut to this many characters so a
 /// hostile name cannot flood the log.
 const MAX_QUOTED: usize = 40;
@@ -51,10 +48,15 @@ pub enum DeviceName {
         /// Which device and interface with that VID/PID.
         location: UsbLocation,
     },
-    /// The in-process simulator, optionally with a named reader profile.
-    Sim {
-        /// The simulator profile; `None` for the default reader.
-        profile: Option<String>,
+    /// A scheme another crate registers a resolver for
+    /// ([`register_resolver`](crate::register_resolver)), such as the
+    /// simulator's `sim` and `sim:PROFILE`.
+    Registered {
+        /// The scheme: lower-case letters, digits and `-`.
+        scheme: String,
+        /// What follows `SCHEME:`, unchecked beyond printable ASCII and
+        /// [`MAX_SPEC_LEN`]; `None` for a bare `SCHEME`.
+        spec: Option<String>,
     },
     /// A reader exported by a USB/IP server.
     UsbIp {
@@ -118,8 +120,8 @@ impl UsbLocation {
 pub enum NameError {
     /// The name is empty.
     Empty,
-    /// Longer than [`MAX_NAME_LEN`] bytes (a `sim:` name: longer than
-    /// `sim:` plus [`MAX_PROFILE_PATH_LEN`]).
+    /// Longer than [`MAX_NAME_LEN`] bytes (a registered scheme's name:
+    /// longer than its `SCHEME:` plus [`MAX_SPEC_LEN`]).
     TooLong(usize),
     /// Contains a byte that is not printable ASCII (control characters,
     /// NUL, whitespace, non-ASCII).
@@ -127,7 +129,7 @@ pub enum NameError {
         /// Byte offset of the first offending character.
         offset: usize,
     },
-    /// Does not start with `usb:`, `sim` or `usbip:`.
+    /// Neither `usb:`, `usbip:` nor the shape of a registered scheme.
     UnknownScheme(String),
     /// A required field is absent.
     Missing(&'static str),
@@ -163,15 +165,14 @@ impl fmt::Display for NameError {
                 write!(
                     f,
                     "device name is {len} bytes, at most {MAX_NAME_LEN} allowed \
-                     ({} for sim: names)",
-                    "sim:".len() + MAX_PROFILE_PATH_LEN
+                     (SCHEME: plus {MAX_SPEC_LEN} for registered schemes such as sim:)"
                 )
             }
             NameError::NotPrintable { offset } => {
                 write!(f, "non-printable or non-ASCII character at byte {offset}")
             }
             NameError::UnknownScheme(t) => {
-                write!(f, "unknown scheme in {t:?} (expected usb:, sim or usbip:)")
+                write!(f, "unknown scheme in {t:?} (expected usb:, usbip: or a registered scheme such as sim)")
             }
             NameError::Missing(field) => write!(f, "missing {field}"),
             NameError::BadField { field, text } => write!(f, "bad {field}: {text:?}"),
@@ -206,10 +207,9 @@ impl DeviceName {
         if s.is_empty() {
             return Err(NameError::Empty);
         }
-        let max = if s.starts_with("sim:") {
-            "sim:".len() + MAX_PROFILE_PATH_LEN
-        } else {
-            MAX_NAME_LEN
+        let max = match registered_scheme(s) {
+            Some(scheme) => scheme.len() + 1 + MAX_SPEC_LEN,
+            None => MAX_NAME_LEN,
         };
         if s.len() > max {
             return Err(NameError::TooLong(s.len()));
@@ -219,12 +219,18 @@ impl DeviceName {
         }
         if let Some(rest) = s.strip_prefix("usb:") {
             parse_usb(rest)
-        } else if s == "sim" {
-            Ok(DeviceName::Sim { profile: None })
-        } else if let Some(profile) = s.strip_prefix("sim:") {
-            parse_profile(profile)
         } else if let Some(rest) = s.strip_prefix("usbip:") {
             parse_usbip(rest)
+        } else if let Some(scheme) = registered_scheme(s) {
+            let spec = match s[scheme.len()..].strip_prefix(':') {
+                None => None,
+                Some("") => return Err(NameError::Missing("text after the scheme")),
+                Some(spec) => Some(spec.to_owned()),
+            };
+            Ok(DeviceName::Registered {
+                scheme: scheme.to_owned(),
+                spec,
+            })
         } else {
             Err(NameError::UnknownScheme(quote(s)))
         }
@@ -306,63 +312,20 @@ fn parse_libusb(tail: &str) -> Result<UsbLocation, NameError> {
     })
 }
 
-fn parse_profile(profile: &str) -> Result<DeviceName, NameError> {
-    if profile.is_empty() {
-        return Err(NameError::Missing("simulator profile"));
+/// The scheme of a name that is not `usb:` or `usbip:`, if it has the
+/// shape of one: a lower-case letter, then letters, digits and `-`, up to
+/// the first `:` or the end.
+fn registered_scheme(s: &str) -> Option<&str> {
+    if s.starts_with("usb:") || s.starts_with("usbip:") {
+        return None;
     }
-    let profile = if let Some(packed) = descriptor_hex(profile) {
-        packed
-    } else if is_identifier(profile) || is_profile_path(profile) {
-        profile.to_owned()
-    } else {
-        return Err(NameError::BadField {
-            field: "simulator profile",
-            text: quote(profile),
-        });
-    };
-    Ok(DeviceName::Sim {
-        profile: Some(profile),
-    })
-}
-
-/// A built-in profile name: a short identifier.
-fn is_identifier(profile: &str) -> bool {
-    profile.len() <= MAX_PROFILE_LEN
-        && profile
+    let scheme = s.split(':').next()?;
+    let shaped = scheme.len() <= MAX_SCHEME_LEN
+        && scheme.starts_with(|c: char| c.is_ascii_lowercase())
+        && scheme
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-}
-
-/// A profile file: any printable, space-free path (the caller checked the
-/// characters) ending in `.json`, so a mistyped profile name or a stray
-/// path such as `../etc` is refused here rather than opened.
-fn is_profile_path(profile: &str) -> bool {
-    profile.len() <= MAX_PROFILE_PATH_LEN
-        && profile.len() > ".json".len()
-        && profile.ends_with(".json")
-}
-
-/// A class descriptor in hex: exactly 108 hex digits, separators allowed
-/// only between bytes. Returns the digits packed, upper case.
-fn descriptor_hex(profile: &str) -> Option<String> {
-    let is_separator = |b: u8| matches!(b, b':' | b',' | b'-' | b'.');
-    let mut packed = String::with_capacity(DESCRIPTOR_HEX_DIGITS);
-    let mut run = 0usize;
-    for b in profile.bytes() {
-        if b.is_ascii_hexdigit() {
-            packed.push(char::from(b.to_ascii_uppercase()));
-            run += 1;
-        } else if is_separator(b) && run % 2 == 0 && run > 0 {
-            // A separator ends a byte: the digits so far come in pairs.
-            run = 0;
-        } else {
-            return None;
-        }
-        if packed.len() > DESCRIPTOR_HEX_DIGITS {
-            return None;
-        }
-    }
-    (packed.len() == DESCRIPTOR_HEX_DIGITS && run > 0).then_some(packed)
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    shaped.then_some(scheme)
 }
 
 /// `HOST:PORT/BUSID`, HOST possibly a bracketed IPv6 address.
@@ -513,147 +476,15 @@ impl fmt::Display for DeviceName {
                     } => write!(f, ":libusb-1.0:{bus}:{address}:{interface}"),
                 }
             }
-            DeviceName::Sim { profile: None } => write!(f, "sim"),
-            DeviceName::Sim {
-                profile: Some(profile),
-            } => write!(f, "sim:{profile}"),
+            DeviceName::Registered { scheme, spec: None } => write!(f, "{scheme}"),
+            DeviceName::Registered {
+                scheme,
+                spec: Some(spec),
+            } => write!(f, "{scheme}:{spec}"),
             DeviceName::UsbIp { host, port, bus_id } if host.contains(':') => {
                 write!(f, "usbip:[{host}]:{port}/{bus_id}")
             }
             DeviceName::UsbIp { host, port, bus_id } => write!(f, "usbip:{host}:{port}/{bus_id}"),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The GemPC Twin's class descriptor (libccid corpus, GemPCTwin.txt):
-    /// bLength 0x36, bDescriptorType 0x21, bcdCCID 1.00.
-    const GEMPC_TWIN: [u8; 54] = [
-        0x36, 0x21, 0x00, 0x01, 0x00, 0x07, 0x03, 0x00, 0x00, 0x00, 0xA0, 0x0F, 0x00, 0x00, 0xA0,
-        0x0F, 0x00, 0x00, 0x00, 0x00, 0x2A, 0x00, 0x00, 0x16, 0x40, 0x05, 0x00, 0x00, 0xFE, 0x00,
-        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x30, 0x02, 0x01, 0x00, 0x0F,
-        0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
-    ];
-
-    fn hex(sep: &str, lower: bool) -> String {
-        GEMPC_TWIN
-            .iter()
-            .map(|b| {
-                if lower {
-                    format!("{b:02x}")
-                } else {
-                    format!("{b:02X}")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(sep)
-    }
-
-    fn sim(profile: &str) -> DeviceName {
-        DeviceName::Sim {
-            profile: Some(profile.to_owned()),
-        }
-    }
-
-    fn bad_profile(text: &str) -> Result<DeviceName, NameError> {
-        Err(NameError::BadField {
-            field: "simulator profile",
-            text: quote(text),
-        })
-    }
-
-    #[test]
-    fn descriptor_hex_is_accepted_packed_or_separated_and_stored_packed() {
-        let packed = hex("", false);
-        assert_eq!(packed.len(), 108);
-        for sep in ["", ":", ",", "-", "."] {
-            for lower in [false, true] {
-                let name = format!("sim:{}", hex(sep, lower));
-                assert_eq!(DeviceName::parse(&name), Ok(sim(&packed)), "{name}");
-            }
-        }
-        // 161 bytes with separators: more than a profile name, fine for sim:.
-        let name = DeviceName::parse(&format!("sim:{}", hex(":", false))).unwrap();
-        assert_eq!(name.to_string(), format!("sim:{packed}"));
-        assert_eq!(DeviceName::parse(&name.to_string()), Ok(name));
-    }
-
-    #[test]
-    fn descriptor_hex_of_the_wrong_size_or_shape_is_refused() {
-        let packed = hex("", false);
-        let short = &packed[..106]; // 53 bytes
-        let long = format!("{packed}00"); // 55 bytes
-        assert_eq!(
-            DeviceName::parse(&format!("sim:{short}")),
-            bad_profile(short)
-        );
-        assert_eq!(
-            DeviceName::parse(&format!("sim:{long}")),
-            bad_profile(&long)
-        );
-        // A separator must end a whole byte.
-        let split = format!("3{}", &packed[1..]).replacen("3", "3:", 1);
-        assert_eq!(
-            DeviceName::parse(&format!("sim:{split}")),
-            bad_profile(&split)
-        );
-        let trailing = format!("{}:", hex(":", false));
-        assert_eq!(
-            DeviceName::parse(&format!("sim:{trailing}")),
-            bad_profile(&trailing)
-        );
-        let leading = format!(":{}", hex(":", false));
-        assert_eq!(
-            DeviceName::parse(&format!("sim:{leading}")),
-            bad_profile(&leading)
-        );
-    }
-
-    #[test]
-    fn profile_files_are_paths_ending_in_json() {
-        for path in [
-            "/etc/ferroccid/gemalto pinpad.json".replace(' ', "_"),
-            "fixtures/profiles/short-apdu.json".to_owned(),
-            "../profiles/a+b=c@d~e.json".to_owned(),
-            "C:\\profiles\\x.json".to_owned(),
-        ] {
-            assert_eq!(DeviceName::parse(&format!("sim:{path}")), Ok(sim(&path)));
-        }
-        // Longer than pcscd's 255 bytes, within PATH_MAX.
-        let deep = format!("/{}/p.json", "d".repeat(4000));
-        assert_eq!(DeviceName::parse(&format!("sim:{deep}")), Ok(sim(&deep)));
-        // Not a profile file: no .json.
-        assert_eq!(DeviceName::parse("sim:../etc"), bad_profile("../etc"));
-        assert_eq!(
-            DeviceName::parse("sim:/etc/shadow"),
-            bad_profile("/etc/shadow")
-        );
-        // Spaces and control characters stay refused.
-        assert_eq!(
-            DeviceName::parse("sim:my profile.json"),
-            Err(NameError::NotPrintable { offset: 6 })
-        );
-    }
-
-    #[test]
-    fn sim_names_are_bounded_by_path_max() {
-        let at_max = format!("/{}.json", "p".repeat(MAX_PROFILE_PATH_LEN - 6));
-        assert_eq!(at_max.len(), MAX_PROFILE_PATH_LEN);
-        assert_eq!(
-            DeviceName::parse(&format!("sim:{at_max}")),
-            Ok(sim(&at_max))
-        );
-        let over = format!("/{}.json", "p".repeat(MAX_PROFILE_PATH_LEN - 5));
-        let name = format!("sim:{over}");
-        assert_eq!(
-            DeviceName::parse(&name),
-            Err(NameError::TooLong(name.len()))
-        );
-        // Other schemes keep pcscd's limit.
-        let usb = format!("usb:08e6/3437:{}", "x".repeat(MAX_NAME_LEN));
-        assert_eq!(DeviceName::parse(&usb), Err(NameError::TooLong(usb.len())));
     }
 }
