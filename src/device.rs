@@ -122,6 +122,17 @@ pub fn open(name: &str) -> Result<OpenedDevice, TransportError> {
     open_name(&parsed)
 }
 
+/// Whether this program opens names of `name`'s kind: `usb:` and
+/// `usbip:` always, a registered scheme (`sim`) only once a crate has
+/// registered its resolver. A front end that also takes reader names
+/// (`--reader ACR38`) can tell the two apart with it.
+pub fn can_open(name: &DeviceName) -> bool {
+    match name {
+        DeviceName::Registered { scheme, .. } => resolver(scheme).is_some(),
+        DeviceName::Usb { .. } | DeviceName::UsbIp { .. } => true,
+    }
+}
+
 /// Opens a parsed device name with the USB backend from the environment.
 pub fn open_name(name: &DeviceName) -> Result<OpenedDevice, TransportError> {
     open_with(name, UsbBackend::from_env())

@@ -42,7 +42,8 @@ mod transport;
 /// Opening a reader by name: `usb:…`, `usbip:…`, and the schemes other
 /// crates register (the simulator's `sim`).
 pub use device::{
-    list_usb, open, open_name, open_with, register_resolver, OpenedDevice, Resolver, UsbBackend,
+    can_open, list_usb, open, open_name, open_with, register_resolver, OpenedDevice, Resolver,
+    UsbBackend,
 };
 /// Readers and slots: the commands, their options, errors and events.
 pub use reader::{

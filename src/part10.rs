@@ -4,7 +4,7 @@
 //! pcsc-lite's values (`PCSC/reader.h`).
 //!
 //! Both sides of part 10 use them: the pcscd bundle answers with them
-//! ([`crate::ifd`]), the card layer asks with them over PC/SC
+//! (the `ferroccid-ifd` crate), the card layer asks with them over PC/SC
 //! (`card::pcsc`). `tests/ifd_abi.rs` checks every value against the
 //! installed `reader.h`.
 

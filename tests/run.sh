@@ -22,6 +22,9 @@ cargo fmt --all -- --check
 echo "== cargo clippy (default features, and with the rusb backend)"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy --workspace --all-targets --features "$FEATURES" -- -D warnings
+echo "== cargo doc: no broken or private intra-doc links"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --features "$FEATURES"
+
 echo "== the protocol core links into a no_std, allocator-free staticlib"
 cargo build --manifest-path protocols/nostd-check/Cargo.toml
 

@@ -4,19 +4,19 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`error`] | status words, [`CardError`], [`ChannelError`], [`Error`] |
+//! | `error` | status words, [`CardError`], [`ChannelError`], [`Error`] |
 //! | [`apdu`] | command APDUs, short and extended encodings; responses |
 //! | [`tlv`] | zero-copy BER-TLV views |
-//! | [`fcp`] | FCP/FCI templates decoded into [`FileInfo`] |
-//! | [`channel`] | the [`CardChannel`] trait and its management types |
-//! | [`exchange`] | GET RESPONSE, 6Cxx re-issue, chaining, length choice |
-//! | [`manage`] | [`CardManager`]: attach, detach, reconnect, lock, status |
-//! | [`file`] | [`FileAccess`]: SELECT, binary and record commands |
-//! | [`verify`] | [`Verifier`] and [`Pin`]: VERIFY, change, reset, pinpad |
-//! | [`auth`] | [`Authenticator`]: challenge and authenticate commands |
-//! | [`events`] | [`EventBus`]: reader, card and PIN events |
-//! | [`lock`] | [`DeviceLock`]: exclusive use across threads and processes |
-//! | [`slot`] | [`SlotChannel`]: a ferroccid slot directly, no daemon |
+//! | `fcp` | FCP/FCI templates decoded into [`FileInfo`] |
+//! | `channel` | the [`CardChannel`] trait and its management types |
+//! | `exchange` | GET RESPONSE, 6Cxx re-issue, chaining, length choice |
+//! | `manage` | [`CardManager`]: attach, detach, reconnect, lock, status |
+//! | `file` | [`FileAccess`]: SELECT, binary and record commands |
+//! | `verify` | [`Verifier`] and [`Pin`]: VERIFY, change, reset, pinpad |
+//! | `auth` | [`Authenticator`]: challenge and authenticate commands |
+//! | `events` | [`EventBus`]: reader, card and PIN events |
+//! | `lock` | [`DeviceLock`]: exclusive use across threads and processes |
+//! | `slot` | [`SlotChannel`]: a ferroccid slot directly, no daemon |
 //!
 //! The layer holds no reader logic: a channel carries APDUs, the layer
 //! decides which APDUs to send. It works with any card that follows 7816-4.

@@ -82,7 +82,10 @@ fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
 /// interface's class descriptor read as the USB backend returned it; other
 /// names try the corpus first, then the connected readers' names.
 fn reader_descriptor(name: &str) -> Result<Vec<u8>, String> {
-    if name.parse::<DeviceName>().is_ok() {
+    if name
+        .parse::<DeviceName>()
+        .is_ok_and(|parsed| ferroccid::can_open(&parsed))
+    {
         return live_descriptor(name);
     }
     lookup_reader(name).or_else(|corpus_error| match super::list::resolve(name) {

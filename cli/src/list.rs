@@ -137,11 +137,12 @@ fn table(readers: &[ListedReader]) -> String {
 }
 
 /// The device name `--reader NAME` stands for: NAME itself when it parses
-/// as a device name (`sim`, `sim:PROFILE`, `usb:…`, `usbip:…`), else the
+/// as a device name this program opens (`sim`, `sim:PROFILE`, `usb:…`,
+/// `usbip:…`; `tpdu` has a scheme's shape but none is registered), else the
 /// one listed reader whose name contains NAME (case-insensitive). No match
 /// and several matches are errors; the latter lists the candidates.
 pub fn resolve(name: &str) -> Result<DeviceName, String> {
-    if let Ok(parsed) = name.parse::<DeviceName>() {
+    if let Some(parsed) = name.parse::<DeviceName>().ok().filter(ferroccid::can_open) {
         return Ok(parsed);
     }
     let (readers, usb_error) = readers();

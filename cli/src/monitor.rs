@@ -2,7 +2,7 @@
 //! events of the card service layer as they happen, one line each. A
 //! ferroccid device is watched directly; `--pcsc` watches every reader of
 //! pcscd, and `--reader pcsc:PART` those of its readers whose name
-//! contains PART (through [`ferroccid_card::PcscMonitor`]).
+//! contains PART (through `ferroccid_card::PcscMonitor`).
 use std::process::ExitCode;
 use std::time::Duration;
 

@@ -5,11 +5,11 @@
 //! |---|---|
 //! | [`abi`] | C types and constants, checked against the installed headers |
 //! | `exports` | the `IFDH*` entry points: pointer and length checks only (the only `unsafe`) |
-//! | [`driver`] | Lun registry, presence tracking, capabilities, IFDHControl (safe) |
-//! | [`reader`] | one open reader over `ferroccid` and `ferroccid`, as the driver uses it |
-//! | [`features`] | PC/SC part 10 features and PIN structures ([`ferroccid::part10`]'s constants) |
+//! | `driver` | Lun registry, presence tracking, capabilities, IFDHControl (safe) |
+//! | `reader` | one open reader over `ferroccid` and `ferroccid`, as the driver uses it |
+//! | `features` | PC/SC part 10 features and PIN structures ([`ferroccid::part10`]'s constants) |
 //! | [`plist`] | Info.plist generation |
-//! | [`log`] | tracing into pcscd's `log_msg` |
+//! | `log` | tracing into pcscd's `log_msg` |
 #![warn(unreachable_pub)]
 
 pub mod abi;

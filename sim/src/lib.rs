@@ -7,7 +7,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`card`] | the virtual ISO/IEC 7816 card |
-//! | [`reader`] | the CCID device model around the cards |
+//! | `reader` | the CCID device model around the cards |
 //! | [`profile`] | reader profiles: built-in, from a descriptor, from JSON |
 //! | [`control`] | steering a simulator in another process (pcscd) through files |
 #![warn(unreachable_pub)]

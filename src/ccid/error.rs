@@ -20,7 +20,7 @@ pub fn hex(bytes: &[u8]) -> String {
 /// start of the payload without copying a 64 KiB frame on the error path.
 const KEPT_BYTES: usize = 64;
 
-/// The offending frame, copied (at most [`KEPT_BYTES`]) so the error outlives the buffer.
+/// The offending frame, copied (at most `KEPT_BYTES`, 64) so the error outlives the buffer.
 #[derive(Clone, PartialEq, Eq)]
 pub struct FrameBytes {
     bytes: Vec<u8>,

@@ -11,7 +11,11 @@
 #      backtrace symbolisation (-Zbuild-std, which needs the rust-src
 #      component and RUSTC_BOOTSTRAP=1 on a stable toolchain). The second
 #      must be at most BUNDLE_MAX_BYTES (default 600000): std's DWARF
-#      symboliser alone is about 180 KB of the first.
+#      symboliser alone is about 180 KB of the first;
+#   4. the lean library works in Debian's real pcscd: a reader.conf entry
+#      `usbip:127.0.0.1:PORT/1-1` reaches the simulated reader that
+#      `ferroccid sim --usbip` exports (the bundle itself has no simulator),
+#      and opensc-tool reads the card's ATR and gets GET CHALLENGE's 9000.
 #
 # Writes the figures to target/bundle-size.md and ends with
 # "bundle: N passed, M failed".
@@ -71,6 +75,30 @@ case "$answers" in
   *) ok=1 ;;
 esac
 check "the lean bundle loads and refuses absent and simulated readers" "$ok" "IFDHCreateChannelByName answered $answers"
+
+# 4. The lean library in pcscd, over USB/IP to the exported simulator.
+ferroccid=$tdir/release/ferroccid
+[ -x "$ferroccid" ] || cargo build -q --release --bin ferroccid
+port=$((20000 + RANDOM % 20000))
+pcscd_dir=$(mktemp -d /tmp/ferroccid-lean-pcscd.XXXXXX)
+"$ferroccid" sim --usbip "127.0.0.1:$port" --profile tpdu > "$pcscd_dir/sim.log" 2>&1 &
+sim_pid=$!
+trap 'kill $sim_pid 2>/dev/null || true' EXIT
+for _ in $(seq 50); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  sleep 0.1
+done
+lean_abs=$(realpath "$lean")
+e2e=$(WATCH_PID=$$ bash tests/scripts/pcscd-run.sh run "$pcscd_dir" "$lean_abs" "usbip:127.0.0.1:$port/1-1" -- \
+  sh -c 'timeout 20 opensc-tool -r 0 -a && timeout 20 opensc-tool -r 0 -s 00:84:00:00:08' 2>&1 || true)
+kill $sim_pid 2>/dev/null || true
+echo "$e2e" | sed 's/^/  pcscd+lean bundle: /'
+case "$e2e" in
+  *"SW1=0x90, SW2=0x00"*) ok=0 ;;
+  *) ok=1 ;;
+esac
+check "the lean bundle in pcscd reaches the exported simulator over USB/IP (ATR, GET CHALLENGE 9000)" "$ok" \
+  "$e2e $(tail -5 "$pcscd_dir/pcscd.log" 2>/dev/null)"
 
 {
   echo "| build of \`ferroccid-ifd\` (stripped, $(date -u +%F)) | bytes |"

@@ -4,8 +4,8 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`device`] | endpoint-0 standard requests answered from `TransportInfo` |
-//! | [`server`] | the TCP server: devlist, import and the URB session |
+//! | `device` | endpoint-0 standard requests answered from `TransportInfo` |
+//! | `server` | the TCP server: devlist, import and the URB session |
 //!
 //! The wire format is the driver's (`ferroccid::usbip::wire`), shared with
 //! the client transport (`ferroccid::usbip`).
@@ -16,5 +16,6 @@ mod server;
 
 pub use device::{string_descriptor, ControlAnswer, DeviceModel};
 pub use server::{
-    run_session, ServerHandle, UsbIpServer, MAX_BUFFERED_BYTES, MAX_OUTSTANDING_URBS, MAX_TRANSFER,
+    run_session, ServerHandle, UsbIpServer, DEFAULT_REPLY_TIMEOUT, MAX_BUFFERED_BYTES,
+    MAX_OUTSTANDING_URBS, MAX_TRANSFER,
 };

@@ -76,7 +76,7 @@ pub const MAX_OUTSTANDING_URBS: usize = 32;
 pub const MAX_BUFFERED_BYTES: usize = 512 * 1024;
 /// How long one reply may wait for a client that does not read before
 /// the session is closed.
-pub(crate) const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// A whole CCID message: header and the largest `dwLength` CCID allows
 /// for an extended APDU exchange (65544 + 10, as `trace` accepts).
 const MAX_CCID_MESSAGE: usize = 10 + 65_538;

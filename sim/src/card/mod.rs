@@ -16,12 +16,12 @@
 //! | module | what |
 //! |---|---|
 //! | [`config`] | [`CardConfig`], presets, the ATR builder, faults |
-//! | [`edc`] | LRC and CRC |
-//! | [`pps`] | card side of PPS |
-//! | [`apdu`] | command APDU decoding |
+//! | `edc` | LRC and CRC |
+//! | `pps` | card side of PPS |
+//! | `apdu` | command APDU decoding |
 //! | [`fs`] | file system and the demo personalisation |
 //! | [`app`] | the ISO/IEC 7816-4 commands |
-//! | [`t0`], [`t1`] | transmission protocols |
+//! | `t0`, `t1` | transmission protocols |
 
 pub(crate) mod apdu;
 pub mod app;
