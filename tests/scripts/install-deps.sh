@@ -16,7 +16,7 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -q
   apt-get install -y -q "${need[@]}"
 fi
-# The QEMU guest tests (tests/vm_*.rs): qemu, a kernel, busybox, the vicc card.
+# The QEMU guest tests (cli/tests/vm_*.rs): qemu, a kernel, busybox, the vicc card.
 # Installed here, before cargo test starts, so parallel test binaries never
 # race for the dpkg lock.
 bash "$(dirname "$0")/../vm/install-packages.sh"

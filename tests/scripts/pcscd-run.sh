@@ -24,7 +24,7 @@ start() {
   local lib=$1; shift
   [ -x "$PCSCD" ] || { echo "pcscd not found at $PCSCD: run tests/scripts/install-deps.sh" >&2; exit 2; }
   command -v unshare >/dev/null || { echo "unshare (util-linux) missing" >&2; exit 2; }
-  [ -f "$lib" ] || { echo "library $lib not found (cargo build --lib)" >&2; exit 2; }
+  [ -f "$lib" ] || { echo "library $lib not found (cargo build --workspace --features ferroccid-ifd/sim)" >&2; exit 2; }
   mkdir -p "$dir/run" "$dir/conf"
   rm -f "$dir/run/pcscd.comm" "$dir/conf/"*
   local i=0

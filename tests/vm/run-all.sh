@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run-all.sh — every VM guest test and trace test of issue 6, as the main test command
-# runs them: installs packages, builds the guest cache, runs the `tests/vm_*.rs` and
-# `tests/trace_*.rs` targets (each guest test boots its own QEMU guest), prints
+# runs them: installs packages, builds the guest cache, runs the CLI crate's
+# `cli/tests/vm_*.rs` and `cli/tests/trace_*.rs` targets (each guest test boots its own QEMU guest), prints
 # "N passed, N failed" and exits non-zero if anything failed or could not run.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -15,12 +15,14 @@ fi
 echo "vm: cache ready after $(since "$T0")s"
 LOG=$ROOT/target/vm-out/run-all.log
 mkdir -p "$(dirname "$LOG")"; : > "$LOG"
-for f in tests/vm_*.rs tests/trace_*.rs; do
+ran=0
+for f in cli/tests/vm_*.rs cli/tests/trace_*.rs; do
   [ -e "$f" ] || continue
+  ran=$((ran + 1))
   name=$(basename "$f" .rs)
   t=$(date +%s.%N)
   # two guests at a time: TCG on this 2-core machine
-  out=$(cargo test -q --test "$name" -- --test-threads=2 2>&1); rc=$?
+  out=$(cargo test -q -p ferroccid-cli --test "$name" -- --test-threads=2 2>&1); rc=$?
   echo "$out" >> "$LOG"
   p=$(echo "$out" | sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\1/p' | tail -1)
   q=$(echo "$out" | sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\2/p' | tail -1)
@@ -30,6 +32,8 @@ for f in tests/vm_*.rs tests/trace_*.rs; do
   printf 'vm: %-22s %3s passed %3s failed  %6ss\n' "$name" "$p" "$q" "$(since "$t")"
   [ "$q" != 0 ] && echo "$out" | grep -E '^(test .* FAILED|---- |thread .* panicked)' | head -20
 done
+# No test file found is a failure, not an empty success.
+[ "$ran" = 0 ] && { echo "vm: no cli/tests/vm_*.rs found"; failed=$((failed + 1)); }
 echo "vm: total $(since "$T0")s (log: $LOG)"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
