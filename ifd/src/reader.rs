@@ -258,16 +258,13 @@ impl IfdReader {
             .map_err(|e: ferroccid::NameError| IfdError::Communication(e.to_string()))?;
         #[cfg(feature = "sim")]
         if let DeviceName::Registered { scheme, spec } = &parsed {
-            if scheme != ferroccid_sim::names::SCHEME {
-                return Err(IfdError::Communication(format!(
-                    "{parsed}: not a reader name"
-                )));
+            if scheme == ferroccid_sim::names::SCHEME {
+                let (transport, attach) =
+                    crate::simulated::open(spec.as_deref()).map_err(transport_error)?;
+                let mut reader = IfdReader::with_transport(transport)?;
+                reader._keep_alive = attach(reader.info.slots);
+                return Ok(reader);
             }
-            let (transport, attach) =
-                crate::simulated::open(spec.as_deref()).map_err(transport_error)?;
-            let mut reader = IfdReader::with_transport(transport)?;
-            reader._keep_alive = attach(reader.info.slots);
-            return Ok(reader);
         }
         let opened = ferroccid::open_name(&parsed).map_err(transport_error)?;
         IfdReader::with_transport(opened.transport)
