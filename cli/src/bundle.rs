@@ -6,13 +6,33 @@
 //! - `ferroccid bundle refresh` rewrites the installed Info.plist's reader
 //!   list and asks pcscd to pick it up (the udev rule runs it when a CCID
 //!   interface appears);
+//! - `ferroccid bundle prefer ferroccid|libccid` picks the driver for the
+//!   readers both list;
+//! - `ferroccid bundle restart-pcscd` restarts pcscd once it has no client;
 //! - `ferroccid install` / `ferroccid uninstall` put the bundle, the udev
-//!   rules and the binary in place, or take them away.
+//!   rules and the binary in place, or take them away (the Debian package,
+//!   built by tests/scripts/deb.sh, does the same with dpkg).
 //!
-//! pcscd hands a USB reader to a bundle only when its VID:PID is listed in
-//! Info.plist and reads the bundles only when it starts: so the list is
-//! what the list already held + the readers the installed libccid lists +
-//! every CCID interface present, and a refresh restarts pcscd.
+//! pcscd 1.9.9 hands a USB reader to a bundle only when its VID:PID is
+//! listed in Info.plist, and reads the bundles only when it starts. So the
+//! list is what it already held + every reader known to be a CCID reader
+//! ([`KNOWN_READERS`], which includes libccid's list) + the readers the
+//! installed libccid lists + every CCID interface present; plugging in a
+//! model seen anywhere before changes nothing. A reader that is new to the
+//! list needs a pcscd restart, which waits until pcscd has no client
+//! (`restart-pcscd --when-idle`): no other reader's client is cut.
+//!
+//! Both ferroccid and libccid list most readers. pcscd uses a specific
+//! driver before a class driver (libccid's bundle is `CCIDCLASSDRIVER`),
+//! and the class driver when the specific one fails to open the reader.
+//! With [`Preference::Ferroccid`] (the default) ferroccid lists them all,
+//! so it drives them and libccid is the fallback; with
+//! [`Preference::Libccid`] ferroccid's list leaves out every reader
+//! libccid lists.
+//!
+//! In the Debian package `Contents/Info.plist` is a symlink to
+//! `/var/lib/ferroccid/Info.plist`: the generated list is state, and the packaged files
+//! stay as dpkg installed them.
 //!
 //! `bundle refresh` runs as root, from udev, for any device that shows an
 //! interface of class 0x0B or 0xFF — that is, for whatever a stranger
@@ -27,9 +47,8 @@
 //!   known VID:PID), adds only interfaces whose CCID class descriptor
 //!   parses, and adds at most [`MAX_ADDED_READERS`] readers beyond
 //!   libccid's list in all;
-//! - restarts pcscd at most once per [`RESTART_INTERVAL`] (the time is
-//!   kept in [`RESTART_STATE`]); a refresh inside the interval queues one
-//!   restart at its end with `systemd-run`, so the new reader still works.
+//! - queues at most one pcscd restart at a time (one systemd unit,
+//!   [`RESTART_UNIT`]), which waits until pcscd has no client.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -68,11 +87,65 @@ const LOCK_WAIT: Duration = Duration::from_secs(30);
 /// The most readers the list holds beyond libccid's: a device that
 /// reports a new VID:PID on each plug adds no more than this many.
 pub const MAX_ADDED_READERS: usize = 64;
-/// At most one pcscd restart by `bundle refresh` per this many seconds.
-pub const RESTART_INTERVAL: u64 = 30;
-/// File in the bundle directory holding the Unix time of the last (or
-/// the queued) pcscd restart.
-pub const RESTART_STATE: &str = ".ferroccid.restart";
+/// The transient systemd unit that waits for pcscd to be idle and
+/// restarts it; its name makes it one at a time.
+pub const RESTART_UNIT: &str = "ferroccid-pcscd-restart";
+/// pcscd's socket (pcsc-lite's default; `PCSCLITE_CSOCK_NAME` overrides it,
+/// as it does for pcscd and its clients).
+const PCSCD_SOCKET: &str = "/run/pcscd/pcscd.comm";
+/// How long a queued restart waits for pcscd to have no client.
+const IDLE_WAIT_DEFAULT: u64 = 24 * 3600;
+/// The Info.plist key recording [`Preference`].
+pub const PREFER_KEY: &str = "ifdFerroccidPrefer";
+/// Every USB VID:PID known to be a CCID reader, with its name: libccid's
+/// list and the reader corpus (regenerate with tests/scripts/known-readers.py).
+pub const KNOWN_READERS: &str = include_str!("../data/known-readers.tsv");
+
+/// Which driver pcscd should use for a reader both ferroccid and libccid
+/// list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preference {
+    /// ferroccid lists every known reader; libccid is pcscd's fallback.
+    Ferroccid,
+    /// ferroccid lists only readers libccid does not.
+    Libccid,
+}
+
+impl Preference {
+    fn as_str(self) -> &'static str {
+        match self {
+            Preference::Ferroccid => "ferroccid",
+            Preference::Libccid => "libccid",
+        }
+    }
+
+    /// The preference recorded in an Info.plist (ferroccid if none).
+    fn of(text: &str) -> Preference {
+        match plist::read_string(text, PREFER_KEY).as_deref() {
+            Some("libccid") => Preference::Libccid,
+            _ => Preference::Ferroccid,
+        }
+    }
+}
+
+/// [`KNOWN_READERS`] parsed.
+pub fn known_reader_list() -> Vec<ReaderId> {
+    KNOWN_READERS
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|line| {
+            let mut fields = line.splitn(3, '\t');
+            let vendor_id = u16::from_str_radix(fields.next()?, 16).ok()?;
+            let product_id = u16::from_str_radix(fields.next()?, 16).ok()?;
+            let name = fields.next()?.to_owned();
+            Some(ReaderId {
+                vendor_id,
+                product_id,
+                name,
+            })
+        })
+        .collect()
+}
 
 /// The bundle commands (flattened into the top-level commands).
 #[derive(clap::Subcommand)]
@@ -117,6 +190,41 @@ fn command_timeout(value: &str) -> Result<String, String> {
 enum BundleCommand {
     /// Regenerate the installed Info.plist's reader list and rescan.
     Refresh(RefreshArgs),
+    /// Choose the driver for readers both ferroccid and libccid list.
+    Prefer(PreferArgs),
+    /// Restart pcscd so that it reads the bundles again.
+    RestartPcscd(RestartArgs),
+}
+
+#[derive(clap::Args)]
+struct PreferArgs {
+    /// ferroccid (the default) or libccid.
+    driver: Preference,
+    /// pcscd's USB drivers directory.
+    #[arg(long, value_name = "DIR", default_value = DRIVERS_DIR)]
+    drivers_dir: PathBuf,
+    /// Do not restart pcscd.
+    #[arg(long)]
+    no_rescan: bool,
+}
+
+#[derive(clap::Args)]
+struct RestartArgs {
+    /// Wait until pcscd has no client before restarting it (at most
+    /// --max-wait); without it, restart at once.
+    #[arg(long)]
+    when_idle: bool,
+    /// With --when-idle: give up after this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = IDLE_WAIT_DEFAULT)]
+    max_wait: u64,
+    /// Queue the restart in the background (a transient systemd unit that
+    /// runs `restart-pcscd --when-idle`) and return at once.
+    #[arg(long, conflicts_with = "when_idle")]
+    queue: bool,
+    /// Run this shell command instead of `systemctl try-restart
+    /// pcscd.service` (systems without systemd; tests).
+    #[arg(long, value_name = "COMMAND")]
+    exec: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -185,11 +293,23 @@ pub fn run(command: Command) -> ExitCode {
             refresh: Some(BundleCommand::Refresh(args)),
             ..
         }) => refresh(&args),
+        Command::Bundle(BundleArgs {
+            refresh: Some(BundleCommand::Prefer(args)),
+            ..
+        }) => prefer(&args),
+        Command::Bundle(BundleArgs {
+            refresh: Some(BundleCommand::RestartPcscd(args)),
+            ..
+        }) => restart_command(&args),
         Command::Bundle(args) => match &args.out {
             Some(out) => build(
                 out,
                 args.lib.as_deref(),
-                &config(args.log_level, args.command_timeout.clone()),
+                &config(
+                    args.log_level,
+                    args.command_timeout.clone(),
+                    Preference::Ferroccid,
+                ),
                 Path::new(DRIVERS_DIR),
             )
             .map(|(bundle, _)| println!("{}", bundle.display())),
@@ -308,70 +428,125 @@ fn libccid_readers(drivers_dir: &Path) -> Vec<ReaderId> {
 
 /// Every reader the Info.plist should list: what it already lists first
 /// (so a device never renames a known VID:PID: `plist::render` keeps the
-/// first of duplicates), then libccid's, then the `found` interfaces, of
-/// which only as many are added as keep the readers beyond libccid's at
-/// [`MAX_ADDED_READERS`].
+/// first of duplicates), then the known readers and libccid's, then the
+/// `found` interfaces, of which only as many are added as keep the readers
+/// beyond those at [`MAX_ADDED_READERS`]. With [`Preference::Libccid`],
+/// no reader libccid lists.
 fn known_readers(
     drivers_dir: &Path,
     existing: Option<&str>,
     found: Vec<ReaderId>,
+    prefer: Preference,
 ) -> Vec<ReaderId> {
+    let id = |r: &ReaderId| (r.vendor_id, r.product_id);
     let libccid = libccid_readers(drivers_dir);
-    let libccid_ids: HashSet<(u16, u16)> = libccid
+    let libccid_ids: HashSet<(u16, u16)> = libccid.iter().map(id).collect();
+    let known = known_reader_list();
+    let base: HashSet<(u16, u16)> = libccid_ids
         .iter()
-        .map(|r| (r.vendor_id, r.product_id))
+        .copied()
+        .chain(known.iter().map(id))
         .collect();
     let mut readers = existing.map(plist::readers_of).unwrap_or_default();
+    readers.extend(known);
     readers.extend(libccid);
-    let mut listed: HashSet<(u16, u16)> = readers
-        .iter()
-        .map(|r| (r.vendor_id, r.product_id))
-        .collect();
-    let mut added = listed.difference(&libccid_ids).count();
+    if prefer == Preference::Libccid {
+        readers.retain(|r| !libccid_ids.contains(&id(r)));
+    }
+    let mut listed: HashSet<(u16, u16)> = readers.iter().map(id).collect();
+    let mut added = listed.difference(&base).count();
     let mut refused = 0;
     for reader in found {
-        let id = (reader.vendor_id, reader.product_id);
-        if listed.contains(&id) {
+        let key = id(&reader);
+        if listed.contains(&key) || libccid_ids.contains(&key) {
+            // Listed, or libccid's (so listed unless libccid is preferred).
             continue;
         }
         if added >= MAX_ADDED_READERS {
             refused += 1;
             continue;
         }
-        listed.insert(id);
+        listed.insert(key);
         added += 1;
         readers.push(reader);
     }
     if refused > 0 {
         eprintln!(
             "ferroccid: the reader list already holds {MAX_ADDED_READERS} readers beyond \
-             libccid's; {refused} new VID:PID not added (delete Info.plist and run \
-             `ferroccid install` to start the list over)"
+             the known ones; {refused} new VID:PID not added (delete Info.plist and run \
+             `ferroccid bundle refresh` to start the list over)"
         );
     }
     readers
 }
 
-fn config(log_level: u32, command_timeout: Option<String>) -> (BundleConfig, Option<String>) {
-    (
-        BundleConfig {
+/// The bundle's settings besides the reader list: the library's
+/// [`BundleConfig`], the command timeout and the preference.
+#[derive(Clone)]
+struct Settings {
+    bundle: BundleConfig,
+    command_timeout: Option<String>,
+    prefer: Preference,
+}
+
+fn config(log_level: u32, command_timeout: Option<String>, prefer: Preference) -> Settings {
+    Settings {
+        bundle: BundleConfig {
             executable: LIBRARY.into(),
             log_level,
             driver_options: 0,
             class_driver: false,
         },
         command_timeout,
+        prefer,
+    }
+}
+
+/// The settings an Info.plist records (defaults where it has none).
+fn settings_of(text: &str) -> Settings {
+    config(
+        plist::read_integer(text, "ifdLogLevel").unwrap_or(1),
+        plist::read_string(text, COMMAND_TIMEOUT_KEY),
+        Preference::of(text),
     )
 }
 
 /// Info.plist text: [`plist::render`] plus the ferroccid keys it does not
 /// know.
-fn render(config: &(BundleConfig, Option<String>), readers: &[ReaderId]) -> String {
-    let text = plist::render(&config.0, readers);
-    match &config.1 {
-        Some(seconds) => plist::with_string_key(&text, COMMAND_TIMEOUT_KEY, seconds),
-        None => text,
+fn render(settings: &Settings, readers: &[ReaderId]) -> String {
+    let mut text = plist::render(&settings.bundle, readers);
+    if let Some(seconds) = &settings.command_timeout {
+        text = plist::with_string_key(&text, COMMAND_TIMEOUT_KEY, seconds);
     }
+    plist::with_string_key(&text, PREFER_KEY, settings.prefer.as_str())
+}
+
+/// Where a bundle's Info.plist text really lives: `Contents/Info.plist`
+/// itself, or, when that is a symlink (the Debian package's, to
+/// `/var/lib/ferroccid/Info.plist`), the symlink's target. The target is followed only if
+/// its directory belongs to the owner of `Contents/` and nobody else may
+/// write there: a planted link cannot redirect a root refresh.
+fn plist_home(contents: &Path) -> Result<(PathBuf, String), String> {
+    let link = contents.join("Info.plist");
+    let is_link = std::fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink());
+    if !is_link {
+        return Ok((contents.to_path_buf(), "Info.plist".into()));
+    }
+    let target = contents.join(std::fs::read_link(&link).map_err(io(&link))?);
+    let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
+        return Err(format!("{}: bad symlink", link.display()));
+    };
+    use std::os::unix::fs::MetadataExt as _;
+    let owner = std::fs::metadata(contents).map_err(io(contents))?.uid();
+    let dir_meta = std::fs::metadata(dir).map_err(io(dir))?;
+    if dir_meta.uid() != owner || dir_meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "{} points into {}, which the bundle's owner does not own or others may write",
+            link.display(),
+            dir.display()
+        ));
+    }
+    Ok((dir.to_path_buf(), name.to_string_lossy().into_owned()))
 }
 
 /// Writes the bundle under `out` (the reader list also takes libccid's
@@ -379,30 +554,35 @@ fn render(config: &(BundleConfig, Option<String>), readers: &[ReaderId]) -> Stri
 fn build(
     out: &Path,
     lib: Option<&Path>,
-    config: &(BundleConfig, Option<String>),
+    settings: &Settings,
     drivers_dir: &Path,
 ) -> Result<(PathBuf, usize), String> {
     let lib = library(lib)?;
     let bundle = out.join(BUNDLE);
-    let linux = bundle.join("Contents/Linux");
+    let contents = bundle.join("Contents");
+    let linux = contents.join("Linux");
     std::fs::create_dir_all(&linux).map_err(io(&linux))?;
-    let _lock = lock_bundle(&bundle)?;
+    let (home, name) = plist_home(&contents)?;
+    let _lock = lock_dir(&home)?;
     // A fresh file renamed over the old one: a running pcscd keeps its
     // mapping of the old file intact.
     let mut source = File::open(&lib).map_err(io(&lib))?;
     replace_file(&linux, LIBRARY, 0o755, |file| {
         std::io::copy(&mut source, file).map(|_| ())
     })?;
-    let contents = bundle.join("Contents");
-    let existing = std::fs::read_to_string(contents.join("Info.plist")).ok();
-    let mut config = config.clone();
-    if config.1.is_none() {
-        config.1 = existing
-            .as_deref()
-            .and_then(|t| plist::read_string(t, COMMAND_TIMEOUT_KEY));
+    let existing = std::fs::read_to_string(home.join(&name)).ok();
+    let mut settings = settings.clone();
+    if let Some(old) = existing.as_deref().map(settings_of) {
+        settings.command_timeout = settings.command_timeout.or(old.command_timeout);
+        settings.prefer = old.prefer;
     }
-    let readers = known_readers(drivers_dir, existing.as_deref(), found_readers(None));
-    write_text(&contents, "Info.plist", &render(&config, &readers))?;
+    let readers = known_readers(
+        drivers_dir,
+        existing.as_deref(),
+        found_readers(None),
+        settings.prefer,
+    );
+    write_text(&home, &name, &render(&settings, &readers))?;
     Ok((bundle, readers.len()))
 }
 
@@ -485,11 +665,12 @@ fn random_u64() -> u64 {
     hasher.finish()
 }
 
-/// An exclusive `flock` on the bundle's [`LOCK_FILE`], released on drop.
+/// An exclusive `flock` on [`LOCK_FILE`] beside the bundle's Info.plist,
+/// released on drop.
 struct BundleLock(#[allow(dead_code)] File);
 
-fn lock_bundle(bundle: &Path) -> Result<BundleLock, String> {
-    let path = bundle.join(LOCK_FILE);
+fn lock_dir(dir: &Path) -> Result<BundleLock, String> {
+    let path = dir.join(LOCK_FILE);
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -516,171 +697,257 @@ fn lock_bundle(bundle: &Path) -> Result<BundleLock, String> {
     }
 }
 
-fn refresh(args: &RefreshArgs) -> Result<(), String> {
-    let bundle = args.drivers_dir.join(BUNDLE);
-    let contents = bundle.join("Contents");
-    let plist_path = contents.join("Info.plist");
-    if !plist_path.is_file() {
-        return Err(format!("{}: not installed", plist_path.display()));
+/// The bundle's `Contents/` in `drivers_dir`, where its Info.plist lives
+/// (see [`plist_home`]), and that file's text if there is one. A missing
+/// Info.plist is an error unless it is the target of the package's
+/// symlink (the package's first refresh creates it).
+fn installed_plist(drivers_dir: &Path) -> Result<(PathBuf, String, Option<String>), String> {
+    let contents = drivers_dir.join(BUNDLE).join("Contents");
+    if !contents.is_dir() {
+        return Err(format!("{}: not installed", contents.display()));
     }
+    let (home, name) = plist_home(&contents)?;
+    let path = home.join(&name);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok((home, name, Some(text))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && home != contents => {
+            Ok((home, name, None))
+        }
+        Err(e) => Err(io(&path)(e)),
+    }
+}
+
+fn ids(readers: &[ReaderId]) -> HashSet<(u16, u16)> {
+    readers
+        .iter()
+        .map(|r| (r.vendor_id, r.product_id))
+        .collect()
+}
+
+fn refresh(args: &RefreshArgs) -> Result<(), String> {
     // Listing USB takes no lock; everything from reading the old list to
-    // deciding on the restart happens under it.
+    // queueing the restart happens under it.
     let found = found_readers(args.usb_list.as_deref());
-    let _lock = lock_bundle(&bundle)?;
-    let existing = std::fs::read_to_string(&plist_path).map_err(io(&plist_path))?;
-    let log_level = plist::read_integer(&existing, "ifdLogLevel").unwrap_or(1);
-    let command_timeout = plist::read_string(&existing, COMMAND_TIMEOUT_KEY);
-    let before = plist::readers_of(&existing);
-    let readers = known_readers(&args.drivers_dir, Some(&existing), found);
-    let text = render(&config(log_level, command_timeout), &readers);
-    let after = plist::readers_of(&text);
-    if after == before && text == existing {
+    let (home, name, _) = installed_plist(&args.drivers_dir)?;
+    let _lock = lock_dir(&home)?;
+    let (_, _, existing) = installed_plist(&args.drivers_dir)?;
+    let settings = existing
+        .as_deref()
+        .map_or_else(|| config(1, None, Preference::Ferroccid), settings_of);
+    let before = existing
+        .as_deref()
+        .map(plist::readers_of)
+        .unwrap_or_default();
+    let readers = known_readers(
+        &args.drivers_dir,
+        existing.as_deref(),
+        found,
+        settings.prefer,
+    );
+    let text = render(&settings, &readers);
+    let path = home.join(&name);
+    if existing.as_deref() == Some(text.as_str()) {
         if !args.quiet {
-            println!(
-                "{}: {} readers, unchanged",
-                plist_path.display(),
-                after.len()
-            );
+            println!("{}: {} readers, unchanged", path.display(), readers.len());
         }
         return Ok(());
     }
-    write_text(&contents, "Info.plist", &text)?;
+    write_text(&home, &name, &text)?;
+    let after = plist::readers_of(&text);
+    let new = ids(&after).difference(&ids(&before)).count();
     if !args.quiet {
-        println!(
-            "{}: {} readers ({} new)",
-            plist_path.display(),
-            after.len(),
-            after.len().saturating_sub(before.len())
-        );
+        println!("{}: {} readers ({new} new)", path.display(), after.len());
     }
-    if !args.no_rescan {
-        restart_pcscd_limited(&bundle, args.quiet, args.restart_log.as_deref());
+    // pcscd needs a restart only for a changed reader list.
+    if ids(&after) != ids(&before) && !args.no_rescan {
+        queue_restart(args.quiet, args.restart_log.as_deref());
     }
     Ok(())
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// What a refresh does about pcscd, given the time recorded in
-/// [`RESTART_STATE`] (`last`, 0 if none) and `now`: restart now, queue one
-/// at the end of the interval, or nothing (one is queued already).
-#[derive(Debug, PartialEq, Eq)]
-enum Restart {
-    Now,
-    At(u64),
-    Queued,
-}
-
-fn restart_decision(last: u64, now: u64) -> Restart {
-    // A recorded time far ahead is a clock that went back, or garbage.
-    let last = if last > now.saturating_add(RESTART_INTERVAL) {
-        0
-    } else {
-        last
-    };
-    if now >= last.saturating_add(RESTART_INTERVAL) {
-        Restart::Now
-    } else if last > now {
-        Restart::Queued
-    } else {
-        Restart::At(last + RESTART_INTERVAL)
-    }
-}
-
-/// Restarts pcscd, at most once per [`RESTART_INTERVAL`] (called with the
-/// bundle lock held, so the state file has one writer).
-fn restart_pcscd_limited(bundle: &Path, quiet: bool, log: Option<&Path>) {
-    let state = bundle.join(RESTART_STATE);
-    let last = std::fs::read_to_string(&state)
-        .ok()
-        .and_then(|t| t.trim().parse().ok())
-        .unwrap_or(0);
-    let now = unix_now();
-    let when = match restart_decision(last, now) {
-        Restart::Queued => return,
-        Restart::Now => {
-            run_restart(
-                &["systemctl", "--no-block", "try-restart", "pcscd.service"],
-                quiet,
-                log,
-            );
-            now
+fn prefer(args: &PreferArgs) -> Result<(), String> {
+    let (home, name, _) = installed_plist(&args.drivers_dir)?;
+    let _lock = lock_dir(&home)?;
+    let (_, _, existing) = installed_plist(&args.drivers_dir)?;
+    let mut settings = existing
+        .as_deref()
+        .map_or_else(|| config(1, None, args.driver), settings_of);
+    settings.prefer = args.driver;
+    let readers = known_readers(
+        &args.drivers_dir,
+        existing.as_deref(),
+        Vec::new(),
+        args.driver,
+    );
+    let text = render(&settings, &readers);
+    write_text(&home, &name, &text)?;
+    let libccid = ids(&libccid_readers(&args.drivers_dir));
+    let both = ids(&readers).intersection(&libccid).count();
+    println!(
+        "{}: {} readers; pcscd uses {} for the {} readers libccid lists{}",
+        home.join(&name).display(),
+        readers.len(),
+        args.driver.as_str(),
+        libccid.len(),
+        match args.driver {
+            Preference::Ferroccid => format!(" ({both} listed by ferroccid too)"),
+            Preference::Libccid => String::new(),
         }
-        Restart::At(at) => {
-            let delay = format!("--on-active={}s", at - now);
-            let queued = run_restart(
-                &[
-                    "systemd-run",
-                    "--no-block",
-                    "--collect",
-                    &delay,
-                    "systemctl",
-                    "--no-block",
-                    "try-restart",
-                    "pcscd.service",
-                ],
-                quiet,
-                log,
-            );
-            if !queued {
-                return;
-            }
-            at
-        }
-    };
-    if let Err(e) = write_text(bundle, RESTART_STATE, &format!("{when}\n")) {
-        eprintln!("ferroccid: {e}");
+    );
+    if !args.no_rescan {
+        queue_restart(false, None);
     }
+    Ok(())
 }
 
-/// Runs `command` (or, for tests, appends it to `log`); true on success.
-fn run_restart(command: &[&str], quiet: bool, log: Option<&Path>) -> bool {
+/// Whether systemd is the running init (sd_booted's test).
+fn systemd_running() -> bool {
+    Path::new("/run/systemd/system").is_dir()
+}
+
+/// Queues one pcscd restart that waits until pcscd has no client: a
+/// transient systemd unit ([`RESTART_UNIT`]) running `restart-pcscd
+/// --when-idle`. pcscd reads bundles only when it starts; a restart while a
+/// client is connected would cut every reader's clients. udev kills what a
+/// RUN rule leaves running, hence systemd. One queued restart serves every
+/// change made before it runs. For tests, `log` receives the command
+/// instead.
+fn queue_restart(quiet: bool, log: Option<&Path>) {
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/usr/bin/ferroccid"));
+    let exe = exe.display().to_string();
+    let command = [
+        "systemd-run",
+        "--no-block",
+        "--collect",
+        "--quiet",
+        "--unit",
+        RESTART_UNIT,
+        &exe,
+        "bundle",
+        "restart-pcscd",
+        "--when-idle",
+    ];
     if let Some(log) = log {
         let line = format!("{}\n", command.join(" "));
-        return OpenOptions::new()
+        let _ = OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()))
-            .is_ok();
+            .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+        return;
+    }
+    if !systemd_running() {
+        if !quiet {
+            eprintln!(
+                "ferroccid: systemd is not running: restart pcscd once its clients are done \
+                 to load the new reader list"
+            );
+        }
+        return;
+    }
+    let queued = std::process::Command::new("systemctl")
+        .args(["is-active", "--quiet", RESTART_UNIT])
+        .status()
+        .is_ok_and(|s| s.success());
+    if queued {
+        return;
     }
     match std::process::Command::new(command[0])
         .args(&command[1..])
         .status()
     {
-        Ok(status) if status.success() => true,
-        Ok(status) => {
-            eprintln!("ferroccid: {}: {status}", command.join(" "));
-            false
-        }
-        Err(_) => {
+        Ok(status) if status.success() => {
             if !quiet {
-                eprintln!(
-                    "ferroccid: no {}; restart pcscd to load the new reader list",
-                    command[0]
-                );
+                println!("pcscd will restart once it has no client ({RESTART_UNIT}.service)");
             }
-            false
         }
+        Ok(status) => eprintln!("ferroccid: {}: {status}", command.join(" ")),
+        Err(e) => eprintln!("ferroccid: {}: {e}", command[0]),
     }
 }
 
-/// pcscd reads bundles only at start (`pcscd --hotplug` rescans USB but
-/// keeps its driver table), so a changed list needs a restart. Debian's
-/// pcscd is socket-activated: `try-restart` restarts it only if running.
-/// `--no-block` queues the restart and returns at once: udev kills
-/// programs of a RUN rule that take long, and a restart waits for pcscd to
-/// stop.
-fn restart_pcscd(quiet: bool) {
-    run_restart(
-        &["systemctl", "--no-block", "try-restart", "pcscd.service"],
-        quiet,
-        None,
+/// The same wait and restart as [`queue_restart`], in shell, for when
+/// this binary is going away (`uninstall`; the package's postrm has its
+/// own copy).
+fn queue_shell_restart() {
+    if !systemd_running() {
+        eprintln!("ferroccid: systemd is not running: restart pcscd to unload the bundle");
+        return;
+    }
+    let script = format!(
+        "i=0; while [ $i -lt {IDLE_WAIT_DEFAULT} ] && awk -v s={PCSCD_SOCKET} \
+         '$8 == s && $6 == \"03\" {{ f = 1 }} END {{ exit !f }}' /proc/net/unix; \
+         do sleep 1; i=$((i+1)); done; systemctl try-restart pcscd.service"
     );
+    let _ = std::process::Command::new("systemd-run")
+        .args(["--no-block", "--collect", "--quiet", "--unit", RESTART_UNIT])
+        .args(["sh", "-c", &script])
+        .status();
+}
+
+/// The number of clients connected to pcscd's socket: the server ends of
+/// connected Unix stream sockets bound to `socket` in /proc/net/unix
+/// (columns: Num RefCount Protocol Flags Type St Inode Path; St 03 is
+/// connected, the listening socket is 01).
+pub(crate) fn pcscd_clients(socket: &Path) -> Result<usize, String> {
+    let table =
+        std::fs::read_to_string("/proc/net/unix").map_err(io(Path::new("/proc/net/unix")))?;
+    let socket = socket.to_string_lossy();
+    Ok(table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.len() >= 8 && fields[5] == "03" && fields[7] == socket
+        })
+        .count())
+}
+
+/// pcscd's socket: `PCSCLITE_CSOCK_NAME`, else the compiled-in default.
+fn pcscd_socket() -> PathBuf {
+    std::env::var_os("PCSCLITE_CSOCK_NAME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PCSCD_SOCKET.into())
+}
+
+/// `bundle restart-pcscd`.
+fn restart_command(args: &RestartArgs) -> Result<(), String> {
+    if args.queue {
+        queue_restart(false, None);
+        return Ok(());
+    }
+    if args.when_idle {
+        let socket = pcscd_socket();
+        let deadline = Instant::now() + Duration::from_secs(args.max_wait);
+        loop {
+            let clients = pcscd_clients(&socket)?;
+            if clients == 0 {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "pcscd still has {clients} client(s) after {} s; not restarted \
+                     (restart it when convenient: systemctl restart pcscd)",
+                    args.max_wait
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    let (program, arguments): (&str, Vec<&str>) = match &args.exec {
+        Some(command) => ("sh", vec!["-c", command]),
+        None if systemd_running() => ("systemctl", vec!["try-restart", "pcscd.service"]),
+        None => ("invoke-rc.d", vec!["pcscd", "restart"]),
+    };
+    let status = std::process::Command::new(program)
+        .args(&arguments)
+        .status()
+        .map_err(|e| format!("{program}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{program} {}: {status}", arguments.join(" ")))
+    }
 }
 
 fn rules(binary: &Path, drivers_dir: &Path) -> String {
@@ -703,7 +970,7 @@ fn install(args: &InstallArgs) -> Result<(), String> {
     let (bundle, readers) = build(
         &args.drivers_dir,
         args.lib.as_deref(),
-        &config(1, None),
+        &config(1, None, Preference::Ferroccid),
         &args.drivers_dir,
     )?;
     std::fs::create_dir_all(&args.udev_dir).map_err(io(&args.udev_dir))?;
@@ -715,7 +982,7 @@ fn install(args: &InstallArgs) -> Result<(), String> {
     if !args.no_rescan {
         ensure_pcscd_group();
         reload_udev();
-        restart_pcscd(false);
+        queue_restart(false, None);
     }
     Ok(())
 }
@@ -761,7 +1028,7 @@ fn uninstall(args: &UninstallArgs) -> Result<(), String> {
     }
     if !args.no_rescan {
         reload_udev();
-        restart_pcscd(false);
+        queue_shell_restart();
     }
     Ok(())
 }

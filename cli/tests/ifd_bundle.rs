@@ -600,14 +600,27 @@ fn refresh_adds_a_bounded_number_of_readers_and_only_valid_ones() {
     let libccid =
         std::fs::read_to_string("/usr/lib/pcsc/drivers/ifd-ccid.bundle/Contents/Info.plist")
             .unwrap();
-    let libccid: std::collections::HashSet<(u16, u16)> = plist::readers_of(&libccid)
+    // The readers beyond libccid's and the packaged list of known readers.
+    let known: std::collections::HashSet<(u16, u16)> = plist::readers_of(&libccid)
         .iter()
         .map(|r| (r.vendor_id, r.product_id))
+        .chain(
+            include_str!("../data/known-readers.tsv")
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(|l| {
+                    let f: Vec<&str> = l.split('\t').collect();
+                    (
+                        u16::from_str_radix(f[0], 16).unwrap(),
+                        u16::from_str_radix(f[1], 16).unwrap(),
+                    )
+                }),
+        )
         .collect();
     let extra = |root: &Path| {
         listed(root)
             .iter()
-            .filter(|r| !libccid.contains(&(r.vendor_id, r.product_id)))
+            .filter(|r| !known.contains(&(r.vendor_id, r.product_id)))
             .count()
     };
     let before = extra(&root);
@@ -645,13 +658,13 @@ fn refresh_adds_a_bounded_number_of_readers_and_only_valid_ones() {
     assert_eq!(
         added,
         64.max(before),
-        "the list holds at most 64 readers beyond libccid's"
+        "the list holds at most 64 readers beyond the known ones"
     );
     let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]
-fn refresh_restarts_pcscd_at_most_once_per_interval() {
+fn a_changed_reader_list_queues_one_restart_that_waits_for_pcscd_to_be_idle() {
     let root = temp("restarts");
     install(&root);
     let restarts = || {
@@ -665,42 +678,152 @@ fn refresh_restarts_pcscd_at_most_once_per_interval() {
     let out = refresh_with(&root, "none", serde_json::json!([]));
     assert!(out.status.success());
     assert!(restarts().is_empty());
-    // A new reader: restarted at once.
+    // A known reader model (QEMU's, listed by the packaged list): no restart.
+    let out = refresh_with(
+        &root,
+        "known",
+        serde_json::json!([interface(0x08E6, 0x4433, "q")]),
+    );
+    assert!(out.status.success());
+    assert!(restarts().is_empty(), "{:?}", restarts());
+    // A new reader: one restart queued, as a systemd unit that waits for
+    // pcscd to have no client.
     let out = refresh_with(&root, "a", serde_json::json!([interface(0xFED0, 1, "a")]));
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(
-        restarts(),
-        vec!["systemctl --no-block try-restart pcscd.service"]
-    );
-    // Another one right after: one restart queued at the interval's end.
-    let out = refresh_with(&root, "b", serde_json::json!([interface(0xFED0, 2, "b")]));
-    assert!(out.status.success());
     let log = restarts();
-    assert_eq!(log.len(), 2, "{log:?}");
-    let delay: u64 = log[1]
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("--on-active="))
-        .and_then(|d| d.strip_suffix('s'))
-        .and_then(|d| d.parse().ok())
-        .unwrap_or_else(|| panic!("not a queued restart: {}", log[1]));
-    assert!((1..=30).contains(&delay), "{delay}");
-    assert!(log[1].starts_with("systemd-run "), "{}", log[1]);
-    assert!(log[1].ends_with(" systemctl --no-block try-restart pcscd.service"));
-    // More readers while one is queued: nothing more.
-    for i in 3..8 {
-        let out = refresh_with(
-            &root,
-            "more",
-            serde_json::json!([interface(0xFED0, i, "more")]),
-        );
-        assert!(out.status.success());
-    }
-    assert_eq!(restarts().len(), 2, "{:?}", restarts());
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert!(
+        log[0].starts_with(
+            "systemd-run --no-block --collect --quiet --unit ferroccid-pcscd-restart "
+        ) && log[0].ends_with(" bundle restart-pcscd --when-idle"),
+        "{}",
+        log[0]
+    );
     let readers = listed(&root);
-    assert!((1..8).all(|i| name_of(&readers, 0xFED0, i).is_some()));
+    assert!(name_of(&readers, 0xFED0, 1).is_some());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// The VID:PIDs of the Debian libccid's Info.plist.
+fn libccid_ids() -> std::collections::HashSet<(u16, u16)> {
+    let text = std::fs::read_to_string("/usr/lib/pcsc/drivers/ifd-ccid.bundle/Contents/Info.plist")
+        .expect("libccid's Info.plist (Debian package libccid, pulled in by pcscd)");
+    plist::readers_of(&text)
+        .iter()
+        .map(|r| (r.vendor_id, r.product_id))
+        .collect()
+}
+
+#[test]
+fn prefer_libccid_leaves_out_libccids_readers_and_prefer_ferroccid_takes_them_back() {
+    let root = temp("prefer");
+    install(&root);
+    let libccid = libccid_ids();
+    let ours = |root: &Path| -> std::collections::HashSet<(u16, u16)> {
+        listed(root)
+            .iter()
+            .map(|r| (r.vendor_id, r.product_id))
+            .collect()
+    };
+    assert!(
+        libccid.is_subset(&ours(&root)),
+        "ferroccid is preferred by default"
+    );
+    let out = refresh_with(
+        &root,
+        "x",
+        serde_json::json!([interface(0xFED1, 7, "bench")]),
+    );
+    assert!(out.status.success());
+    let prefer = |driver: &str| {
+        run_ok(
+            ferroccid()
+                .args(["bundle", "prefer", driver, "--no-rescan", "--drivers-dir"])
+                .arg(root.join("drivers")),
+        )
+    };
+    let said = prefer("libccid");
+    assert!(said.contains("pcscd uses libccid"), "{said}");
+    let now = ours(&root);
+    assert!(
+        now.is_disjoint(&libccid),
+        "a reader libccid lists is still ours"
+    );
+    assert!(
+        now.contains(&(0xFED1, 7)),
+        "a reader only ferroccid knew was dropped"
+    );
+    // QEMU's reader is libccid's: the preference survives a refresh, and a
+    // plugged reader libccid lists is not added back.
+    let out = refresh_with(
+        &root,
+        "y",
+        serde_json::json!([interface(0x08E6, 0x4433, "q")]),
+    );
+    assert!(out.status.success());
+    assert!(ours(&root).is_disjoint(&libccid));
+    let text =
+        std::fs::read_to_string(root.join("drivers/ifd-ferroccid.bundle/Contents/Info.plist"))
+            .unwrap();
+    assert_eq!(
+        plist::read_string(&text, "ifdFerroccidPrefer").as_deref(),
+        Some("libccid")
+    );
+    // And back.
+    prefer("ferroccid");
+    let now = ours(&root);
+    assert!(libccid.is_subset(&now));
+    assert!(now.contains(&(0xFED1, 7)));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_symlinked_info_plist_is_written_at_its_target_and_stays_a_symlink() {
+    // The Debian package's layout: Contents/Info.plist -> a state file the
+    // first refresh creates.
+    let root = temp("symlinked");
+    let contents = root.join("drivers/ifd-ferroccid.bundle/Contents");
+    std::fs::create_dir_all(contents.join("Linux")).unwrap();
+    let state = root.join("var/lib/ferroccid");
+    std::fs::create_dir_all(&state).unwrap();
+    std::os::unix::fs::symlink(state.join("Info.plist"), contents.join("Info.plist")).unwrap();
+    let out = refresh_with(
+        &root,
+        "first",
+        serde_json::json!([interface(0xFED2, 1, "new")]),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta = std::fs::symlink_metadata(contents.join("Info.plist")).unwrap();
+    assert!(
+        meta.file_type().is_symlink(),
+        "the packaged symlink was replaced"
+    );
+    let readers = listed(&root);
+    assert!(name_of(&readers, 0xFED2, 1).is_some());
+    assert!(libccid_ids()
+        .iter()
+        .all(|&(v, p)| name_of(&readers, v, p).is_some()));
+    assert!(state.join(".ferroccid.lock").exists());
+    // A target directory others may write is refused.
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = refresh_with(
+        &root,
+        "second",
+        serde_json::json!([interface(0xFED2, 2, "more")]),
+    );
+    assert!(
+        !out.status.success(),
+        "followed a link into a world-writable directory"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("others may write"));
     let _ = std::fs::remove_dir_all(&root);
 }
