@@ -32,8 +32,22 @@ echo "== build the binaries and the cdylib the pcscd tests load (cargo test does
 cargo build --workspace --features "$FEATURES"
 
 status=0
+echo "== the Debian package: build it, lint it (cli/tests/vm_package.rs installs it in the guest)"
+if bash tests/scripts/deb.sh > target/deb-build.txt 2>&1; then
+  echo "deb-build: 1 passed, 0 failed" > target/test-output-deb.txt
+else
+  cat target/deb-build.txt
+  echo "deb-build: 0 passed, 1 failed" > target/test-output-deb.txt
+  status=1
+fi
+grep -E '^[EWI]: |\.deb$' target/deb-build.txt || true
+
 echo "== cargo test (all features)"
 cargo test --workspace --features "$FEATURES" --no-fail-fast 2>&1 | tee target/test-output.txt || status=1
+cat target/test-output-deb.txt >> target/test-output.txt
+
+echo "== the Debian package installed, used, switched to libccid and back, removed, purged"
+bash tests/scripts/deb-test.sh 2>&1 | tee -a target/test-output.txt || status=1
 
 echo "== no import loop between modules inside a crate"
 python3 tests/scripts/module-loops.py 2>&1 | tee -a target/test-output.txt || status=1

@@ -3,6 +3,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod apdu;
+mod assets;
 mod atr;
 mod bundle;
 mod card;
@@ -16,7 +17,7 @@ mod trace;
 /// ferroccid: USB CCID smart-card reader driver and bring-up tool.
 #[derive(Parser)]
 #[command(name = "ferroccid", version, about)]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
     /// Longest one command to a reader or card may take, in seconds
@@ -57,6 +58,9 @@ enum Command {
     Sim(sim::Args),
     /// Decode a usbmon capture or libccid log into one line per CCID message.
     Trace(trace::Args),
+    /// Write the man pages and shell completions (for packaging).
+    #[command(hide = true)]
+    GenerateAssets(assets::Args),
 }
 
 /// Parse the command line and run the chosen subcommand.
@@ -82,5 +86,6 @@ pub fn main() -> ExitCode {
         Command::Monitor(args) => monitor::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Trace(args) => trace::run(args),
+        Command::GenerateAssets(args) => assets::run(args),
     }
 }

@@ -1,6 +1,6 @@
 /* pcsc-apdu — the harness's PC/SC client: connects to the first reader (or the one whose
  * name contains -r TEXT), prints the ATR and the response to every APDU of the script.
- *   pcsc-apdu [-r TEXT] [-w SECONDS] [-n ROUNDS] [-q] APDU-HEX...
+ *   pcsc-apdu [-r TEXT] [-w SECONDS] [-n ROUNDS] [-q] [-h FILE] APDU-HEX...
  * Output (stable, parsed by the tests):
  *   reader: NAME
  *   protocol: T=0|T=1
@@ -9,6 +9,10 @@
  *   < 9000
  * -w waits up to SECONDS for a card; -n runs the script ROUNDS times and then prints
  * "median_us: N" per APDU round trip (responses of round 1 only; -q prints none).
+ * -h holds an SCardBeginTransaction around everything: after the script it prints
+ * "holding: FILE", waits (up to 120 s) until FILE exists, sends the script again
+ * (printed "again> " / "again< ") and prints "transaction: ended" once
+ * SCardEndTransaction succeeds.
  * Exit status: 0 ok, 1 PC/SC error (message on stderr), 2 usage. */
 #include <PCSC/winscard.h>
 #include <stdio.h>
@@ -46,15 +50,16 @@ static int cmp_long(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-    const char *want = NULL;
+    const char *want = NULL, *hold = NULL;
     int wait_s = 0, rounds = 1, quiet = 0, opt;
-    while ((opt = getopt(argc, argv, "r:w:n:q")) != -1) {
+    while ((opt = getopt(argc, argv, "r:w:n:qh:")) != -1) {
         switch (opt) {
         case 'r': want = optarg; break;
         case 'w': wait_s = atoi(optarg); break;
         case 'n': rounds = atoi(optarg); break;
         case 'q': quiet = 1; break;
-        default: fprintf(stderr, "usage: pcsc-apdu [-r TEXT] [-w S] [-n N] [-q] APDU...\n"); return 2;
+        case 'h': hold = optarg; break;
+        default: fprintf(stderr, "usage: pcsc-apdu [-r TEXT] [-w S] [-n N] [-q] [-h FILE] APDU...\n"); return 2;
         }
     }
     if (rounds < 1) rounds = 1;
@@ -93,6 +98,11 @@ int main(int argc, char **argv) {
     if (rv != SCARD_S_SUCCESS) return fail("SCardStatus", rv);
     print_hex("atr: ", atr, atr_len);
     const SCARD_IO_REQUEST *pci = proto == SCARD_PROTOCOL_T1 ? SCARD_PCI_T1 : SCARD_PCI_T0;
+    if (hold) {
+        rv = SCardBeginTransaction(card);
+        if (rv != SCARD_S_SUCCESS) return fail("SCardBeginTransaction", rv);
+        printf("transaction: begun\n");
+    }
     int napdu = argc - optind;
     long *us = calloc((size_t)(napdu * rounds + 1), sizeof *us);
     int nus = 0;
@@ -114,6 +124,27 @@ int main(int argc, char **argv) {
     if (rounds > 1 && nus > 0) {
         qsort(us, (size_t)nus, sizeof *us, cmp_long);
         printf("median_us: %ld\n", us[nus / 2]);
+    }
+    if (hold) {
+        printf("holding: %s\n", hold);
+        fflush(stdout);
+        time_t end = time(NULL) + 120;
+        while (access(hold, F_OK) != 0) {
+            if (time(NULL) >= end) { fprintf(stderr, "pcsc-apdu: %s never appeared\n", hold); return 1; }
+            usleep(100000);
+        }
+        for (int i = optind; i < argc; i++) {
+            BYTE cmd[65544], resp[65538];
+            int n = parse_hex(argv[i], cmd, sizeof cmd);
+            DWORD resp_len = sizeof resp;
+            rv = SCardTransmit(card, pci, cmd, (DWORD)n, NULL, resp, &resp_len);
+            if (rv != SCARD_S_SUCCESS) return fail("SCardTransmit (held)", rv);
+            print_hex("again> ", cmd, (DWORD)n);
+            print_hex("again< ", resp, resp_len);
+        }
+        rv = SCardEndTransaction(card, SCARD_LEAVE_CARD);
+        if (rv != SCARD_S_SUCCESS) return fail("SCardEndTransaction", rv);
+        printf("transaction: ended\n");
     }
     fflush(stdout);
     SCardDisconnect(card, SCARD_LEAVE_CARD);
