@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use super::abi::*;
 use super::features;
+use super::notify::{self, NotifyKind, PinPadOperation};
 use super::reader::{IfdError, IfdReader, ResponseSink, SlotState};
 use ferroccid::part10::{
     CM_IOCTL_GET_FEATURE_REQUEST, FEATURE_CCID_ESC_COMMAND, FEATURE_GET_TLV_PROPERTIES,
@@ -30,6 +31,9 @@ pub type Opener = dyn Fn(&str) -> Result<IfdReader, IfdError> + Send + Sync;
 pub struct Options {
     /// List FEATURE_CCID_ESC_COMMAND and forward escapes to the reader.
     pub escape_enabled: bool,
+    /// Publish card and PIN events to the notification socket (on in
+    /// pcscd; off for drivers made in tests, which share no socket).
+    pub notify: bool,
 }
 
 /// A capability value, or a function pointer `exports` must hand out.
@@ -41,6 +45,25 @@ pub enum Capability {
     PollingFunction,
     /// The `IFDHStopPolling(Lun)` function.
     StopPollingFunction,
+}
+
+/// Passes the response on and keeps its status word, for the PIN
+/// notifications.
+struct StatusTap<'a> {
+    inner: &'a mut dyn ResponseSink,
+    sw: Option<(u8, u8)>,
+}
+
+impl ResponseSink for StatusTap<'_> {
+    fn capacity(&self) -> usize {
+        self.inner.capacity()
+    }
+    fn put(&mut self, response: &[u8]) {
+        if let [.., sw1, sw2] = *response {
+            self.sw = Some((sw1, sw2));
+        }
+        self.inner.put(response);
+    }
 }
 
 /// What the driver remembers about one slot between pcscd's calls.
@@ -65,6 +88,8 @@ struct OpenReader {
     /// another slot's USB I/O.
     closed: Vec<AtomicBool>,
     removed: AtomicBool,
+    /// The device name pcscd opened it by: the reader in notifications.
+    name: Arc<str>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -177,6 +202,7 @@ impl Driver {
             // Slots other than 0 count as open once pcscd opens them.
             closed: (0..slots).map(|s| AtomicBool::new(s != 0)).collect(),
             removed: AtomicBool::new(false),
+            name: Arc::from(device),
         });
         let mut readers = lock(&self.readers);
         if readers.contains_key(&index) || readers.len() >= usize::from(MAX_READERS) {
@@ -189,6 +215,9 @@ impl Driver {
         readers.insert(index, reader);
         drop(readers);
         tracing::info!(device, index, slots, "reader opened");
+        if self.options.notify {
+            notify::start();
+        }
         IFD_SUCCESS
     }
 
@@ -407,9 +436,14 @@ impl Driver {
             tracing::warn!(len = apdu.len(), "command APDU length out of range");
             return Err(IFD_COMMUNICATION_ERROR);
         }
-        reader
+        let notify = self.options.notify && notify::may_classify(apdu);
+        let mut tap = StatusTap {
+            inner: out,
+            sw: None,
+        };
+        let result = reader
             .device
-            .transmit(slot, apdu, out)
+            .transmit(slot, apdu, &mut tap)
             .map_err(|error| match error {
                 IfdError::InsufficientBuffer { needed } => {
                     tracing::debug!(slot, needed, "response longer than the client's buffer");
@@ -419,7 +453,13 @@ impl Driver {
                     tracing::warn!(slot, %error, "transmit failed");
                     code_of(&error)
                 }
-            })
+            });
+        if let (true, Some((sw1, sw2))) = (notify, tap.sw) {
+            if let Some(kind) = notify::classify_apdu(apdu, sw1, sw2) {
+                notify::publish(&reader.name, slot, kind);
+            }
+        }
+        result
     }
 
     /// IFDHICCPresence, reporting a remove-and-reinsert since the last
@@ -432,6 +472,25 @@ impl Driver {
         let state = reader.device.slot_state(slot);
         let insertions = reader.device.insertions(slot);
         let mut track = lock(&reader.slots[usize::from(slot)]);
+        let was_present = track.reported_present;
+        let answer = Self::presence_answer(&mut track, state, insertions, slot);
+        drop(track);
+        if self.options.notify {
+            match (was_present, answer == IFD_ICC_PRESENT) {
+                (false, true) => notify::publish(&reader.name, slot, NotifyKind::CardInserted),
+                (true, false) => notify::publish(&reader.name, slot, NotifyKind::CardRemoved),
+                _ => {}
+            }
+        }
+        answer
+    }
+
+    fn presence_answer(
+        track: &mut SlotTrack,
+        state: Result<SlotState, IfdError>,
+        insertions: u64,
+        slot: u8,
+    ) -> ResponseCode {
         match state {
             Err(IfdError::Gone) => IFD_NO_SUCH_DEVICE,
             Err(error) => {
@@ -482,13 +541,21 @@ impl Driver {
             code_of(&error)
         };
         match feature {
-            FEATURE_VERIFY_PIN_DIRECT => {
-                let data = features::verify_to_secure(input).map_err(refused)?;
-                reader.device.secure(slot, &data).map_err(reader_error)
-            }
-            FEATURE_MODIFY_PIN_DIRECT => {
-                let data = features::modify_to_secure(input).map_err(refused)?;
-                reader.device.secure(slot, &data).map_err(reader_error)
+            FEATURE_VERIFY_PIN_DIRECT | FEATURE_MODIFY_PIN_DIRECT => {
+                let (data, operation) = if feature == FEATURE_VERIFY_PIN_DIRECT {
+                    let data = features::verify_to_secure(input).map_err(refused)?;
+                    (data, PinPadOperation::Verify)
+                } else {
+                    let data = features::modify_to_secure(input).map_err(refused)?;
+                    (data, PinPadOperation::Modify)
+                };
+                let response = reader.device.secure(slot, &data).map_err(reader_error)?;
+                if self.options.notify {
+                    if let Some(kind) = notify::classify_pin_pad(operation, input, &response) {
+                        notify::publish(&reader.name, slot, kind);
+                    }
+                }
+                Ok(response)
             }
             FEATURE_IFD_PIN_PROPERTIES => Ok(features::pin_properties(info).to_vec()),
             FEATURE_GET_TLV_PROPERTIES => Ok(features::tlv_properties(info)),

@@ -373,6 +373,7 @@ mod tests {
     /// A caller passing one buffer as TxBuffer and RxBuffer gets the right
     /// answer (the command is copied before the response is written).
     #[test]
+    #[cfg(feature = "sim")]
     fn transmit_with_one_buffer_for_command_and_response() {
         let lun: Dword = 0x00AB_0000;
         let name = c"sim:tpdu-t1.overlap";

@@ -19,6 +19,7 @@ mod driver;
 mod exports;
 mod features;
 mod log;
+mod notify;
 pub mod plist;
 mod reader;
 #[cfg(feature = "sim")]
@@ -27,6 +28,7 @@ mod simulated;
 pub use driver::{split_lun, Capability, Driver, Opener, Options, MAX_READERS};
 pub use features::{feature_control_code, modify_to_secure, verify_to_secure, StructureError};
 pub use log::{Filter as LogFilter, LOG_ENV};
+pub use notify::{DEFAULT_REGISTRY, DEFAULT_SOCKET, REGISTRY_ENV, SOCKET_ENV as NOTIFY_SOCKET_ENV};
 pub use reader::{IfdError, IfdReader, PinPad, ReaderInfo, ResponseSink, SlotState};
 
 use std::sync::OnceLock;
@@ -66,6 +68,8 @@ pub fn reader_options() -> ReaderOptions {
 fn options() -> Options {
     Options {
         escape_enabled: std::env::var(ESCAPE_ENV).is_ok_and(|v| v == "1"),
+        // This crate's own tests share no notification socket.
+        notify: !cfg!(test),
     }
 }
 

@@ -13,8 +13,9 @@
 # DIR/pcscd.log. With WATCH_PID set, pcscd is stopped when that process
 # exits. With DRIVERS_DIR set, that directory is bind-mounted over pcscd's
 # USB drivers directory (/usr/lib/pcsc/drivers) inside the namespace, so a
-# test can make pcscd load bundles it installed. Fails loudly when pcscd
-# is missing.
+# test can make pcscd load bundles it installed. The bundle's notification
+# socket (/run/ferroccid/notify inside) is DIR/notify/notify outside, so
+# instances never share one. Fails loudly when pcscd is missing.
 set -euo pipefail
 mode=${1:?usage: $0 start|stop|run DIR ...}
 dir=${2:?DIR missing}
@@ -37,9 +38,10 @@ CHANNELID $i
 CONF
     i=$((i + 1))
   done
-  mkdir -p /run/pcscd
+  mkdir -p /run/pcscd /run/ferroccid "$dir/notify"
   unshare -m --propagation private sh -c '
     mount --bind "$1/run" /run/pcscd || exit 3
+    mount --bind "$1/notify" /run/ferroccid || exit 3
     if [ -n "$3" ]; then mount --bind "$3" /usr/lib/pcsc/drivers || exit 3; fi
     exec "$2" -f -d -c "$1/conf"' sh "$dir" "$PCSCD" "${DRIVERS_DIR:-}" > "$dir/pcscd.log" 2>&1 &
   echo $! > "$dir/pcscd.pid"
