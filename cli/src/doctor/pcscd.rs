@@ -1,0 +1,194 @@
+//! Is pcscd there for clients: running (a process named pcscd), or
+//! socket-activated by systemd (pcscd.socket listening, the daemon
+//! started by the first client)? And did it start after the bundles last
+//! changed (it reads them only at start)?
+use std::os::unix::fs::FileTypeExt as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::report::{Check, Status};
+
+/// Check name of [`check`].
+pub const PCSCD: &str = "pcscd";
+
+/// pcsc-lite's socket (compiled into pcscd and libpcsclite).
+pub const SOCKET: &str = "/run/pcscd/pcscd.comm";
+
+/// The environment variable libpcsclite takes the socket path from.
+pub const SOCKET_ENV: &str = "PCSCLITE_CSOCK_NAME";
+
+/// Where Debian's pcscd binary is.
+const PCSCD_BINARY: &str = "/usr/sbin/pcscd";
+
+/// Clock ticks per second of /proc/PID/stat's times: USER_HZ, 100 on
+/// every Linux architecture (the kernel converts to it for user space).
+const USER_HZ: u64 = 100;
+
+/// The process ids whose `comm` is `pcscd`, under `proc_dir`, leaving
+/// out those in another mount namespace (a container's or a test's
+/// pcscd, whose socket is not the one clients here reach).
+pub fn processes(proc_dir: &Path) -> Vec<u32> {
+    let namespace = |dir: &Path| std::fs::read_link(dir.join("ns/mnt")).ok();
+    let ours = namespace(&proc_dir.join("self"));
+    let Ok(entries) = std::fs::read_dir(proc_dir) else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(proc_dir.join(format!("{pid}/comm")))
+                .is_ok_and(|c| c.trim_end() == "pcscd")
+        })
+        .filter(|pid| {
+            let theirs = namespace(&proc_dir.join(pid.to_string()));
+            ours.is_none() || theirs.is_none() || theirs == ours
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// When process `pid` started: its start time in ticks after boot
+/// (/proc/PID/stat field 22) plus the boot time (/proc/stat `btime`).
+fn started(proc_dir: &Path, pid: u32) -> Option<SystemTime> {
+    let stat = std::fs::read_to_string(proc_dir.join(format!("{pid}/stat"))).ok()?;
+    // The command name may hold spaces and parentheses: count from the last ')'.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let ticks: u64 = after.split_whitespace().nth(19)?.parse().ok()?;
+    let boot: u64 = std::fs::read_to_string(proc_dir.join("stat"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())?;
+    Some(UNIX_EPOCH + Duration::from_secs(boot) + Duration::from_millis(ticks * 1000 / USER_HZ))
+}
+
+/// The bundles' Info.plist files changed after `since`.
+fn changed_since(drivers_dir: &Path, since: SystemTime) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(drivers_dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("Contents/Info.plist"))
+        // metadata follows the package's symlink to /var/lib/ferroccid.
+        .filter(|p| {
+            std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t > since)
+        })
+        .collect()
+}
+
+/// Whether systemd manages this system (sd_booted(3)'s test).
+fn systemd_running() -> bool {
+    Path::new("/run/systemd/system").is_dir()
+}
+
+/// `systemctl is-active UNIT` says `active`.
+fn unit_active(unit: &str) -> bool {
+    std::process::Command::new("systemctl")
+        .args(["is-active", "--quiet", unit])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// pcscd's state; `Ok` in the result means clients can reach it.
+pub fn check(proc_dir: &Path, socket: &Path, drivers_dir: &Path) -> Check {
+    let pids = processes(proc_dir);
+    let socket_there = std::fs::metadata(socket).is_ok_and(|m| m.file_type().is_socket());
+    let systemd = systemd_running();
+    let start_advice = if !Path::new(PCSCD_BINARY).exists() {
+        "`sudo apt install pcscd`".to_owned()
+    } else if systemd {
+        "`sudo systemctl enable --now pcscd.socket`".to_owned()
+    } else {
+        "start it: `sudo pcscd` (`sudo pcscd -f -d` shows its log)".to_owned()
+    };
+    let shown = socket.display();
+    match (pids.first(), socket_there) {
+        (Some(&pid), true) => {
+            let stale = started(proc_dir, pid)
+                .map(|at| changed_since(drivers_dir, at))
+                .unwrap_or_default();
+            if stale.is_empty() {
+                Check::pass(PCSCD, format!("pcscd runs (pid {pid}), listening on {shown}"))
+            } else {
+                let files: Vec<String> = stale.iter().map(|p| p.display().to_string()).collect();
+                Check::new(
+                    PCSCD,
+                    Status::Warn,
+                    format!(
+                        "pcscd runs (pid {pid}) but {} changed after it started; pcscd reads \
+                         bundles only at start",
+                        files.join(", ")
+                    ),
+                    Some(restart_advice(systemd)),
+                )
+            }
+        }
+        (Some(&pid), false) => Check::new(
+            PCSCD,
+            Status::Fail,
+            format!("pcscd runs (pid {pid}) but {shown} is not a socket: clients cannot reach it"),
+            Some(format!(
+                "{}; a pcscd started with another socket path is reached with {SOCKET_ENV}=PATH",
+                restart_advice(systemd)
+            )),
+        ),
+        (None, true) if systemd && unit_active("pcscd.socket") => Check::pass(
+            PCSCD,
+            format!("pcscd is socket-activated (pcscd.socket listens on {shown}); it starts with the first client"),
+        ),
+        (None, true) => Check::new(
+            PCSCD,
+            Status::Fail,
+            format!("{shown} exists but no pcscd process runs (a leftover socket)"),
+            Some(start_advice),
+        ),
+        (None, false) => Check::new(
+            PCSCD,
+            Status::Fail,
+            format!("pcscd is not running and nothing listens on {shown}"),
+            Some(start_advice),
+        ),
+    }
+}
+
+fn restart_advice(systemd: bool) -> String {
+    if systemd {
+        "`sudo systemctl restart pcscd`".to_owned()
+    } else {
+        "restart pcscd: `sudo kill $(pidof pcscd)`, then `sudo pcscd`".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pcscd_processes_are_found_by_comm_and_dated_from_stat() {
+        let dir = std::env::temp_dir().join(format!("ferroccid-proc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (pid, comm) in [(12, "bash\n"), (345, "pcscd\n")] {
+            std::fs::create_dir_all(dir.join(pid.to_string())).unwrap();
+            std::fs::write(dir.join(format!("{pid}/comm")), comm).unwrap();
+        }
+        // Field 22 (starttime) is 500 ticks: 5 s after boot; the name has
+        // a space and a parenthesis.
+        std::fs::write(
+            dir.join("345/stat"),
+            format!("345 (pc scd)) {}500 0\n", "0 ".repeat(19)),
+        )
+        .unwrap();
+        std::fs::write(dir.join("stat"), "cpu 1 2\nbtime 1000\n").unwrap();
+        std::fs::create_dir_all(dir.join("self")).unwrap();
+        assert_eq!(processes(&dir), [345]);
+        assert_eq!(
+            started(&dir, 345),
+            Some(UNIX_EPOCH + Duration::from_secs(1005))
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
