@@ -1,8 +1,9 @@
-//! Is pcscd there for clients: running (a process named pcscd), or
-//! socket-activated by systemd (pcscd.socket listening, the daemon
-//! started by the first client)? And did it start after the bundles last
-//! changed (it reads them only at start)?
+//! Is pcscd there for clients: does its socket accept connections (from
+//! pcscd itself, or from systemd's pcscd.socket, which starts pcscd for
+//! the first client)? And did it start after the bundles last changed
+//! (it reads them only at start)?
 use std::os::unix::fs::FileTypeExt as _;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -24,29 +25,26 @@ const PCSCD_BINARY: &str = "/usr/sbin/pcscd";
 /// every Linux architecture (the kernel converts to it for user space).
 const USER_HZ: u64 = 100;
 
-/// The process ids whose `comm` is `pcscd`, under `proc_dir`, leaving
-/// out those in another mount namespace (a container's or a test's
-/// pcscd, whose socket is not the one clients here reach).
+/// The process ids whose `comm` is `pcscd`, under `proc_dir`; those in
+/// this process's mount namespace first (another namespace's pcscd — a
+/// container's, a test's — serves another socket).
 pub fn processes(proc_dir: &Path) -> Vec<u32> {
-    let namespace = |dir: &Path| std::fs::read_link(dir.join("ns/mnt")).ok();
-    let ours = namespace(&proc_dir.join("self"));
+    let namespace = |dir: PathBuf| std::fs::read_link(dir.join("ns/mnt")).ok();
+    let ours = namespace(proc_dir.join("self"));
     let Ok(entries) = std::fs::read_dir(proc_dir) else {
         return Vec::new();
     };
-    let mut pids: Vec<u32> = entries
+    let mut pids: Vec<(bool, u32)> = entries
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
             std::fs::read_to_string(proc_dir.join(format!("{pid}/comm")))
                 .is_ok_and(|c| c.trim_end() == "pcscd")
         })
-        .filter(|pid| {
-            let theirs = namespace(&proc_dir.join(pid.to_string()));
-            ours.is_none() || theirs.is_none() || theirs == ours
-        })
+        .map(|pid| (namespace(proc_dir.join(pid.to_string())) != ours, pid))
         .collect();
     pids.sort_unstable();
-    pids
+    pids.into_iter().map(|(_, pid)| pid).collect()
 }
 
 /// When process `pid` started: its start time in ticks after boot
@@ -93,11 +91,45 @@ fn unit_active(unit: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// pcscd's state; `Ok` in the result means clients can reach it.
+/// Whether clients reach pcscd: something accepts connections on
+/// `socket` (pcscd, or systemd's pcscd.socket that starts it). The
+/// process list and systemd only explain the failures; a running pcscd
+/// is also checked against bundles changed after it started.
 pub fn check(proc_dir: &Path, socket: &Path, drivers_dir: &Path) -> Check {
     let pids = processes(proc_dir);
-    let socket_there = std::fs::metadata(socket).is_ok_and(|m| m.file_type().is_socket());
     let systemd = systemd_running();
+    let shown = socket.display();
+    let answers = UnixStream::connect(socket);
+    if answers.is_ok() {
+        let Some(&pid) = pids.first() else {
+            let by = if systemd && unit_active("pcscd.socket") {
+                "pcscd.socket (systemd starts pcscd with the first client)"
+            } else {
+                "a listener whose process is not visible here"
+            };
+            return Check::pass(PCSCD, format!("{shown} accepts connections: {by}"));
+        };
+        let stale = started(proc_dir, pid)
+            .map(|at| changed_since(drivers_dir, at))
+            .unwrap_or_default();
+        if stale.is_empty() {
+            return Check::pass(
+                PCSCD,
+                format!("pcscd runs (pid {pid}) and accepts connections on {shown}"),
+            );
+        }
+        let files: Vec<String> = stale.iter().map(|p| p.display().to_string()).collect();
+        return Check::new(
+            PCSCD,
+            Status::Warn,
+            format!(
+                "pcscd runs (pid {pid}) but {} changed after it started; pcscd reads bundles \
+                 only at start",
+                files.join(", ")
+            ),
+            Some(restart_advice(systemd)),
+        );
+    }
     let start_advice = if !Path::new(PCSCD_BINARY).exists() {
         "`sudo apt install pcscd`".to_owned()
     } else if systemd {
@@ -105,51 +137,30 @@ pub fn check(proc_dir: &Path, socket: &Path, drivers_dir: &Path) -> Check {
     } else {
         "start it: `sudo pcscd` (`sudo pcscd -f -d` shows its log)".to_owned()
     };
-    let shown = socket.display();
+    let socket_there = std::fs::symlink_metadata(socket).is_ok_and(|m| m.file_type().is_socket());
     match (pids.first(), socket_there) {
-        (Some(&pid), true) => {
-            let stale = started(proc_dir, pid)
-                .map(|at| changed_since(drivers_dir, at))
-                .unwrap_or_default();
-            if stale.is_empty() {
-                Check::pass(PCSCD, format!("pcscd runs (pid {pid}), listening on {shown}"))
-            } else {
-                let files: Vec<String> = stale.iter().map(|p| p.display().to_string()).collect();
-                Check::new(
-                    PCSCD,
-                    Status::Warn,
-                    format!(
-                        "pcscd runs (pid {pid}) but {} changed after it started; pcscd reads \
-                         bundles only at start",
-                        files.join(", ")
-                    ),
-                    Some(restart_advice(systemd)),
-                )
-            }
-        }
-        (Some(&pid), false) => Check::new(
+        (Some(&pid), _) => Check::new(
             PCSCD,
             Status::Fail,
-            format!("pcscd runs (pid {pid}) but {shown} is not a socket: clients cannot reach it"),
+            format!(
+                "pcscd runs (pid {pid}) but nothing accepts connections on {shown}: it serves \
+                 another socket (another mount namespace, or {SOCKET_ENV} set differently)"
+            ),
             Some(format!(
-                "{}; a pcscd started with another socket path is reached with {SOCKET_ENV}=PATH",
+                "{}; or point clients at its socket with {SOCKET_ENV}=PATH",
                 restart_advice(systemd)
             )),
-        ),
-        (None, true) if systemd && unit_active("pcscd.socket") => Check::pass(
-            PCSCD,
-            format!("pcscd is socket-activated (pcscd.socket listens on {shown}); it starts with the first client"),
         ),
         (None, true) => Check::new(
             PCSCD,
             Status::Fail,
-            format!("{shown} exists but no pcscd process runs (a leftover socket)"),
+            format!("{shown} is left over: no pcscd process runs and nothing accepts connections"),
             Some(start_advice),
         ),
         (None, false) => Check::new(
             PCSCD,
             Status::Fail,
-            format!("pcscd is not running and nothing listens on {shown}"),
+            format!("pcscd is not running and there is no {shown}"),
             Some(start_advice),
         ),
     }
