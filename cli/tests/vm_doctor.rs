@@ -139,6 +139,11 @@ fn doctor_follows_qemus_reader_from_libccid_to_ferroccid() {
         bundles.ends_with("pcscd uses ifd-ferroccid.bundle"),
         "{bundles}"
     );
+    assert_eq!(
+        check(&fc, "pcscd").0,
+        "pass",
+        "started after the install: {fc:#}"
+    );
     assert_eq!(check(&fc, "pcsc-reader").0, "pass", "{fc:#}");
     assert_eq!(check(&fc, "card").0, "pass", "{fc:#}");
     assert_eq!(fc["usable"], true);

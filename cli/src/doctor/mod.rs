@@ -169,7 +169,7 @@ fn usb_name(device: &UsbDevice) -> DeviceName {
         device.vendor_id, device.product_id, device.bus, device.address
     )
     .parse()
-    .unwrap_or_else(|_| DeviceName::Usb {
+    .unwrap_or(DeviceName::Usb {
         vendor_id: device.vendor_id,
         product_id: device.product_id,
         location: ferroccid::UsbLocation::FirstMatch,

@@ -1,6 +1,9 @@
 //! Does pcscd show the reader to PC/SC clients, and with what card? Asked
 //! through libpcsclite as every client asks (feature `pcsc`), over the
 //! socket in PCSCLITE_CSOCK_NAME when set.
+// Without the feature only the "not checked" answer is compiled; the name
+// matching stays (and stays tested) for the build that uses it.
+#![cfg_attr(not(feature = "pcsc"), allow(dead_code))]
 use super::report::{Check, Status};
 
 /// Check name of [`check`].

@@ -5,7 +5,7 @@
 use std::os::unix::fs::FileTypeExt as _;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use super::report::{Check, Status};
 
@@ -47,18 +47,24 @@ pub fn processes(proc_dir: &Path) -> Vec<u32> {
     pids.into_iter().map(|(_, pid)| pid).collect()
 }
 
-/// When process `pid` started: its start time in ticks after boot
-/// (/proc/PID/stat field 22) plus the boot time (/proc/stat `btime`).
-fn started(proc_dir: &Path, pid: u32) -> Option<SystemTime> {
+/// When process `pid` started, as of `now`: its start in ticks after
+/// boot (/proc/PID/stat field 22) against the time since boot
+/// (/proc/uptime; /proc/stat's `btime` is whole seconds, too coarse for a
+/// pcscd started just after a bundle changed). Rounded up to the next
+/// tick, so a file written before the start never looks newer.
+fn started(proc_dir: &Path, pid: u32, now: SystemTime) -> Option<SystemTime> {
     let stat = std::fs::read_to_string(proc_dir.join(format!("{pid}/stat"))).ok()?;
     // The command name may hold spaces and parentheses: count from the last ')'.
     let after = &stat[stat.rfind(')')? + 1..];
     let ticks: u64 = after.split_whitespace().nth(19)?.parse().ok()?;
-    let boot: u64 = std::fs::read_to_string(proc_dir.join("stat"))
+    let uptime: f64 = std::fs::read_to_string(proc_dir.join("uptime"))
         .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())?;
-    Some(UNIX_EPOCH + Duration::from_secs(boot) + Duration::from_millis(ticks * 1000 / USER_HZ))
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let boot = now.checked_sub(Duration::from_secs_f64(uptime))?;
+    Some(boot + Duration::from_millis((ticks + 1) * 1000 / USER_HZ))
 }
 
 /// The bundles' Info.plist files changed after `since`.
@@ -109,7 +115,7 @@ pub fn check(proc_dir: &Path, socket: &Path, drivers_dir: &Path) -> Check {
             };
             return Check::pass(PCSCD, format!("{shown} accepts connections: {by}"));
         };
-        let stale = started(proc_dir, pid)
+        let stale = started(proc_dir, pid, SystemTime::now())
             .map(|at| changed_since(drivers_dir, at))
             .unwrap_or_default();
         if stale.is_empty() {
@@ -193,12 +199,15 @@ mod tests {
             format!("345 (pc scd)) {}500 0\n", "0 ".repeat(19)),
         )
         .unwrap();
-        std::fs::write(dir.join("stat"), "cpu 1 2\nbtime 1000\n").unwrap();
+        std::fs::write(dir.join("uptime"), "7.50 1.00\n").unwrap();
         std::fs::create_dir_all(dir.join("self")).unwrap();
         assert_eq!(processes(&dir), [345]);
+        // Booted 7.5 s before `now`, started 5 s after boot (rounded up
+        // to the next 10 ms tick).
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
         assert_eq!(
-            started(&dir, 345),
-            Some(UNIX_EPOCH + Duration::from_secs(1005))
+            started(&dir, 345, now),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_millis(997_510))
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -204,7 +204,11 @@ pub fn device_check(device: Option<&UsbDevice>, wanted: &str) -> Check {
                 i.number,
                 i.class,
                 class_name(i.class),
-                i.driver.as_deref().unwrap_or("none")
+                match i.driver.as_deref() {
+                    Some("usbfs") => "usbfs (a program holds it: pcscd or another)",
+                    Some(driver) => driver,
+                    None => "none",
+                }
             )
         })
         .collect();
