@@ -9,6 +9,7 @@ mod bundle;
 mod card;
 mod demo;
 mod descriptor;
+mod doctor;
 mod list;
 mod monitor;
 mod sim;
@@ -50,6 +51,8 @@ enum Command {
     Demo(demo::Args),
     /// Decode a CCID class descriptor (CCID §5.1).
     Descriptor(descriptor::Args),
+    /// Say why a reader is not seen, and what to do about it.
+    Doctor(doctor::Args),
     /// List the CCID readers on the USB buses and the simulated ones.
     List(list::Args),
     /// Print reader, card and PIN events as they happen.
@@ -82,6 +85,7 @@ pub fn main() -> ExitCode {
         Command::Card(args) => card::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Descriptor(args) => descriptor::run(args),
+        Command::Doctor(args) => doctor::run(args),
         Command::List(args) => list::run(args),
         Command::Monitor(args) => monitor::run(args),
         Command::Sim(args) => sim::run(args),
