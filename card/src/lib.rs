@@ -35,6 +35,7 @@ mod lock;
 mod manage;
 #[cfg(feature = "pcsc")]
 mod pcsc;
+pub mod script;
 mod slot;
 pub mod tlv;
 mod verify;

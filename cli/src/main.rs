@@ -12,6 +12,7 @@ mod descriptor;
 mod doctor;
 mod list;
 mod monitor;
+mod script;
 mod sim;
 mod trace;
 
@@ -57,6 +58,8 @@ enum Command {
     List(list::Args),
     /// Print reader, card and PIN events as they happen.
     Monitor(monitor::Args),
+    /// Run an APDU script (scriptor's input, plus expected answers).
+    Script(script::Args),
     /// Run the simulated reader, exported over USB/IP.
     Sim(sim::Args),
     /// Decode a usbmon capture or libccid log into one line per CCID message.
@@ -88,6 +91,7 @@ pub fn main() -> ExitCode {
         Command::Doctor(args) => doctor::run(args),
         Command::List(args) => list::run(args),
         Command::Monitor(args) => monitor::run(args),
+        Command::Script(args) => script::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Trace(args) => trace::run(args),
         Command::GenerateAssets(args) => assets::run(args),
