@@ -167,6 +167,15 @@ fn nibble(digit: u8) -> u8 {
     }
 }
 
+/// Upper-case hex with a space between bytes, as scriptor prints.
+pub fn spaced(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Upper-case hex without separators.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()

@@ -1,5 +1,6 @@
 //! `ferroccid card [--reader NAME] <status|select|read|verify|change-pin|challenge>`:
 //! bring-up commands on top of the card service layer (`ferroccid_card`).
+use super::apdu::spaced as hex;
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
@@ -101,14 +102,6 @@ fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&clean[i..i + 2], 16).map_err(|e| e.to_string()))
         .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Reads a PIN: a line of stdin, or a prompt without echo on the terminal.

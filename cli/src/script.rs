@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use ferroccid_card::script::{self, build_command, Captures, Step};
 
-use super::apdu::{hex, open_reader, ProtocolArg};
+use super::apdu::{hex, open_reader, spaced, ProtocolArg};
 
 /// Arguments of `ferroccid script`.
 #[derive(clap::Args, Debug)]
@@ -231,13 +231,4 @@ impl<'a> Runner<'a> {
         self.mismatches += 1;
         Ok((!self.args.keep_going).then_some(Stop::Mismatch))
     }
-}
-
-/// Hex with a space between bytes, as scriptor prints.
-fn spaced(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(" ")
 }

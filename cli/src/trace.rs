@@ -10,6 +10,7 @@
 //! shown as one.
 //!
 //! Reading the files is `ferroccid_trace` (library, fuzzed); this file only renders.
+use super::apdu::spaced as hex;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -71,14 +72,6 @@ struct Decoder {
     protocol: Option<u8>,
     /// The last host-to-reader message type, to know what a response answers.
     last_command: Option<MessageType>,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn le16(b: &[u8], at: usize) -> u16 {
