@@ -5,6 +5,7 @@ use std::process::ExitCode;
 mod apdu;
 mod assets;
 mod atr;
+mod bench;
 mod bundle;
 mod card;
 mod demo;
@@ -43,6 +44,8 @@ enum Command {
     Apdu(apdu::Args),
     /// Decode an Answer-to-Reset (ISO/IEC 7816-3 §8).
     Atr(atr::Args),
+    /// APDU round-trip latency and throughput on a reader, without pcscd.
+    Bench(bench::Args),
     /// pcscd bundle: `bundle`, `bundle refresh`, `install`, `uninstall`.
     #[command(flatten)]
     Bundle(bundle::Command),
@@ -84,6 +87,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Apdu(args) => apdu::run(args),
         Command::Atr(args) => atr::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Bundle(command) => bundle::run(command),
         Command::Card(args) => card::run(args),
         Command::Demo(args) => demo::run(args),
