@@ -1,11 +1,16 @@
 //! `ferroccid apdu [--reader NAME] [--protocol t0|t1|any] [--json] <HEX>...`:
 //! power the card, select the protocol, send each command APDU and print
 //! each response.
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
-use ferroccid::{open_name, OpenedDevice};
+use ferroccid::{open_name, OpenedDevice, Transport};
 use ferroccid::{ProtocolPreference, Reader};
+use ferroccid_trace::capture::CapturingTransport;
 
 use super::list::resolve;
 
@@ -24,6 +29,10 @@ pub struct Args {
     /// text output, and `sw` its last two bytes.
     #[arg(long)]
     pub json: bool,
+    /// Also write the USB traffic to this pcapng file (usbmon link type:
+    /// Wireshark's USB CCID dissector and `ferroccid trace` read it).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
     /// Command APDUs in hex, one per argument (`:` or `_` may separate bytes).
     #[arg(required = true, value_name = "HEX")]
     pub apdus: Vec<String>,
@@ -81,7 +90,7 @@ fn exchange(args: &Args) -> Result<(), String> {
         .enumerate()
         .map(|(i, text)| parse_apdu(text).map_err(|e| format!("APDU #{}: {e}", i + 1)))
         .collect::<Result<Vec<_>, _>>()?;
-    let (reader, _device) = open_reader(&args.reader)?;
+    let (reader, _device, capture) = open_reader_with(&args.reader, args.pcap.as_deref())?;
     let slot = reader
         .slot(0)
         .map_err(|e| format!("{}: {e}", reader.info().name))?;
@@ -112,18 +121,51 @@ fn exchange(args: &Args) -> Result<(), String> {
         let text = serde_json::to_string_pretty(&exchanged).map_err(|e| e.to_string())?;
         println!("{text}");
     }
-    Ok(())
+    check_capture(capture.as_ref(), args.pcap.as_deref())
 }
 
 /// Opens `--reader NAME` and the reader on it. The opened device is
 /// returned too: for the simulator it holds the handle that keeps faults
 /// and card events reachable.
 pub fn open_reader(name: &str) -> Result<(Reader, OpenedDevice), String> {
+    open_reader_with(name, None).map(|(reader, device, _)| (reader, device))
+}
+
+/// A `--pcap FILE` capture around a reader's transport.
+pub type Capture = CapturingTransport<BufWriter<File>>;
+
+/// [`open_reader`], with the USB traffic written to `pcap` if given (a
+/// pcapng that Wireshark and `ferroccid trace` read).
+pub fn open_reader_with(
+    name: &str,
+    pcap: Option<&Path>,
+) -> Result<(Reader, OpenedDevice, Option<Arc<Capture>>), String> {
     let device_name = resolve(name)?;
     let device = open_name(&device_name).map_err(|e| format!("cannot open {device_name}: {e}"))?;
-    let reader = Reader::open(device.transport.clone())
+    let (transport, capture): (Arc<dyn Transport>, _) = match pcap {
+        Some(path) => {
+            let file = File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let capture = Capture::new(device.transport.clone(), BufWriter::new(file))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let capture = Arc::new(capture);
+            (capture.clone() as Arc<dyn Transport>, Some(capture))
+        }
+        None => (device.transport.clone(), None),
+    };
+    let reader = Reader::open(transport)
         .map_err(|e| format!("{device_name} is not a usable CCID reader: {e}"))?;
-    Ok((reader, device))
+    Ok((reader, device, capture))
+}
+
+/// Says so if writing the capture failed (the exchanges went on).
+pub fn check_capture(capture: Option<&Arc<Capture>>, pcap: Option<&Path>) -> Result<(), String> {
+    match (capture, pcap) {
+        (Some(capture), Some(path)) if capture.write_failed() => Err(format!(
+            "{}: writing the capture failed; it is incomplete",
+            path.display()
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A command APDU in hex: at least CLA INS P1 P2, at most an extended

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use ferroccid_card::script::{self, build_command, Captures, Step};
 
-use super::apdu::{hex, open_reader, spaced, ProtocolArg};
+use super::apdu::{check_capture, hex, open_reader_with, spaced, Capture, ProtocolArg};
 
 /// Arguments of `ferroccid script`.
 #[derive(clap::Args, Debug)]
@@ -30,6 +30,10 @@ pub struct Args {
     /// mismatch}`, and the ATR of each reset.
     #[arg(long)]
     pub json: bool,
+    /// Also write the USB traffic to this pcapng file (usbmon link type:
+    /// Wireshark's USB CCID dissector and `ferroccid trace` read it).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<std::path::PathBuf>,
 }
 
 /// One entry of the transcript.
@@ -80,7 +84,9 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = runner.run_steps(&script.steps);
+    let outcome = runner.run_steps(&script.steps).and_then(|stop| {
+        check_capture(runner.capture.as_ref(), args.pcap.as_deref()).map(|()| stop)
+    });
     if args.json {
         match serde_json::to_string_pretty(&runner.transcript) {
             Ok(text) => println!("{text}"),
@@ -116,6 +122,7 @@ struct Runner<'a> {
     slot: ferroccid::Slot,
     _reader: ferroccid::Reader,
     _device: ferroccid::OpenedDevice,
+    capture: Option<std::sync::Arc<Capture>>,
     captures: Captures,
     response: Vec<u8>,
     transcript: Vec<Entry>,
@@ -124,7 +131,7 @@ struct Runner<'a> {
 
 impl<'a> Runner<'a> {
     fn open(args: &'a Args) -> Result<Runner<'a>, String> {
-        let (reader, device) = open_reader(&args.reader)?;
+        let (reader, device, capture) = open_reader_with(&args.reader, args.pcap.as_deref())?;
         let slot = reader
             .slot(0)
             .map_err(|e| format!("{}: {e}", reader.info().name))?;
@@ -133,6 +140,7 @@ impl<'a> Runner<'a> {
             slot,
             _reader: reader,
             _device: device,
+            capture,
             captures: Captures::new(),
             response: vec![0u8; 65536 + 2],
             transcript: Vec::new(),

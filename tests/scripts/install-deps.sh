@@ -10,6 +10,7 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 [ -f /usr/include/libusb-1.0/libusb.h ] || need+=(libusb-1.0-0-dev)
 command -v opensc-tool >/dev/null || need+=(opensc)  # pcscd tests: opensc-tool
 command -v udevadm >/dev/null || need+=(udev)  # ifd_bundle: udevadm verify of udev/92-ferroccid.rules
+command -v tshark >/dev/null || need+=(tshark)  # trace_capture: Wireshark dissects the --pcap captures
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing Debian packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

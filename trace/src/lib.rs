@@ -23,6 +23,8 @@
 //! ```
 #![warn(unreachable_pub)]
 
+pub mod capture;
+
 use std::collections::HashMap;
 use std::fmt;
 
