@@ -13,6 +13,7 @@ mod descriptor;
 mod doctor;
 mod list;
 mod monitor;
+mod replay;
 mod script;
 mod sim;
 mod trace;
@@ -61,6 +62,8 @@ enum Command {
     List(list::Args),
     /// Print reader, card and PIN events as they happen.
     Monitor(monitor::Args),
+    /// Send the host side of a recorded session to a reader, diff the answers.
+    Replay(replay::Args),
     /// Run an APDU script (scriptor's input, plus expected answers).
     Script(script::Args),
     /// Run the simulated reader, exported over USB/IP.
@@ -95,6 +98,7 @@ pub fn main() -> ExitCode {
         Command::Doctor(args) => doctor::run(args),
         Command::List(args) => list::run(args),
         Command::Monitor(args) => monitor::run(args),
+        Command::Replay(args) => replay::run(args),
         Command::Script(args) => script::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Trace(args) => trace::run(args),

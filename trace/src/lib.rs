@@ -24,6 +24,7 @@
 #![warn(unreachable_pub)]
 
 pub mod capture;
+pub mod replay;
 
 use std::collections::HashMap;
 use std::fmt;

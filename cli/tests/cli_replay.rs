@@ -1,0 +1,159 @@
+//! `ferroccid replay`: a session recorded with `apdu --pcap` replays as recorded
+//! on the same simulated reader (directly and over USB/IP) and differs, byte for
+//! byte reported, on another; `--mask` hides what the user marks; the host side
+//! of every real libccid log in ../shared/corpus/logs is replayed, command for
+//! command as `ferroccid trace` reads them.
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+
+fn ferroccid() -> Command {
+    Command::cargo_bin("ferroccid").expect("ferroccid binary")
+}
+
+fn temp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("ferroccid-replay-{}-{name}", std::process::id()))
+}
+
+fn record(profile: &str, name: &str) -> PathBuf {
+    let pcap = temp(name);
+    let out = ferroccid()
+        .args(["apdu", "--reader", profile, "--pcap"])
+        .arg(&pcap)
+        .args(["00A4000C023F00", "0084000008", "00B0000005"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pcap
+}
+
+fn replay(trace: &Path, extra: &[&str]) -> (Option<i32>, Vec<String>) {
+    let out = ferroccid()
+        .arg("replay")
+        .arg(trace)
+        .args(extra)
+        .output()
+        .unwrap();
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    (out.status.code(), lines)
+}
+
+#[test]
+fn a_recorded_session_replays_as_recorded_on_the_same_reader_only() {
+    let pcap = record("sim:tpdu-t1", "same.pcapng");
+    let (code, lines) = replay(&pcap, &["--reader", "sim:tpdu-t1"]);
+    assert_eq!(code, Some(0), "{lines:?}");
+    assert_eq!(
+        lines.last().unwrap(),
+        "6 commands: 6 answered as recorded, 0 differently, 0 without a recorded answer"
+    );
+    // Another reader: its ATR and its exchange level differ.
+    let (code, lines) = replay(&pcap, &["--reader", "sim:short-apdu"]);
+    assert_eq!(code, Some(1), "{lines:?}");
+    assert!(
+        lines[0].starts_with("#1") && lines[0].contains("DIFFERENT at byte 12"),
+        "{lines:?}"
+    );
+    assert!(lines.last().unwrap().contains("5 differently"), "{lines:?}");
+    let _ = std::fs::remove_file(pcap);
+}
+
+#[test]
+fn masks_hide_what_the_user_marks() {
+    let log = temp("atr.log");
+    // A libccid log of a power-on answered with another card's ATR.
+    std::fs::write(
+        &log,
+        "00000010 -> 000000 62 00 00 00 00 00 05 01 00 00\n\
+         00000900 <- 000000 80 04 00 00 00 00 05 00 00 00 3B 02 14 50\n",
+    )
+    .unwrap();
+    let (code, lines) = replay(&log, &["--reader", "sim"]);
+    assert_eq!(code, Some(1), "{lines:?}");
+    assert!(lines[0].contains("DIFFERENT at byte 1"), "{lines:?}");
+    let (code, lines) = replay(&log, &["--reader", "sim", "--mask", "1:1-5", "--mask", "1"]);
+    assert_eq!(code, Some(0), "{lines:?}");
+    let (code, _) = replay(&log, &["--reader", "sim", "--mask", "1:9-3"]);
+    assert_eq!(
+        code,
+        Some(2),
+        "a mask that ends before it starts is refused"
+    );
+    let _ = std::fs::remove_file(log);
+}
+
+#[test]
+fn a_session_replays_on_a_reader_over_usbip() {
+    let pcap = record("sim:tpdu-t1", "usbip.pcapng");
+    let port = 20000 + ((std::process::id() + 104_729) % 20000) as u16;
+    let address = format!("127.0.0.1:{port}");
+    let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_ferroccid"))
+        .args(["sim", "--usbip", &address, "--profile", "tpdu-t1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(&address).is_err() {
+        assert!(
+            start.elapsed().as_secs() < 10,
+            "the USB/IP export did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (code, lines) = replay(&pcap, &["--reader", &format!("usbip:{address}/1-1")]);
+    let _ = sim.kill();
+    let _ = sim.wait();
+    assert_eq!(code, Some(0), "{lines:?}");
+    let _ = std::fs::remove_file(pcap);
+}
+
+#[test]
+fn the_host_side_of_every_corpus_log_is_replayed() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/logs");
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (the shared corpus beside the repository)",
+                dir.display()
+            )
+        })
+        .map(|e| e.unwrap().path())
+        .collect();
+    logs.sort();
+    assert!(logs.len() >= 5, "{logs:?}");
+    for log in logs {
+        let out = ferroccid()
+            .arg("trace")
+            .arg(&log)
+            .arg("--json")
+            .output()
+            .unwrap();
+        let commands = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("\"direction\":\"out\""))
+            .count();
+        let (code, lines) = replay(&log, &["--reader", "sim"]);
+        if commands == 0 {
+            assert_eq!(code, Some(2), "{}: {lines:?}", log.display());
+            continue;
+        }
+        assert!(
+            matches!(code, Some(0 | 1)),
+            "{}: {code:?} {lines:?}",
+            log.display()
+        );
+        let summary = lines.last().unwrap();
+        assert!(
+            summary.starts_with(&format!("{commands} commands: ")),
+            "{}: {commands} host messages, {summary}",
+            log.display()
+        );
+    }
+}
