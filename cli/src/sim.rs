@@ -16,6 +16,7 @@ use ferroccid::{DeviceName, Transport};
 use ferroccid_sim::control::{control_key, watch_from_env};
 use ferroccid_sim::profile::Profile;
 use ferroccid_sim::SimTransport;
+use ferroccid_trace::replayed::ReplayedReader;
 use ferroccid_usbip::UsbIpServer;
 
 /// The USB/IP port IANA assigned (3240), on loopback unless asked.
@@ -46,6 +47,53 @@ pub struct Args {
     /// tunnel (`ssh -L 3240:127.0.0.1:3240 HOST`).
     #[arg(long)]
     pub allow_real_reader: bool,
+    /// Serve a recorded session (usbmon pcap/pcapng, a `--pcap` capture,
+    /// a libccid log) as the reader: each command gets the answer recorded
+    /// for it. The reader's descriptors are the capture's when it holds
+    /// them, else --profile's.
+    #[arg(long, value_name = "TRACE", conflicts_with = "reader")]
+    pub replay: Option<std::path::PathBuf>,
+}
+
+/// The reader a recorded session describes (see `ferroccid_trace::replayed`).
+fn replayed_reader(trace: &std::path::Path, profile: &str) -> Result<ReplayedReader, String> {
+    use ferroccid::descriptors::{
+        choose_interface, find_class_descriptor, parse_configuration, select_endpoints,
+    };
+    let data = std::fs::read(trace).map_err(|e| format!("{}: {e}", trace.display()))?;
+    let frames =
+        ferroccid_trace::read_frames(&data).map_err(|e| format!("{}: {e}", trace.display()))?;
+    let urbs =
+        ferroccid_trace::capture_urbs(&data).map_err(|e| format!("{}: {e}", trace.display()))?;
+    // The fallback: the profile's reader, for what the capture does not say.
+    let fallback = Profile::parse(profile).map_err(|e| e.to_string())?;
+    let (sim, _handle) = SimTransport::open(fallback);
+    let mut info = sim.info().clone();
+    info.name = format!("replay:{}", trace.display());
+    if let Some(config) = ferroccid_trace::configuration_descriptor(&urbs) {
+        let interfaces = parse_configuration(&config)
+            .map_err(|e| format!("the capture's configuration descriptor: {e:?}"))?;
+        let interface = choose_interface(&interfaces, None)
+            .map_err(|e| format!("the capture's configuration descriptor: {e}"))?;
+        info.interface_number = interface.number;
+        info.interface_class = interface.class;
+        info.endpoints = Some(select_endpoints(&interface.endpoints).map_err(|e| e.to_string())?);
+        info.class_descriptor = find_class_descriptor(&interface.extra).map(<[u8]>::to_vec);
+        info.configuration_descriptor = config;
+    }
+    if let Some(device) = ferroccid_trace::device_descriptor(&urbs) {
+        info.vendor_id = u16::from_le_bytes([device[8], device[9]]);
+        info.product_id = u16::from_le_bytes([device[10], device[11]]);
+        info.bcd_device = u16::from_le_bytes([device[12], device[13]]);
+    }
+    let reader = ReplayedReader::new(&frames, info);
+    if reader.recorded_commands() == 0 {
+        return Err(format!(
+            "{}: no command with a recorded answer",
+            trace.display()
+        ));
+    }
+    Ok(reader)
 }
 
 /// Run `ferroccid sim`.
@@ -87,6 +135,16 @@ fn serve(args: &Args) -> Result<(), String> {
     // Kept alive while serving.
     let _watcher;
     let transport: Arc<dyn Transport> = match real {
+        _ if args.replay.is_some() => {
+            let trace = args.replay.as_deref().expect("checked");
+            let reader = replayed_reader(trace, &args.profile)?;
+            eprintln!(
+                "ferroccid sim: serving {} ({} recorded commands)",
+                trace.display(),
+                reader.recorded_commands()
+            );
+            Arc::new(reader)
+        }
         Some(name) => {
             ferroccid::open(name)
                 .map_err(|e| format!("cannot open {name}: {e}"))?

@@ -157,3 +157,81 @@ fn the_host_side_of_every_corpus_log_is_replayed() {
         );
     }
 }
+
+#[test]
+fn sim_replay_serves_a_recorded_session_as_a_reader() {
+    let pcap = record("sim:tpdu-t1", "served.pcapng");
+    let recorded = ferroccid()
+        .args(["trace", "--json"])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    let recorded = String::from_utf8(recorded.stdout).unwrap();
+    let port = 20000 + ((std::process::id() + 7_777) % 20000) as u16;
+    let address = format!("127.0.0.1:{port}");
+    let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_ferroccid"))
+        .arg("sim")
+        .arg("--replay")
+        .arg(&pcap)
+        .args(["--usbip", &address])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(&address).is_err() {
+        assert!(
+            start.elapsed().as_secs() < 10,
+            "the replayed reader was not exported"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let reader = format!("usbip:{address}/1-1");
+    // The driver talks to it as to a reader, and gets the recorded answers,
+    // the recorded "random" challenge included.
+    let out = ferroccid()
+        .args([
+            "apdu",
+            "--reader",
+            &reader,
+            "00A4000C023F00",
+            "0084000008",
+            "00B0000005",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answers: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(answers[0], "9000");
+    // The challenge the card gave when the session was recorded.
+    let challenge: Vec<String> = answers[1].as_bytes()[..16]
+        .chunks(2)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    assert!(
+        recorded.contains(&challenge.join(" ")),
+        "{} not recorded",
+        answers[1]
+    );
+    // Replaying the session against its own replay: every answer as recorded.
+    let (code, lines) = replay(&pcap, &["--reader", &reader]);
+    assert_eq!(code, Some(0), "{lines:?}");
+    // A command the recording never saw is refused as a reader refuses
+    // one it does not support.
+    let out = ferroccid()
+        .args(["apdu", "--reader", &reader, "00B0000001"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("command not supported"));
+    let _ = sim.kill();
+    let _ = sim.wait();
+    let _ = std::fs::remove_file(pcap);
+}

@@ -25,6 +25,7 @@
 
 pub mod capture;
 pub mod replay;
+pub mod replayed;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -92,6 +93,10 @@ pub struct Urb {
     pub device: u8,
     /// The captured data.
     pub data: Vec<u8>,
+    /// usbmon's URB id, the same in a submission and its completion.
+    pub id: u64,
+    /// The setup packet of a control submission.
+    pub setup: Option<[u8; 8]>,
 }
 
 /// The kinds of input [`read_frames`] recognises, by their first bytes.
@@ -179,6 +184,15 @@ pub fn read_frames(data: &[u8]) -> Result<Vec<Frame>, TraceError> {
     Ok(reassemble(urbs))
 }
 
+/// The usbmon URBs of a capture (none for a libccid log).
+pub fn capture_urbs(data: &[u8]) -> Result<Vec<Urb>, TraceError> {
+    match Format::detect(data) {
+        Format::Pcap { big_endian } => pcap_urbs(data, big_endian),
+        Format::Pcapng => pcapng_urbs(data),
+        Format::Log => Ok(Vec::new()),
+    }
+}
+
 // ---------------------------------------------------------------- captures
 
 /// Reads integers in one byte order.
@@ -236,14 +250,18 @@ fn usbmon_header_len(linktype: u32) -> Result<usize, TraceError> {
 fn usbmon_urb(packet: &[u8], header_len: usize, e: Endian) -> Option<Urb> {
     let header = packet.get(..header_len)?;
     let (event, transfer, endpoint, device) = (header[8], header[9], header[10], header[11]);
-    if !matches!(transfer, 1 | 3) {
+    if !matches!(transfer, 1..=3) {
         return None;
     }
+    // flag_setup 0: the setup packet is there (control submissions).
+    let setup = (transfer == 2 && header[14] == 0)
+        .then(|| header[40..48].try_into().ok())
+        .flatten();
     // len_cap may claim more than the record holds: take what is there.
     let captured = e.u32(header, 36)? as usize;
     let body = &packet[header_len..];
     let data = &body[..captured.min(body.len())];
-    if data.is_empty() {
+    if data.is_empty() && setup.is_none() {
         return None;
     }
     let seconds = e.u64(header, 16)?;
@@ -256,7 +274,40 @@ fn usbmon_urb(packet: &[u8], header_len: usize, e: Endian) -> Option<Urb> {
         bus: e.u16(header, 12)?,
         device,
         data: data.to_vec(),
+        id: e.u64(header, 0)?,
+        setup,
     })
+}
+
+/// The configuration descriptor a capture holds: the answer to the first
+/// GET_DESCRIPTOR(CONFIGURATION) request whose submission and completion
+/// are both in it (the kernel's, when the capture began before the
+/// device was plugged in, or the one `--pcap` captures start with).
+pub fn configuration_descriptor(urbs: &[Urb]) -> Option<Vec<u8>> {
+    get_descriptor(urbs, 2, 9)
+}
+
+/// The device descriptor a capture holds (GET_DESCRIPTOR(DEVICE)).
+pub fn device_descriptor(urbs: &[Urb]) -> Option<Vec<u8>> {
+    get_descriptor(urbs, 1, 18)
+}
+
+/// The answer, at least `min_len` long, to the first standard
+/// GET_DESCRIPTOR request of descriptor type `kind` in the capture.
+fn get_descriptor(urbs: &[Urb], kind: u8, min_len: usize) -> Option<Vec<u8>> {
+    let requests: HashMap<u64, [u8; 8]> = urbs
+        .iter()
+        .filter(|u| u.transfer == 2 && u.event == b'S')
+        .filter_map(|u| Some((u.id, u.setup?)))
+        .collect();
+    urbs.iter()
+        .filter(|u| u.transfer == 2 && u.event == b'C' && u.data.len() >= min_len)
+        .find(|u| {
+            requests
+                .get(&u.id)
+                .is_some_and(|s| s[..4] == [0x80, 0x06, 0x00, kind])
+        })
+        .map(|u| u.data.clone())
 }
 
 /// The URBs of a pcap capture. A record cut short (a capture still being
@@ -526,6 +577,8 @@ mod tests {
             bus: 1,
             device: 2,
             data: bytes.clone(),
+            id: 1,
+            setup: None,
         };
         let frames = reassemble(vec![urb]);
         assert_eq!(frames.len(), 1);
@@ -545,6 +598,8 @@ mod tests {
             bus: 1,
             device: 2,
             data,
+            id: t,
+            setup: None,
         };
         let frames = reassemble(vec![urb(first, 100), urb(vec![0x61, 0x00], 140)]);
         assert_eq!(frames.len(), 1);
