@@ -113,6 +113,10 @@ impl Visit for MessageVisitor {
         );
     }
 
+    /// A frame's bytes (`ferroccid::ccid`) are in the message already,
+    /// masked bytes written as XX: not repeated.
+    fn record_bytes(&mut self, _field: &Field, _value: &[u8]) {}
+
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         if field.name() == "message" {
             let _ = write!(self.0, "{value:?} ");
