@@ -28,9 +28,12 @@ pub fn describe_masked(frame: &[u8], shown: usize) -> String {
         None => format!("unknown(0x{:02X})", frame[offset::MESSAGE_TYPE]),
     };
     let len = le32(frame, offset::LENGTH);
-    let payload = text.get(HEADER_LEN * 3..).unwrap_or_default();
+    let payload = match text.get(HEADER_LEN * 3..) {
+        Some(bytes) => format!(": {bytes}"),
+        None => String::new(),
+    };
     format!(
-        "{name} slot={} seq={} len={len}: {payload}",
+        "{name} slot={} seq={} len={len}{payload}",
         frame[offset::SLOT],
         frame[offset::SEQ],
     )
