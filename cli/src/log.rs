@@ -50,7 +50,7 @@ pub(crate) fn init(verbosity: u8) {
     let filter = filter(verbosity, directives.as_deref().unwrap_or_default());
     let timer = Uptime::default();
     let format = LiveFormat {
-        timer: timer.clone(),
+        timer,
         other: tracing_subscriber::fmt::format()
             .with_timer(timer)
             .with_ansi(false),
