@@ -1,11 +1,14 @@
 //! `ferroccid atr <HEX> [--json]`: decode an Answer-to-Reset.
 //!
 //! The human-readable output explains every byte, for bring-up work; `--json`
-//! prints one object with fixed keys for scripts. A malformed ATR exits
-//! non-zero with the reason and offset on stderr (and `{"error": ...}` on
-//! stdout with `--json`). A wrong TCK is not fatal: like pcscd we still
-//! decode the ATR, report `tck_ok: false` and warn on stderr.
-use ferroccid::protocols::atr::{Atr, Convention, InterfaceByte, InterfaceKind};
+//! prints one object with fixed keys for scripts. An ATR that breaks ISO/IEC
+//! 7816-3 but can still be read (a wrong or missing TCK, T=15 in TD1, RFU
+//! values, bytes after the end) is decoded all the same, since bring-up
+//! needs to see it, and then exits non-zero with each problem and its
+//! offset on stderr (and in `problems` with `--json`). One that cannot be
+//! read (bad TS, truncated) exits non-zero with the reason and offset on
+//! stderr (and `{"error": ...}` on stdout with `--json`).
+use ferroccid::protocols::atr::{AnomalyKind, Atr, Convention, InterfaceByte, InterfaceKind};
 use ferroccid::protocols::edc::Edc;
 use ferroccid::protocols::params;
 use serde_json::{json, Value};
@@ -25,7 +28,7 @@ pub struct Args {
 /// Run `ferroccid atr`.
 pub fn run(args: Args) -> ExitCode {
     let parsed = parse_hex(&args.hex.join(" "))
-        .and_then(|bytes| Atr::parse(&bytes).map_err(|e| format!("invalid ATR: {e}")));
+        .and_then(|bytes| Atr::parse_lenient(&bytes).map_err(|e| format!("invalid ATR: {e}")));
     let atr = match parsed {
         Ok(atr) => atr,
         Err(message) => {
@@ -36,15 +39,32 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    for warning in warnings(&atr) {
-        eprintln!("ferroccid atr: warning: {warning}");
-    }
     if args.json {
         println!("{}", to_json(&atr));
     } else {
         print!("{}", describe(&atr));
     }
-    ExitCode::SUCCESS
+    let problems = problems(&atr);
+    for problem in &problems {
+        eprintln!("ferroccid atr: invalid ATR: {problem}");
+    }
+    if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// One way the ATR breaks ISO/IEC 7816-3, and the byte concerned.
+struct Problem {
+    offset: usize,
+    what: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at offset {}", self.what, self.offset)
+    }
 }
 
 /// Hex digits with optional spaces, colons or a `0x` prefix, into bytes.
@@ -89,15 +109,24 @@ fn spaced(bytes: &[u8]) -> String {
     parts.join(" ")
 }
 
-fn warnings(atr: &Atr) -> Vec<String> {
-    let mut out = Vec::new();
-    if atr.tck_ok() == Some(false) {
-        let offset = atr.as_bytes().len() - 1;
-        out.push(format!("bad TCK at offset {offset}"));
+/// Everything wrong with an ATR that could still be decoded, in ATR order.
+fn problems(atr: &Atr) -> Vec<Problem> {
+    let mut out: Vec<Problem> = atr
+        .anomalies()
+        .map(|a| Problem {
+            offset: usize::from(a.offset),
+            what: a.kind.describe().to_owned(),
+        })
+        .collect();
+    if let (Some(tck), Some(false)) = (atr.tck(), atr.tck_ok()) {
+        let bytes = atr.as_bytes();
+        let expected = bytes[1..bytes.len() - 1].iter().fold(0, |x, b| x ^ b);
+        out.push(Problem {
+            offset: bytes.len() - 1,
+            what: format!("bad TCK {tck:02X} ({expected:02X} expected: T0 to TCK must XOR to 00)"),
+        });
     }
-    for a in atr.anomalies() {
-        out.push(format!("{} (offset {})", a.kind.describe(), a.offset));
-    }
+    out.sort_by_key(|p| p.offset);
     out
 }
 
@@ -138,6 +167,10 @@ fn to_json(atr: &Atr) -> Value {
         "historical": hex(atr.historical()),
         "tck": atr.tck().map(|t| format!("{t:02X}")),
         "tck_ok": atr.tck_ok(),
+        "problems": problems(atr)
+            .iter()
+            .map(|p| json!({ "offset": p.offset, "problem": p.what }))
+            .collect::<Vec<_>>(),
     })
 }
 
@@ -311,6 +344,12 @@ fn describe(atr: &Atr) -> String {
         (Some(tck), _) => {
             let _ = writeln!(out, "TCK = {tck:02X}  WRONG: XOR of T0..TCK is not 0");
         }
+        _ if atr.anomalies().any(|a| a.kind == AnomalyKind::MissingTck) => {
+            let _ = writeln!(
+                out,
+                "TCK absent, but required: a protocol other than T=0 is indicated"
+            );
+        }
         _ => {
             let _ = writeln!(out, "TCK absent (only T=0 indicated)");
         }
@@ -342,8 +381,8 @@ fn describe(atr: &Atr) -> String {
             Edc::Crc => "CRC",
         }
     );
-    for w in warnings(atr) {
-        let _ = writeln!(out, "Warning: {w}");
+    for problem in problems(atr) {
+        let _ = writeln!(out, "Invalid: {problem}");
     }
     out
 }

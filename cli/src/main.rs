@@ -12,6 +12,7 @@ mod demo;
 mod descriptor;
 mod doctor;
 mod list;
+mod log;
 mod monitor;
 mod replay;
 mod script;
@@ -30,6 +31,11 @@ pub(crate) struct Cli {
     /// variable FERROCCID_COMMAND_TIMEOUT.
     #[arg(long, global = true, value_name = "SECONDS", value_parser = command_timeout)]
     timeout: Option<String>,
+    /// Log on stderr: -v info, -vv debug, -vvv also every CCID frame,
+    /// decoded. FERROCCID_LOG takes filter directives (RUST_LOG syntax,
+    /// e.g. `ferroccid::ccid=trace`) on top of that level.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
 }
 
 /// Checks `--timeout`: a positive number of seconds.
@@ -78,6 +84,7 @@ enum Command {
 /// Parse the command line and run the chosen subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    log::init(cli.verbose);
     // Every subcommand that takes a device name accepts `sim` and
     // `sim:PROFILE`: the simulator is linked into the CLI.
     ferroccid_sim::register();

@@ -67,7 +67,7 @@ pub fn run(args: Args) -> ExitCode {
 
 /// Protocol state carried from message to message.
 #[derive(Default)]
-struct Decoder {
+pub(crate) struct Decoder {
     /// T=0 or T=1 as negotiated (SetParameters / Parameters) or implied by the ATR.
     protocol: Option<u8>,
     /// The last host-to-reader message type, to know what a response answers.
@@ -79,6 +79,20 @@ fn le16(b: &[u8], at: usize) -> u16 {
 }
 
 impl Decoder {
+    /// A bulk message as the live log shows it (`ferroccid -vvv`): the same
+    /// text as a line of `trace`, on one line, without index and time.
+    /// `redacted`: some bytes were masked and read as 00.
+    pub(crate) fn describe_live(&mut self, bytes: &[u8], redacted: bool) -> String {
+        let fields = self.bulk(bytes, redacted, &mut json!({}));
+        let mut lines = fields.lines().map(str::trim);
+        let mut text = lines.next().unwrap_or_default().to_owned();
+        for inner in lines {
+            text.push_str(" | ");
+            text.push_str(inner.trim_start_matches("| "));
+        }
+        text
+    }
+
     fn decode(&mut self, index: usize, frame: &Frame) -> (String, Value) {
         let time = frame
             .time_us

@@ -18,7 +18,7 @@ fn run_json(hex: &str) -> (bool, Value, String) {
     )
 }
 
-const KEYS: [&str; 19] = [
+const KEYS: [&str; 20] = [
     "atr",
     "convention",
     "protocols",
@@ -38,6 +38,7 @@ const KEYS: [&str; 19] = [
     "historical",
     "tck",
     "tck_ok",
+    "problems",
 ];
 
 fn assert_keys(v: &Value) {
@@ -76,7 +77,8 @@ fn openpgp_card() {
             "edc": "lrc",
             "historical": "0031C173C00100009000",
             "tck": "B1",
-            "tck_ok": true
+            "tck_ok": true,
+            "problems": []
         })
     );
 }
@@ -145,21 +147,82 @@ fn specific_mode_card() {
 }
 
 #[test]
-fn bad_tck_decodes_with_warning() {
+fn bad_tck_is_decoded_then_fails_with_the_offset() {
+    // The valid ATR of `tck_ok_true…` above ends in B1; B2 is one bit off.
     let (ok, v, stderr) = run_json("3BFA1300FF813180450031C173C00100009000B2");
-    assert!(ok);
+    assert!(!ok, "a wrong TCK must fail");
+    assert_keys(&v);
     assert_eq!(v["tck"], "B2");
     assert_eq!(v["tck_ok"], false);
-    assert!(stderr.contains("bad TCK"), "{stderr}");
+    assert_eq!(v["historical"], "0031C173C00100009000", "still decoded");
+    assert_eq!(v["problems"][0]["offset"], 19);
+    assert!(
+        v["problems"][0]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("B1 expected"),
+        "{v}"
+    );
+    assert!(stderr.contains("bad TCK B2"), "{stderr}");
+    assert!(stderr.contains("offset 19"), "{stderr}");
+}
+
+#[test]
+fn readable_but_invalid_atrs_are_decoded_then_fail() {
+    for (hex, offset, needle) in [
+        // T0=80: TD1. TD1=0F: T=15, allowed from TD2 on (§8.2.3). TCK 80^0F.
+        ("3B 80 0F 8F", 2, "T=15"),
+        // TD1=01 indicates T=1, so TCK is mandatory (§8.2.5); it is absent.
+        ("3B 80 01", 3, "TCK missing"),
+        // T0=00: the ATR ends at offset 1; FF follows it.
+        ("3B 00 FF", 2, "after the end"),
+        // TA1=71: FI 7 is RFU (§8.3, table 7).
+        ("3B 10 71", 2, "RFU FI"),
+    ] {
+        let (ok, v, stderr) = run_json(hex);
+        assert!(!ok, "{hex} accepted");
+        assert_keys(&v);
+        let problems = v["problems"].as_array().unwrap();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p["offset"] == offset && p["problem"].as_str().unwrap().contains(needle)),
+            "{hex}: {v}"
+        );
+        assert!(
+            stderr.contains(&format!("offset {offset}")) && stderr.contains(needle),
+            "{hex}: {stderr}"
+        );
+    }
+    // The human decode is printed in full before the failure.
+    let out = Command::cargo_bin("ferroccid")
+        .unwrap()
+        .args(["atr", "3B800F8F"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("TD1 = 0F  T=15"), "{text}");
+    assert!(text.contains("TCK = 8F  correct"), "{text}");
+    assert!(
+        text.contains("Invalid: TD1 indicates T=15, invalid in TD1 at offset 2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn valid_atrs_have_no_problems_and_succeed() {
+    let (ok, v, stderr) = run_json("3B 90 95 11 01 15");
+    assert!(ok, "{stderr}");
+    assert_eq!(v["problems"], json!([]));
+    assert_eq!(stderr, "");
 }
 
 #[test]
 fn invalid_atrs_fail_with_reason_and_offset() {
     for (hex, needle) in [
         ("3C 00", "TS"),
-        ("3B 80 01", "offset 3"),
         ("3B 10", "offset 2"),
-        ("3B 00 FF", "offset 2"),
         ("3B", "offset 1"),
         ("3B 0", "odd"),
         ("3B ZZ", "hex"),
@@ -198,9 +261,12 @@ fn human_output_explains_every_byte() {
     }
     let failed = Command::cargo_bin("ferroccid")
         .unwrap()
-        .args(["atr", "3B8001"])
+        .args(["atr", "3B80"])
         .output()
         .unwrap();
     assert!(!failed.status.success());
-    assert!(failed.stdout.is_empty());
+    assert!(
+        failed.stdout.is_empty(),
+        "a truncated ATR cannot be decoded"
+    );
 }

@@ -94,8 +94,13 @@ pub(crate) fn filter_for_mask(mask: u32) -> &'static str {
     }
 }
 
+/// Collects an event's message and fields; for frame events
+/// (`ferroccid::ccid`) the message alone, which already holds the bytes.
 #[derive(Default)]
-struct MessageVisitor(String);
+struct MessageVisitor {
+    text: String,
+    message_only: bool,
+}
 
 impl Visit for MessageVisitor {
     /// Three decimals, formatted without the float formatter (which would
@@ -104,8 +109,11 @@ impl Visit for MessageVisitor {
         let milli = (value * 1000.0) as i64;
         let sign = if milli < 0 { "-" } else { "" };
         let milli = milli.unsigned_abs();
+        if self.message_only {
+            return;
+        }
         let _ = write!(
-            self.0,
+            self.text,
             "{}={sign}{}.{:03} ",
             field.name(),
             milli / 1000,
@@ -113,11 +121,15 @@ impl Visit for MessageVisitor {
         );
     }
 
+    /// A frame's bytes (`ferroccid::ccid`) are in its message already,
+    /// masked bytes written as XX: not repeated.
+    fn record_bytes(&mut self, _field: &Field, _value: &[u8]) {}
+
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         if field.name() == "message" {
-            let _ = write!(self.0, "{value:?} ");
-        } else {
-            let _ = write!(self.0, "{}={value:?} ", field.name());
+            let _ = write!(self.text, "{value:?} ");
+        } else if !self.message_only {
+            let _ = write!(self.text, "{}={value:?} ", field.name());
         }
     }
 }
@@ -230,12 +242,15 @@ impl Subscriber for PcscdSubscriber {
     fn record_follows_from(&self, _span: &Id, _follows: &Id) {}
 
     fn event(&self, event: &Event<'_>) {
-        let mut visitor = MessageVisitor::default();
+        let mut visitor = MessageVisitor {
+            text: String::new(),
+            message_only: event.metadata().target() == ferroccid::ccid::trace::TARGET,
+        };
         event.record(&mut visitor);
         let text = format!(
             "ferroccid {}: {}",
             event.metadata().target(),
-            visitor.0.trim_end()
+            visitor.text.trim_end()
         );
         match self.sink {
             Sink::Pcscd(log_msg) => {

@@ -18,7 +18,8 @@
 //! | [`control`] | class-specific control requests |
 //! | [`validate`] | [`validate_response`] |
 //! | [`descriptor`] | [`ClassDescriptor`] and [`find_class_descriptor`] |
-//! | [`trace`] | hex dumps at TRACE level |
+//! | [`redact`] | which bytes of a sent frame a log may show (never a PIN) |
+//! | [`trace`] | one event per frame at TRACE level |
 
 pub mod command;
 pub mod control;
@@ -28,6 +29,7 @@ pub mod interrupt;
 pub mod message;
 mod message_type;
 pub mod params;
+pub mod redact;
 pub mod response;
 pub mod secure;
 pub mod status;

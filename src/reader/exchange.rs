@@ -110,6 +110,8 @@ impl SlotContext<'_> {
         let card = card.as_mut().ok_or(ReaderError::NotPowered)?;
         let wait = exchange_wait(shared, card);
         let level = shared.link.descriptor.exchange_level();
+        // Every frame of a PIN-carrying exchange is masked in the logs.
+        let _pin = shared.link.slots[index].begin_exchange(command);
         let mut io = Io {
             link: &shared.link,
             slot: &shared.link.slots[index],

@@ -37,8 +37,9 @@ use std::time::{Duration, Instant};
 use crate::ccid::command::Command;
 use crate::ccid::error::FrameBytes;
 use crate::ccid::message::{frame_address, offset};
+use crate::ccid::redact::{self, PinCommand};
 use crate::ccid::status::SlotError;
-use crate::ccid::trace::trace_frame;
+use crate::ccid::trace::{self, trace_frame};
 use crate::ccid::{
     validate_response, CcidError, ClassDescriptor, CommandRepr, Expectation, MessageType, Reply,
     HEADER_LEN,
@@ -138,6 +139,23 @@ pub(crate) struct SlotLink {
     /// When the current command's budget runs out (see [`Budget`]); set by
     /// whoever holds the slot's state lock, read by every round.
     budget: Mutex<Budget>,
+    /// The APDU exchange in progress carries a PIN: what a log may show of
+    /// the frames sent for it (see [`crate::ccid::redact`]).
+    pin: Mutex<Option<PinCommand>>,
+}
+
+/// Ends a PIN-carrying exchange's mark on its slot (see
+/// [`SlotLink::begin_exchange`]); nothing to do for any other exchange.
+pub(crate) struct PinScope<'a> {
+    slot: Option<&'a SlotLink>,
+}
+
+impl Drop for PinScope<'_> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot {
+            *sync::lock(&slot.pin) = None;
+        }
+    }
 }
 
 /// One command's wall-clock budget: every round of the command (each
@@ -213,6 +231,27 @@ impl SlotLink {
             mail: Condvar::new(),
             cancelled: AtomicBool::new(false),
             budget: Mutex::new(Budget::starting_now(Duration::ZERO)),
+            pin: Mutex::new(None),
+        }
+    }
+
+    /// Marks the APDU exchange starting now as carrying a PIN if `apdu`
+    /// does; the returned guard ends the mark.
+    pub(crate) fn begin_exchange(&self, apdu: &[u8]) -> PinScope<'_> {
+        let pin = PinCommand::of(apdu);
+        if pin.is_some() {
+            *sync::lock(&self.pin) = pin;
+        }
+        PinScope {
+            slot: pin.map(|_| self),
+        }
+    }
+
+    /// Logs `frame`, sent for this slot, masked as [`redact`] says.
+    fn trace_sent(&self, frame: &[u8]) {
+        if trace::enabled() {
+            let shown = redact::loggable_len(frame, sync::lock(&self.pin).as_mut());
+            trace_frame("send", frame, shown);
         }
     }
 
@@ -511,10 +550,10 @@ impl Link {
         result
     }
 
-    /// Sends one whole frame.
-    pub(crate) fn send(&self, frame: &[u8]) -> Result<(), ReaderError> {
+    /// Sends one whole frame for `slot`.
+    pub(crate) fn send(&self, slot: &SlotLink, frame: &[u8]) -> Result<(), ReaderError> {
         self.check_gone()?;
-        trace_frame("send", frame);
+        slot.trace_sent(frame);
         let timeout = self.margin();
         self.transport
             .bulk_out(frame, timeout)
@@ -572,7 +611,7 @@ impl Link {
                 if let Some((to, _)) = address.filter(|&(to, _)| to != slot.index) {
                     if let Some(other) = self.slots.get(usize::from(to)) {
                         let frame = &rx[..n];
-                        trace_frame("recv (for another slot)", frame);
+                        trace_frame("recv (for another slot)", frame, frame.len());
                         if !post_mail(other, frame) {
                             // A device that floods frames for idle slots
                             // is stopped by a count, not only the clock.
@@ -711,7 +750,7 @@ impl Link {
             // From here until the answer, a frame another slot's leader
             // reads for us is kept only if it carries this bSeq.
             slot.expect(seq);
-            let result = self.send(&tx[..n]).and_then(|()| {
+            let result = self.send(slot, &tx[..n]).and_then(|()| {
                 self.await_answer(
                     slot,
                     (seq, msg_type),
@@ -782,7 +821,7 @@ impl Link {
                 Err(e) => return Err(e),
             };
             let frame = &rx[..n];
-            trace_frame("recv", frame);
+            trace_frame("recv", frame, frame.len());
             let address = frame_address(frame).filter(|_| n >= HEADER_LEN);
             if let Some((_, got)) = address.filter(|&(to, got)| to == slot.index && got != seq) {
                 stale += 1;
@@ -883,7 +922,7 @@ impl Link {
         .emit(seq, &mut frame);
         // The abort's own SlotStatus may be read by another slot's leader.
         slot.expect(seq);
-        if emitted.is_err() || self.send(&frame).is_err() {
+        if emitted.is_err() || self.send(slot, &frame).is_err() {
             return;
         }
         let deadline = far_deadline(Instant::now(), margin);
@@ -896,7 +935,7 @@ impl Link {
         for _ in 0..max_frames {
             match self.receive(slot, rx, Instant::now(), deadline, false) {
                 Ok(n) => {
-                    trace_frame("recv (draining)", &rx[..n]);
+                    trace_frame("recv (draining)", &rx[..n], n);
                     let frame = &rx[..n];
                     let is_slot_status =
                         frame.get(offset::MESSAGE_TYPE) == Some(&MessageType::SlotStatus.to_byte());

@@ -15,7 +15,9 @@
 # USB drivers directory (/usr/lib/pcsc/drivers) inside the namespace, so a
 # test can make pcscd load bundles it installed. The bundle's notification
 # socket (/run/ferroccid/notify inside) is DIR/notify/notify outside, so
-# instances never share one. Fails loudly when pcscd is missing.
+# instances never share one. PCSCD_OPTIONS adds options to pcscd's
+# `--foreground --debug` (e.g. `--color`, which shows each line's
+# priority). Fails loudly when pcscd is missing.
 set -euo pipefail
 mode=${1:?usage: $0 start|stop|run DIR ...}
 dir=${2:?DIR missing}
@@ -43,7 +45,7 @@ CONF
     mount --bind "$1/run" /run/pcscd || exit 3
     mount --bind "$1/notify" /run/ferroccid || exit 3
     if [ -n "$3" ]; then mount --bind "$3" /usr/lib/pcsc/drivers || exit 3; fi
-    exec "$2" -f -d -c "$1/conf"' sh "$dir" "$PCSCD" "${DRIVERS_DIR:-}" > "$dir/pcscd.log" 2>&1 &
+    exec "$2" --foreground --debug $4 -c "$1/conf"' sh "$dir" "$PCSCD" "${DRIVERS_DIR:-}" "${PCSCD_OPTIONS:-}" > "$dir/pcscd.log" 2>&1 &
   echo $! > "$dir/pcscd.pid"
   for _ in $(seq 100); do
     [ -S "$dir/run/pcscd.comm" ] && break
