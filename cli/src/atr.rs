@@ -23,10 +23,76 @@ pub struct Args {
     /// Print one JSON object instead of the human-readable decode.
     #[arg(long)]
     pub json: bool,
+    /// The card clock for the times (etu, WWT, BWT, CWT), in kHz; default
+    /// --reader's dwDefaultClock, else 4000 (what most readers announce).
+    #[arg(long, value_name = "KHZ", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub clock_khz: Option<u32>,
+    /// Take the clock from this reader's CCID descriptor (dwDefaultClock).
+    #[arg(long, value_name = "NAME")]
+    pub reader: Option<String>,
+}
+
+/// The clock most readers announce as dwDefaultClock (CCID §5.1).
+const TYPICAL_CLOCK_KHZ: u32 = 4000;
+
+/// The clock for the times: `--clock-khz`, else `--reader`'s default.
+fn clock_khz(args: &Args) -> Result<u32, String> {
+    if let Some(khz) = args.clock_khz {
+        return Ok(khz);
+    }
+    let Some(name) = &args.reader else {
+        return Ok(TYPICAL_CLOCK_KHZ);
+    };
+    let device_name = super::list::resolve(name)?;
+    let device = ferroccid::open_name(&device_name)
+        .map_err(|e| format!("cannot open {device_name}: {e}"))?;
+    let descriptor = device
+        .transport
+        .info()
+        .class_descriptor
+        .clone()
+        .ok_or_else(|| format!("{device_name} has no CCID class descriptor"))?;
+    let parsed = ferroccid::ccid::descriptor::ClassDescriptor::parse(&descriptor)
+        .map_err(|e| format!("{device_name}: {e}"))?;
+    Ok(parsed.default_clock_khz.max(1))
+}
+
+/// The card's times at a clock (ISO/IEC 7816-3:2006): the etu before and
+/// after a PPS to the ATR's Fi/Di (§7.1), T=0's waiting time (§10.2),
+/// T=1's character and block waiting times (§11.4.3).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Times {
+    clock_khz: u32,
+    initial_etu_us: f64,
+    etu_us: f64,
+    wwt_us: f64,
+    cwt_us: f64,
+    bwt_us: f64,
+}
+
+fn times(atr: &Atr, clock_khz: u32) -> Times {
+    let f_mhz = f64::from(clock_khz) / 1000.0;
+    let fi = f64::from(atr.fi());
+    let etu = fi / (f64::from(atr.di()) * f_mhz);
+    Times {
+        clock_khz,
+        initial_etu_us: 372.0 / f_mhz,
+        etu_us: etu,
+        wwt_us: 960.0 * f64::from(atr.wi()) * fi / f_mhz,
+        cwt_us: (11.0 + 2f64.powi(i32::from(atr.cwi()))) * etu,
+        bwt_us: 11.0 * etu + 2f64.powi(i32::from(atr.bwi())) * 960.0 * 372.0 / f_mhz,
+    }
 }
 
 /// Run `ferroccid atr`.
 pub fn run(args: Args) -> ExitCode {
+    let clock = match clock_khz(&args) {
+        Ok(khz) => khz,
+        Err(message) => {
+            eprintln!("ferroccid atr: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     let parsed = parse_hex(&args.hex.join(" "))
         .and_then(|bytes| Atr::parse_lenient(&bytes).map_err(|e| format!("invalid ATR: {e}")));
     let atr = match parsed {
@@ -39,10 +105,21 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let times = times(&atr, clock);
     if args.json {
-        println!("{}", to_json(&atr));
+        let mut value = to_json(&atr);
+        value["times"] = json!({
+            "clock_khz": times.clock_khz,
+            "initial_etu_us": round3(times.initial_etu_us),
+            "etu_us": round3(times.etu_us),
+            "wwt_us": round3(times.wwt_us),
+            "cwt_us": round3(times.cwt_us),
+            "bwt_us": round3(times.bwt_us),
+        });
+        println!("{value}");
     } else {
         print!("{}", describe(&atr));
+        print!("{}", describe_times(&atr, &times));
     }
     let problems = problems(&atr);
     for problem in &problems {
@@ -53,6 +130,39 @@ pub fn run(args: Args) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// The times, for people.
+fn describe_times(atr: &Atr, t: &Times) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Times at {} kHz{}: etu {:.3} µs (initial, Fd/Dd 372/1: {:.3} µs)",
+        t.clock_khz,
+        if t.clock_khz > atr.f_max_khz() {
+            " (above the card's f(max)!)"
+        } else {
+            ""
+        },
+        t.etu_us,
+        t.initial_etu_us
+    );
+    let _ = writeln!(
+        out,
+        "  T=0 WWT {:.0} µs (960 x WI {} x Fi {} / f); T=1 CWT {:.0} µs ((11 + 2^{}) etu), BWT {:.0} µs (11 etu + 2^{} x 960 x 372 / f)",
+        t.wwt_us,
+        atr.wi(),
+        atr.fi(),
+        t.cwt_us,
+        atr.cwi(),
+        t.bwt_us,
+        atr.bwi()
+    );
+    out
 }
 
 /// One way the ATR breaks ISO/IEC 7816-3, and the byte concerned.

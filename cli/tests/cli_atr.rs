@@ -18,7 +18,7 @@ fn run_json(hex: &str) -> (bool, Value, String) {
     )
 }
 
-const KEYS: [&str; 20] = [
+const KEYS: [&str; 21] = [
     "atr",
     "convention",
     "protocols",
@@ -39,6 +39,7 @@ const KEYS: [&str; 20] = [
     "tck",
     "tck_ok",
     "problems",
+    "times",
 ];
 
 fn assert_keys(v: &Value) {
@@ -78,7 +79,17 @@ fn openpgp_card() {
             "historical": "0031C173C00100009000",
             "tck": "B1",
             "tck_ok": true,
-            "problems": []
+            "problems": [],
+            // Fi 372, Di 4 at 4 MHz: etu 372 / 16 = 23.25 µs; WWT 960 x 10 x 372 / 4;
+            // CWT (11 + 2^5) etu; BWT 11 etu + 2^4 x 960 x 372 / 4.
+            "times": {
+                "clock_khz": 4000,
+                "initial_etu_us": 93.0,
+                "etu_us": 23.25,
+                "wwt_us": 892800.0,
+                "cwt_us": 999.75,
+                "bwt_us": 1428735.75
+            }
         })
     );
 }
@@ -269,4 +280,48 @@ fn human_output_explains_every_byte() {
         failed.stdout.is_empty(),
         "a truncated ATR cannot be decoded"
     );
+}
+
+/// The times of ISO/IEC 7816-3 at a clock, worked by hand for this ATR
+/// (TA1 = 96: Fi 512, Di 32; WI 10, CWI 5, BWI 4 by default or from TB3 45):
+/// etu = 512 / (32 x f); WWT = 960 x 10 x 512 / f; CWT = (11 + 2^5) etu;
+/// BWT = 11 etu + 2^4 x 960 x 372 / f.
+#[test]
+fn atr_prints_etu_and_waiting_times_at_a_clock() {
+    let times = |extra: &[&str]| -> serde_json::Value {
+        let out = Command::cargo_bin("ferroccid")
+            .unwrap()
+            .args(["atr", "--json", "3B939680B1FE451F0331C06406"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["times"].clone()
+    };
+    let at_4 = times(&[]);
+    assert_eq!(at_4["clock_khz"], 4000, "the typical default clock");
+    assert_eq!(at_4["etu_us"], 4.0);
+    assert_eq!(at_4["initial_etu_us"], 93.0);
+    assert_eq!(at_4["wwt_us"], 1_228_800.0);
+    assert_eq!(at_4["cwt_us"], 172.0);
+    assert_eq!(at_4["bwt_us"], 1_428_524.0);
+    let at_5 = times(&["--clock-khz", "5000"]);
+    assert_eq!(at_5["etu_us"], 3.2);
+    assert_eq!(at_5["bwt_us"], 35.2 + 1_142_784.0);
+    // The 4-slot simulated reader announces dwDefaultClock 2500 kHz.
+    let at_reader = times(&["--reader", "sim:4-slot"]);
+    assert_eq!(at_reader["clock_khz"], 2500);
+    assert_eq!(at_reader["etu_us"], 6.4);
+    let out = Command::cargo_bin("ferroccid")
+        .unwrap()
+        .args(["atr", "3B939680B1FE451F0331C06406"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Times at 4000 kHz: etu 4.000 µs"), "{text}");
+    assert!(text.contains("BWT 1428524 µs"), "{text}");
 }
