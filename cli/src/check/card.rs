@@ -58,6 +58,9 @@ fn prepare(cx: &mut Context<'_>) -> Result<Framing, Verdict> {
     if level != ExchangeLevel::Tpdu {
         return Ok(Framing::Apdu);
     }
+    if !cx.descriptor.supports_t1() {
+        return Ok(Framing::T0);
+    }
     let (protocol, params) = get_parameters(cx, "GetParameters")?;
     if protocol == 0 {
         return Ok(Framing::T0);
@@ -286,7 +289,7 @@ fn notify_slot_change(cx: &mut Context<'_>) -> Result<(), Verdict> {
         let message = Answer(buf[..n].to_vec());
         let bits = buf
             .get(1 + slot / 4)
-            .filter(|_| n >= 1 + slot / 4 + 1 && buf[0] == NOTIFY_MESSAGE_TYPE)
+            .filter(|_| n > 1 + slot / 4 && buf[0] == NOTIFY_MESSAGE_TYPE)
             .map(|b| (b >> (2 * (slot % 4))) & 0x03);
         let expected = 0x02 | u8::from(present);
         if bits != Some(expected) {
