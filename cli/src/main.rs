@@ -8,6 +8,7 @@ mod atr;
 mod bench;
 mod bundle;
 mod card;
+mod check;
 mod demo;
 mod descriptor;
 mod doctor;
@@ -58,6 +59,8 @@ enum Command {
     Bundle(bundle::Command),
     /// ISO/IEC 7816-4 card operations: status, select, read, PIN, challenge.
     Card(card::Args),
+    /// Check a reader against CCID Rev 1.1, clause by clause.
+    Check(check::Args),
     /// Show the driver's main job on the simulated reader and card.
     Demo(demo::Args),
     /// Decode a CCID class descriptor (CCID §5.1).
@@ -100,6 +103,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Bundle(command) => bundle::run(command),
         Command::Card(args) => card::run(args),
+        Command::Check(args) => check::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Descriptor(args) => descriptor::run(args),
         Command::Doctor(args) => doctor::run(args),

@@ -20,7 +20,7 @@ pub(crate) mod reader;
 pub(crate) mod transport;
 
 pub use reader::pin::verify_apdu;
-pub use reader::{ReaderModel, ResponseFault, SlotFaults};
+pub use reader::{ReaderModel, ResponseFault, SlotFaults, Violation};
 pub use transport::{SimHandle, SimTransport};
 
 use std::sync::Arc;

@@ -6,6 +6,10 @@
 //! in hex (108 digits, bytes optionally separated by `:`, `,`, `-` or `.`;
 //! packed), or the path of a JSON profile file (ending in `.json`,
 //! printable ASCII without spaces, at most [`MAX_SPEC_LEN`] bytes).
+//!
+//! `PROFILE?violate=ID` makes the reader commit the CCID breach `ID` (a
+//! [`Violation`] id), for testing a conformance checker.
+use crate::reader::Violation;
 use ferroccid::ccid::descriptor::CLASS_DESCRIPTOR_LEN;
 use ferroccid::{NameError, MAX_SPEC_LEN};
 
@@ -45,6 +49,22 @@ pub fn profile_spec(profile: &str) -> Result<String, NameError> {
         });
     };
     Ok(profile)
+}
+
+/// Splits `PROFILE?violate=ID` into the profile and the violation; a
+/// spec without `?` has none.
+pub fn split_violation(spec: &str) -> Result<(&str, Option<Violation>), NameError> {
+    let Some((profile, option)) = spec.split_once('?') else {
+        return Ok((spec, None));
+    };
+    let violation = option
+        .strip_prefix("violate=")
+        .and_then(Violation::from_id)
+        .ok_or_else(|| NameError::BadField {
+            field: "simulator option (violate=ID)",
+            text: quote(option),
+        })?;
+    Ok((profile, Some(violation)))
 }
 
 /// A built-in profile name: a short identifier.
@@ -186,6 +206,21 @@ mod tests {
             parse("sim:my profile.json"),
             Err(NameError::NotPrintable { offset: 6 })
         );
+    }
+
+    #[test]
+    fn a_violation_follows_the_profile_after_a_question_mark() {
+        assert_eq!(split_violation("tpdu"), Ok(("tpdu", None)));
+        assert_eq!(
+            split_violation("4-slot?violate=bad-slot"),
+            Ok(("4-slot", Some(Violation::BadSlot)))
+        );
+        for bad in ["tpdu?violate=nonsense", "tpdu?break=abort", "tpdu?"] {
+            assert!(
+                matches!(split_violation(bad), Err(NameError::BadField { .. })),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -372,6 +372,12 @@ impl Profile {
                 p.clock_frequencies_khz = vec![4000];
                 p.data_rates = vec![9600];
             }
+            "4-slot" => {
+                // bNumClockSupported 4 makes GET_CLOCK_FREQUENCIES mandatory
+                // (CCID §5.3.2); the real sysmoOCTSIM does not answer it, the
+                // profile does, with four clocks in its 2.5–20 MHz range.
+                p.clock_frequencies_khz = vec![2500, 5000, 10000, 20000];
+            }
             _ => {}
         }
         Ok(p)

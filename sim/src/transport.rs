@@ -19,7 +19,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::card::CardConfig;
-use crate::names::{profile_spec, SCHEME};
+use crate::names::{profile_spec, split_violation, SCHEME};
 use crate::profile::{PinEntry, Profile};
 use crate::reader::{ReaderModel, ResponseFault};
 use ferroccid::descriptors::{
@@ -198,14 +198,28 @@ impl SimTransport {
                 )))
             }
         };
-        let profile = match spec {
+        let (spec, violation) = match spec {
+            None => (None, None),
+            Some(spec) => {
+                let (profile, violation) =
+                    split_violation(spec).map_err(TransportError::BadName)?;
+                (Some(profile), violation)
+            }
+        };
+        let mut profile = match spec {
             None => Profile::default(),
             Some(spec) => {
                 let spec = profile_spec(spec).map_err(TransportError::BadName)?;
                 Profile::parse(&spec).map_err(|e| TransportError::NotFound(e.to_string()))?
             }
         };
-        Ok(Self::open(profile))
+        let Some(violation) = violation else {
+            return Ok(Self::open(profile));
+        };
+        violation.apply_to_profile(&mut profile);
+        let (transport, handle) = Self::open(profile);
+        handle.shared.update(|m| m.set_violation(violation));
+        Ok((transport, handle))
     }
 
     /// Another handle on this simulator.
@@ -213,6 +227,24 @@ impl SimTransport {
         SimHandle {
             shared: Arc::clone(&self.shared),
         }
+    }
+
+    /// A transfer whose `n` bytes so far filled whole packets with room
+    /// left in `buf` is not over: with no zero-length packet to end it, the
+    /// next frame joins it, or the read times out as on a real bus.
+    fn run_on(
+        &self,
+        buf: &mut [u8],
+        mut n: usize,
+        timeout: Duration,
+    ) -> Result<usize, TransportError> {
+        while n % usize::from(BULK_PACKET) == 0 && n < buf.len() {
+            let (_, rest) = buf.split_at_mut(n);
+            n += self
+                .shared
+                .wait(timeout, |model, now| model.poll_bulk_in(now), rest)?;
+        }
+        Ok(n)
     }
 
     fn alive(&self) -> Result<MutexGuard<'_, State>, TransportError> {
@@ -238,8 +270,19 @@ impl Transport for SimTransport {
     }
 
     fn bulk_in(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
-        self.shared
-            .wait(timeout, |model, now| model.poll_bulk_in(now), buf)
+        let n = self
+            .shared
+            .wait(timeout, |model, now| model.poll_bulk_in(now), buf)?;
+        let runs_on = self
+            .shared
+            .lock()
+            .model
+            .violation()
+            .is_some_and(|v| v.drops_zero_length_packets());
+        if runs_on {
+            return self.run_on(buf, n, timeout);
+        }
+        Ok(n)
     }
 
     fn interrupt_in(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {

@@ -15,6 +15,7 @@
 //! | [`slot`] | per-slot state and the exchange levels |
 //! | [`pin`] | the pinpad's PIN insertion |
 //! | [`fault`] | injectable faults |
+//! | [`violation`] | standing breaches of CCID, one per conformance check |
 //!
 //! Malformed commands get the answers of CCID §6.2.6, documented on
 //! [`ReaderModel::receive_bulk_out`].
@@ -22,6 +23,7 @@
 pub(crate) mod fault;
 pub(crate) mod pin;
 pub(crate) mod slot;
+pub(crate) mod violation;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -38,6 +40,7 @@ use ferroccid::ccid::{
 
 pub use fault::{ResponseFault, SlotFaults};
 use slot::{Answer, Outcome, Slot};
+pub use violation::Violation;
 
 /// Offset of `dwLength`.
 const OFFSET_LENGTH: u8 = 1;
@@ -76,6 +79,8 @@ pub struct ReaderModel {
     /// Per slot: bSeq of a PC_to_RDR_Abort waiting for its control request.
     abort_command: Vec<Option<u8>>,
     last_seq: Vec<u8>,
+    /// The breach of CCID this reader commits, if any.
+    violation: Option<Violation>,
 }
 
 fn emit(slot: u8, seq: u8, status: Status, error: u8, response: Response<'_>) -> Vec<u8> {
@@ -137,6 +142,7 @@ impl ReaderModel {
             abort_requested: vec![None; count],
             abort_command: vec![None; count],
             last_seq: vec![0; count],
+            violation: None,
         };
         let changed: Vec<bool> = model.slots.iter().map(Slot::is_present).collect();
         model.notify(&changed);
@@ -190,8 +196,11 @@ impl ReaderModel {
         seq: u8,
         command: MessageType,
         last: bool,
-        frame: Vec<u8>,
+        mut frame: Vec<u8>,
     ) {
+        if let Some(violation) = self.violation {
+            violation.bend_frame(command as u8, seq, last, &mut frame);
+        }
         self.pending.push(Pending {
             due,
             order: self.next_order,
@@ -233,24 +242,36 @@ impl ReaderModel {
         }
         let (slot, seq) = (bytes[OFFSET_SLOT as usize], bytes[6]);
         let Some(ty) = MessageType::from_byte(bytes[0]).filter(|t| t.is_command()) else {
-            let frame = failure(
+            let mut frame = failure(
                 MessageType::GetSlotStatus,
                 slot,
                 seq,
                 self.icc(slot),
                 SlotError::CommandNotSupported,
             );
+            if self.violation == Some(Violation::UnknownCommand) {
+                frame[7] &= 0x03;
+            }
             self.schedule(now, slot, seq, MessageType::GetSlotStatus, true, frame);
             return;
         };
         let declared = u64::from(u32::from_le_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]));
-        let too_long = declared + HEADER_LEN as u64
-            > u64::from(self.descriptor.max_message_length.max(HEADER_LEN as u32));
+        let max = u64::from(self.descriptor.max_message_length.max(HEADER_LEN as u32));
+        let too_long = if self.violation == Some(Violation::MessageLengthHonoured) {
+            declared + HEADER_LEN as u64 >= max
+        } else {
+            declared + HEADER_LEN as u64 > max
+        };
         if declared != (bytes.len() - HEADER_LEN) as u64 || too_long {
             return self.reject(now, ty, slot, seq, SlotError::BadParameter(OFFSET_LENGTH));
         }
         if usize::from(slot) >= self.slots.len() {
-            return self.reject(now, ty, slot, seq, SlotError::BadParameter(OFFSET_SLOT));
+            let error = if self.violation == Some(Violation::BadSlot) {
+                SlotError::CommandNotSupported
+            } else {
+                SlotError::BadParameter(OFFSET_SLOT)
+            };
+            return self.reject(now, ty, slot, seq, error);
         }
         self.last_seq[usize::from(slot)] = seq;
         if ty == MessageType::Abort {
@@ -259,6 +280,13 @@ impl ReaderModel {
         let max_busy = usize::from(self.descriptor.max_busy_slots.max(1));
         if self.is_busy(slot, now) || self.busy_slots(now) >= max_busy {
             return self.reject(now, ty, slot, seq, SlotError::CmdSlotBusy);
+        }
+        if self.violation == Some(Violation::VoltageSelection)
+            && ty == MessageType::IccPowerOn
+            && bytes[OFFSET_HEADER_BYTE7 as usize] == 1
+        {
+            let error = SlotError::BadParameter(OFFSET_HEADER_BYTE7);
+            return self.reject(now, ty, slot, seq, error);
         }
         let msg = Message::new_checked(bytes).expect("length and type checked above");
         let command = match CommandRepr::parse(&msg) {
@@ -354,6 +382,9 @@ impl ReaderModel {
     /// PC_to_RDR_Abort: answered once the ABORT control request for the same
     /// bSeq has arrived (before or after it), CCID §5.3.1.
     fn abort_command(&mut self, slot: u8, seq: u8, now: Instant) {
+        if self.violation == Some(Violation::Abort) {
+            return;
+        }
         let i = usize::from(slot);
         if self.abort_requested[i] == Some(seq) {
             self.abort_requested[i] = None;
@@ -484,7 +515,7 @@ impl ReaderModel {
             let frame = failure(command, slot, seq, IccStatus::Absent, SlotError::IccMute);
             self.schedule(now, slot, seq, command, true, frame);
         }
-        if was_present {
+        if was_present && self.violation != Some(Violation::NotifySlotChange) {
             let mut changed = vec![false; self.slots.len()];
             changed[i] = true;
             self.notify(&changed);
@@ -524,6 +555,16 @@ impl ReaderModel {
     /// Change what the user does on the pinpad.
     pub fn set_pin_entry(&mut self, entry: PinEntry) {
         self.profile.pin_entry = entry;
+    }
+
+    /// Commit `violation` from now on (see [`Violation`]).
+    pub fn set_violation(&mut self, violation: Violation) {
+        self.violation = Some(violation);
+    }
+
+    /// The breach of CCID this reader commits, if any.
+    pub fn violation(&self) -> Option<Violation> {
+        self.violation
     }
 
     /// Change the time-extension frames sent before every card exchange.
