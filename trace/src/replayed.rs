@@ -163,8 +163,25 @@ impl Transport for ReplayedReader {
         }
     }
 
-    fn interrupt_in(&self, _buf: &mut [u8], _timeout: Duration) -> Result<usize, TransportError> {
-        Err(TransportError::NoInterruptEndpoint)
+    /// No card ever moves in a recording served this way: the wait runs
+    /// out (or is cancelled), as on a reader whose card stays put.
+    fn interrupt_in(&self, _buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
+        let deadline = Instant::now() + timeout;
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if self.cancelled.load(Ordering::Acquire) {
+                return Err(TransportError::Cancelled);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(TransportError::Timeout);
+            }
+            pending = self
+                .arrived
+                .wait_timeout(pending, left.min(Duration::from_millis(100)))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
     }
 
     fn control_in(

@@ -40,6 +40,11 @@ pub struct Args {
     /// Print one JSON object: the reader, each check's result, the failures.
     #[arg(long)]
     pub json: bool,
+    /// Also write the USB traffic to this pcapng file (usbmon link type:
+    /// Wireshark's USB CCID dissector and `ferroccid trace` read it), so
+    /// the offending frames can be shown to the firmware's authors.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<std::path::PathBuf>,
 }
 
 /// How a check ended.
@@ -186,7 +191,22 @@ pub fn run(args: Args) -> ExitCode {
 fn check(args: &Args) -> Result<bool, String> {
     let name = resolve(&args.reader)?;
     let device = ferroccid::open_name(&name).map_err(|e| format!("cannot open {name}: {e}"))?;
-    let info = device.transport.info();
+    let capture = match &args.pcap {
+        Some(path) => {
+            let file =
+                std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let capture =
+                super::apdu::Capture::new(device.transport.clone(), std::io::BufWriter::new(file))
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            Some(std::sync::Arc::new(capture))
+        }
+        None => None,
+    };
+    let transport: &dyn ferroccid::Transport = match &capture {
+        Some(capture) => capture.as_ref(),
+        None => device.transport.as_ref(),
+    };
+    let info = transport.info();
     let raw = info
         .class_descriptor
         .as_deref()
@@ -197,14 +217,13 @@ fn check(args: &Args) -> Result<bool, String> {
     let mut context = Context {
         info,
         descriptor,
-        wire: Wire::new(device.transport.as_ref()),
+        wire: Wire::new(transport),
         hands,
         slot: 0,
     };
     // Notifications of the plug-in are not the checks' business.
     let mut buf = [0u8; 64];
-    while device
-        .transport
+    while transport
         .interrupt_in(&mut buf, Duration::from_millis(50))
         .is_ok()
     {}
@@ -240,6 +259,7 @@ fn check(args: &Args) -> Result<bool, String> {
             rows.len() - passed - failed.len()
         );
     }
+    super::apdu::check_capture(capture.as_ref(), args.pcap.as_deref())?;
     Ok(failed.is_empty())
 }
 
