@@ -885,21 +885,57 @@ fn queue_shell_restart() {
         .status();
 }
 
-/// The number of clients connected to pcscd's socket: the server ends of
-/// connected Unix stream sockets bound to `socket` in /proc/net/unix
-/// (columns: Num RefCount Protocol Flags Type St Inode Path; St 03 is
-/// connected, the listening socket is 01).
+/// The number of clients connected to pcscd: the connections pcscd
+/// accepted on its socket. pcscd writes its pid beside the socket
+/// (`pcscd.pid`); the clients are the sockets in that process's fd table
+/// that /proc/net/unix lists as connected (St 03) with a path (the server
+/// end of an accepted connection carries the listener's path; columns:
+/// Num RefCount Protocol Flags Type St Inode Path). Counting by process
+/// rather than by path keeps two pcscd instances apart (each in its own
+/// mount namespace shows the same path). Without a pid file, the
+/// connections bound to `socket`'s path are counted.
 pub(crate) fn pcscd_clients(socket: &Path) -> Result<usize, String> {
     let table =
         std::fs::read_to_string("/proc/net/unix").map_err(io(Path::new("/proc/net/unix")))?;
-    let socket = socket.to_string_lossy();
-    Ok(table
+    // (inode, path) of every connected socket that has a path.
+    let connected: Vec<(&str, &str)> = table
         .lines()
         .skip(1)
-        .filter(|line| {
+        .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            fields.len() >= 8 && fields[5] == "03" && fields[7] == socket
+            (fields.len() >= 8 && fields[5] == "03").then(|| (fields[6], fields[7]))
         })
+        .collect();
+    let pid = socket
+        .parent()
+        .map(|dir| dir.join("pcscd.pid"))
+        .and_then(|file| std::fs::read_to_string(file).ok())
+        // pcscd writes the pid with a newline and a NUL after it.
+        .and_then(|text| {
+            text.trim_matches(|c: char| c.is_whitespace() || c == '\0')
+                .parse::<u32>()
+                .ok()
+        });
+    let Some(pid) = pid else {
+        let socket = socket.to_string_lossy();
+        return Ok(connected.iter().filter(|(_, path)| *path == socket).count());
+    };
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map_err(|e| format!("pcscd (pid {pid}): /proc/{pid}/fd: {e}"))?;
+    let inodes: HashSet<String> = fds
+        .filter_map(Result::ok)
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            target
+                .strip_prefix("socket:[")
+                .and_then(|t| t.strip_suffix(']'))
+                .map(str::to_owned)
+        })
+        .collect();
+    Ok(connected
+        .iter()
+        .filter(|(inode, _)| inodes.contains(*inode))
         .count())
 }
 

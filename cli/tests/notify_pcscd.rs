@@ -93,7 +93,7 @@ fn subscribers_get_the_same_ordered_pin_and_card_events_and_never_a_pin() {
         .status()
         .expect("cannot run pcscd-run.sh");
     assert!(status.success(), "pcscd did not start");
-    let _pcscd = Pcscd(dir.clone());
+    let pcscd = Pcscd(dir.clone());
     let socket = dir.join("notify/notify");
     wait_until("the bundle's socket", Duration::from_secs(10), || {
         socket.exists()
@@ -245,5 +245,7 @@ fn subscribers_get_the_same_ordered_pin_and_card_events_and_never_a_pin() {
         }
         assert!(!events_text.contains(std::str::from_utf8(pin).unwrap()));
     }
+    // Stopped before its directory (and pid file) goes.
+    drop(pcscd);
     let _ = std::fs::remove_dir_all(&dir);
 }

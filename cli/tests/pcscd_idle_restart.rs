@@ -5,10 +5,11 @@
 //! other readers' clients. Fails loudly when pcscd is missing.
 //!
 //! pcscd-run.sh binds the instance's socket directory over /run/pcscd in a
-//! private mount namespace, so /proc/net/unix shows its connections under
-//! the default path /run/pcscd/pcscd.comm, which is where the waiter looks.
-//! The test has its own binary: no other pcscd of this crate's tests runs
-//! beside it.
+//! private mount namespace, so /proc/net/unix shows every instance's
+//! connections under the same path, /run/pcscd/pcscd.comm: the waiter
+//! counts the connections of the pcscd whose pid file is beside the socket
+//! it is given (DIR/run/pcscd.pid), so other instances and their clients
+//! (other tests, the system's pcscd) do not count.
 
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -46,7 +47,7 @@ fn a_restart_waits_until_pcscd_has_no_client() {
         .status()
         .expect("cannot run pcscd-run.sh");
     assert!(status.success(), "pcscd did not start");
-    let _pcscd = Pcscd(dir.clone());
+    let pcscd = Pcscd(dir.clone());
     let marker = dir.join("restarted");
     let waiter = |max_wait: &str| {
         let mut command = ferroccid();
@@ -60,7 +61,7 @@ fn a_restart_waits_until_pcscd_has_no_client() {
             ])
             .arg("--exec")
             .arg(format!("touch '{}'", marker.display()))
-            .env_remove("PCSCLITE_CSOCK_NAME");
+            .env("PCSCLITE_CSOCK_NAME", dir.join("run/pcscd.comm"));
         command
     };
 
@@ -104,5 +105,7 @@ fn a_restart_waits_until_pcscd_has_no_client() {
     };
     assert!(status.success());
     assert!(marker.exists());
+    // Stopped before its directory (and pid file) goes.
+    drop(pcscd);
     let _ = std::fs::remove_dir_all(&dir);
 }
