@@ -65,6 +65,9 @@ pub struct File {
     pub write: Access,
     /// Contents.
     pub body: Body,
+    /// Life cycle "operational, deactivated" (DEACTIVATE FILE, ISO/IEC
+    /// 7816-9 §8.4) rather than "activated".
+    pub deactivated: bool,
 }
 
 impl File {
@@ -114,6 +117,7 @@ impl FileSystem {
                     name: None,
                     children: Vec::new(),
                 },
+                deactivated: false,
             }],
         }
     }
@@ -138,6 +142,18 @@ impl FileSystem {
     /// The file at `index`, mutably.
     pub fn get_mut(&mut self, index: FileIndex) -> &mut File {
         &mut self.files[index]
+    }
+
+    /// Unlinks `index` (and with it everything under it) from its parent
+    /// DF (DELETE FILE, ISO/IEC 7816-9 §8.3). The arena keeps the entry,
+    /// so other indexes stay valid; nothing reaches it any more.
+    pub fn remove(&mut self, index: FileIndex) {
+        let Some(parent) = self.files[index].parent else {
+            return;
+        };
+        if let Body::Dedicated { children, .. } = &mut self.files[parent].body {
+            children.retain(|&c| c != index);
+        }
     }
 
     /// Children of a DF (empty for an EF).
@@ -194,6 +210,7 @@ impl FileSystem {
             read,
             write,
             body,
+            deactivated: false,
         };
         fs.add(
             MF,
