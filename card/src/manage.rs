@@ -100,8 +100,6 @@ impl CardManager {
             Route::Pcsc(reader) => {
                 CardManager::attach_pcsc(&reader, ::pcsc::ShareMode::Shared, options)
             }
-            #[cfg(not(feature = "pcsc"))]
-            Route::Pcsc(_) => unreachable!("PC/SC readers are listed only with feature pcsc"),
         }
     }
 

@@ -22,6 +22,7 @@ pub(crate) enum Route {
     /// A ferroccid device, driven directly, and the slot.
     Direct { device: String, slot: usize },
     /// A PC/SC reader, by its full name.
+    #[cfg(feature = "pcsc")]
     Pcsc(String),
 }
 
@@ -114,6 +115,7 @@ fn pick(wanted: &str, candidates: Vec<Candidate>) -> Result<Route> {
                 .iter()
                 .map(|c| match &c.route {
                     Route::Direct { device, .. } => format!("{} ({device})", c.name),
+                    #[cfg(feature = "pcsc")]
                     Route::Pcsc(_) => format!("{} (PC/SC)", c.name),
                 })
                 .collect(),

@@ -45,7 +45,7 @@ enum Command {
     /// pcscd bundle: `bundle`, `bundle refresh`, `install`, `uninstall`.
     #[command(flatten)]
     Bundle(bundle::Command),
-    /// ISO/IEC 7816-4 card operations: status, select, read, PIN, challenge.
+    /// ISO/IEC 7816-4 card operations: status, select, read, update, PIN, auth, lock, reconnect.
     Card(card::Args),
     /// Show the driver's main job on the simulated reader and card.
     Demo(demo::Args),
