@@ -180,12 +180,27 @@ impl FileSystem {
             .find(|&c| self.files[c].sfi == Some(sfi))
     }
 
-    /// First DF whose name starts with `name` (exact or right-truncated).
+    /// First DF whose name starts with `name` (exact or right-truncated),
+    /// among the files still in the tree.
     pub fn df_by_name(&self, name: &[u8]) -> Option<FileIndex> {
-        self.files.iter().position(|f| match &f.body {
-            Body::Dedicated { name: Some(n), .. } => !name.is_empty() && n.starts_with(name),
+        (0..self.files.len()).find(|&i| match &self.files[i].body {
+            Body::Dedicated { name: Some(n), .. } => {
+                !name.is_empty() && n.starts_with(name) && self.in_tree(i)
+            }
             _ => false,
         })
+    }
+
+    /// Whether `index` is still reachable from the MF (not deleted, nor
+    /// under a deleted DF).
+    fn in_tree(&self, mut index: FileIndex) -> bool {
+        while let Some(parent) = self.files[index].parent {
+            if !self.children(parent).contains(&index) {
+                return false;
+            }
+            index = parent;
+        }
+        index == MF
     }
 
     /// The default personalisation used by the demo and the tests:
