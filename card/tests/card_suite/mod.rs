@@ -631,12 +631,21 @@ pub fn lock_between_attachments(fx: &dyn Fixture) {
     );
     assert!(start.elapsed() >= Duration::from_millis(100));
     // Not only B's lock: C's exchanges wait up to its lock wait, then fail.
-    let start = Instant::now();
-    assert_eq!(
-        c.file_access().select_fid(0x2F00).err(),
-        Some(Error::Channel(ChannelError::Locked))
-    );
-    assert!(start.elapsed() >= Duration::from_millis(150));
+    // On a thread, so that an exchange that waits regardless of its lock
+    // wait fails this test instead of hanging it.
+    let (sent, answer) = std::sync::mpsc::channel();
+    let c = std::thread::spawn(move || {
+        let start = Instant::now();
+        let result = c.file_access().select_fid(0x2F00).err();
+        let _ = sent.send((result, start.elapsed()));
+        c
+    });
+    let (result, waited) = answer
+        .recv_timeout(Duration::from_secs(5))
+        .expect("an exchange under another's lock neither failed nor returned in 5 s");
+    assert_eq!(result, Some(Error::Channel(ChannelError::Locked)));
+    assert!(waited >= Duration::from_millis(150), "{waited:?}");
+    let c = c.join().unwrap();
     // An exchange that may wait longer goes through once A lets go (the
     // lock is released below, 150 ms after the exchange started waiting).
     let exchanger = std::thread::spawn(move || {
