@@ -928,7 +928,9 @@ pub fn file_management_and_data_objects(fx: &dyn Fixture) {
 /// NoCard, and the card that arrives later is used.
 pub fn attach_to_an_empty_reader(fx: &dyn Fixture) {
     fx.remove_card();
-    let card = fx.attach(&EventBus::new());
+    let bus = EventBus::new();
+    let events = bus.subscribe();
+    let card = fx.attach(&bus);
     let status = card.status().unwrap();
     assert_eq!(status.state, CardState::Absent);
     assert!(!status.present && !status.powered && status.atr.is_empty());
@@ -943,6 +945,11 @@ pub fn attach_to_an_empty_reader(fx: &dyn Fixture) {
     let status = card.status().unwrap();
     assert!(status.protocol.is_some());
     assert!(status.state >= fx.connected_state(), "{status:?}");
+    assert_eq!(
+        kinds(&events.drain()),
+        [EventKind::CardInserted],
+        "the arrival, once"
+    );
 }
 
 #[macro_export]
