@@ -59,10 +59,10 @@ impl Attachment {
             .ok_or(Error::Channel(ChannelError::Detached))?;
         let result = f(channel.as_mut(), exchanger);
         match &result {
-            Err(Error::Channel(ChannelError::CardRemoved | ChannelError::NoCard)) => {
-                if std::mem::take(card_present) {
-                    self.events.publish(&self.reader, EventKind::CardRemoved);
-                }
+            Err(Error::Channel(ChannelError::CardRemoved | ChannelError::NoCard))
+                if std::mem::take(card_present) =>
+            {
+                self.events.publish(&self.reader, EventKind::CardRemoved);
             }
             // A channel made to an empty reader connected the card that
             // arrived: its ATR decides extended length, as on attach.
