@@ -55,6 +55,18 @@ pub mod ins {
     pub const GENERAL_AUTHENTICATE: u8 = 0x87;
     /// GET RESPONSE.
     pub const GET_RESPONSE: u8 = 0xC0;
+    /// CREATE FILE (ISO/IEC 7816-9 §8.2).
+    pub const CREATE_FILE: u8 = 0xE0;
+    /// DELETE FILE (ISO/IEC 7816-9 §8.3).
+    pub const DELETE_FILE: u8 = 0xE4;
+    /// DEACTIVATE FILE (ISO/IEC 7816-9 §8.4).
+    pub const DEACTIVATE_FILE: u8 = 0x04;
+    /// ACTIVATE FILE (ISO/IEC 7816-9 §8.5).
+    pub const ACTIVATE_FILE: u8 = 0x44;
+    /// GET DATA, P1-P2 a tag (ISO/IEC 7816-4 §11.4.3).
+    pub const GET_DATA: u8 = 0xCA;
+    /// PUT DATA, P1-P2 a tag (ISO/IEC 7816-4 §11.4.6).
+    pub const PUT_DATA: u8 = 0xDA;
 }
 
 /// A command APDU over borrowed data.

@@ -58,10 +58,24 @@ impl Attachment {
             .as_mut()
             .ok_or(Error::Channel(ChannelError::Detached))?;
         let result = f(channel.as_mut(), exchanger);
-        if let Err(Error::Channel(ChannelError::CardRemoved | ChannelError::NoCard)) = &result {
-            if std::mem::take(card_present) {
+        match &result {
+            Err(Error::Channel(ChannelError::CardRemoved | ChannelError::NoCard))
+                if std::mem::take(card_present) =>
+            {
                 self.events.publish(&self.reader, EventKind::CardRemoved);
             }
+            // A channel made to an empty reader connected the card that
+            // arrived: its ATR decides extended length, as on attach.
+            Ok(_) if !*card_present => {
+                if let Ok(status) = channel.status() {
+                    if status.present {
+                        *card_present = true;
+                        exchanger.set_card_extended(card_extended(self.extended, &status.atr));
+                        self.events.publish(&self.reader, EventKind::CardInserted);
+                    }
+                }
+            }
+            _ => {}
         }
         result
     }

@@ -22,7 +22,8 @@ pub enum Disposition {
     Reset,
     /// Power the card off.
     Unpower,
-    /// Eject (readers without a motor treat it as unpower).
+    /// Eject. Readers without a mechanism, and every reader on the direct
+    /// channel (the driver sends no PC_to_RDR_Mechanical), unpower instead.
     Eject,
 }
 
@@ -61,11 +62,45 @@ pub enum Protocol {
     Other(u8),
 }
 
+/// Where the card is in its life, as SCardStatus's state names it
+/// (SCARD_ABSENT … SCARD_SPECIFIC); each state implies those before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CardState {
+    /// No card in the reader.
+    Absent,
+    /// A card is in the reader but not in position for use.
+    Present,
+    /// A card is in position but not powered.
+    Swallowed,
+    /// Powered, but the reader does not know the card's mode yet.
+    Powered,
+    /// Answered reset and waits for a protocol negotiation (PPS).
+    Negotiable,
+    /// Answered reset and a protocol is in use.
+    Specific,
+}
+
+impl CardState {
+    /// The PC/SC name of the state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CardState::Absent => "absent",
+            CardState::Present => "present",
+            CardState::Swallowed => "swallowed",
+            CardState::Powered => "powered",
+            CardState::Negotiable => "negotiable",
+            CardState::Specific => "specific",
+        }
+    }
+}
+
 /// The state of reader and card, as SCardStatus reports it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ChannelStatus {
     /// The reader's name.
     pub reader: String,
+    /// The card's state; `present` and `powered` are coarse views of it.
+    pub state: CardState,
     /// A card is in the reader.
     pub present: bool,
     /// The card is powered and has answered reset.
@@ -80,6 +115,7 @@ impl fmt::Debug for ChannelStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChannelStatus")
             .field("reader", &self.reader)
+            .field("state", &self.state)
             .field("present", &self.present)
             .field("powered", &self.powered)
             .field("protocol", &self.protocol)
@@ -129,6 +165,13 @@ pub trait CardChannel: Send {
 
     /// Gives exclusive use back.
     fn end_transaction(&mut self, disposition: Disposition) -> Result<(), ChannelError>;
+
+    /// How long an exchange waits while another attachment holds the lock
+    /// before failing with [`ChannelError::Locked`] (`None` = as long as it
+    /// takes). Channels whose transport serialises on its own ignore it.
+    fn set_lock_wait(&mut self, wait: Option<Duration>) {
+        let _ = wait;
+    }
 
     /// Longest command APDU the channel carries, in bytes.
     fn max_command_len(&self) -> usize {
@@ -187,6 +230,9 @@ impl<C: CardChannel + ?Sized> CardChannel for Box<C> {
     }
     fn end_transaction(&mut self, disposition: Disposition) -> Result<(), ChannelError> {
         (**self).end_transaction(disposition)
+    }
+    fn set_lock_wait(&mut self, wait: Option<Duration>) {
+        (**self).set_lock_wait(wait)
     }
     fn max_command_len(&self) -> usize {
         (**self).max_command_len()

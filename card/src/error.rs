@@ -168,6 +168,13 @@ pub enum ChannelError {
     },
     /// The channel is detached.
     Detached,
+    /// Another attachment holds the card's lock (SCardLock, or a PC/SC
+    /// transaction) and did not release it within the wait.
+    Locked,
+    /// No reader has this name.
+    UnknownReader(String),
+    /// The name fits several readers; the candidates, as `name (device)`.
+    AmbiguousReader(Vec<String>),
     /// Any other failure, described.
     Other(String),
 }
@@ -187,6 +194,16 @@ impl fmt::Display for ChannelError {
                 write!(f, "response of {needed} bytes does not fit the buffer")
             }
             ChannelError::Detached => f.write_str("the attachment is closed"),
+            ChannelError::Locked => f.write_str("another attachment holds the card's lock"),
+            ChannelError::UnknownReader(name) => write!(
+                f,
+                "no reader matches {name:?} (neither a device name nor part of a listed reader's name)"
+            ),
+            ChannelError::AmbiguousReader(candidates) => write!(
+                f,
+                "the name matches several readers; give more of it or a device name: {}",
+                candidates.join("; ")
+            ),
             ChannelError::Other(text) => f.write_str(text),
         }
     }

@@ -78,7 +78,7 @@ const SELECT_RETURN_FCI: u8 = 0x00;
 /// File access over an attachment.
 #[derive(Clone)]
 pub struct FileAccess {
-    attachment: Arc<Attachment>,
+    pub(crate) attachment: Arc<Attachment>,
 }
 
 impl std::fmt::Debug for FileAccess {

@@ -12,9 +12,11 @@
 //! | `exchange` | GET RESPONSE, 6Cxx re-issue, chaining, length choice |
 //! | `manage` | [`CardManager`]: attach, detach, reconnect, lock, status |
 //! | `file` | [`FileAccess`]: SELECT, binary and record commands |
+//! | `file_admin` | create, delete, (de)activate files; GET / PUT DATA |
 //! | `verify` | [`Verifier`] and [`Pin`]: VERIFY, change, reset, pinpad |
 //! | `auth` | [`Authenticator`]: challenge and authenticate commands |
 //! | `events` | [`EventBus`]: reader, card and PIN events |
+//! | `names` | which reader a name means: device, PC/SC or listed name |
 //! | `lock` | [`DeviceLock`]: exclusive use across threads and processes |
 //! | `slot` | [`SlotChannel`]: a ferroccid slot directly, no daemon |
 //!
@@ -31,8 +33,10 @@ mod events;
 mod exchange;
 mod fcp;
 mod file;
+mod file_admin;
 mod lock;
 mod manage;
+mod names;
 #[cfg(feature = "pcsc")]
 mod pcsc;
 pub mod script;
@@ -43,15 +47,17 @@ mod verify;
 pub use apdu::{Command, Response};
 pub use auth::{Authenticator, MutualAuth, MutualAuthCrypto};
 pub use channel::{
-    CardChannel, ChannelStatus, Disposition, Initialization, Protocol, ProtocolChoice,
+    CardChannel, CardState, ChannelStatus, Disposition, Initialization, Protocol, ProtocolChoice,
 };
 pub use error::{CardError, ChannelError, Error, Result, Sw};
 pub use events::{Event, EventBus, EventKind, Subscription};
 pub use exchange::{atr_announces_extended, Exchanger, ExtendedLength};
 pub use fcp::{EfStructure, FileInfo, FileKind, LifeCycle};
 pub use file::{Ef, FileAccess, Selection, Sfi};
+pub use file_admin::{NewFile, NewFileKind};
 pub use lock::{DeviceLock, DeviceLockGuard};
-pub use manage::{AttachOptions, CardLock, CardManager};
+pub use manage::{AttachOptions, CardInterface, CardLock, CardManager};
+pub use names::{usb_reader_name, ListedReader};
 pub use slot::{ccid_modify_data, ccid_verify_data, SlotChannel};
 pub use verify::{Pin, PinStatus, Verifier};
 

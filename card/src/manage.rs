@@ -17,6 +17,7 @@ use super::error::{ChannelError, Error, Result};
 use super::events::{EventBus, EventKind, Subscription};
 use super::exchange::{Exchanger, ExtendedLength};
 use super::file::FileAccess;
+use super::names::{resolve, ListedReader, Route};
 use super::slot::SlotChannel;
 use super::verify::Verifier;
 
@@ -27,6 +28,14 @@ pub struct AttachOptions {
     pub extended: ExtendedLength,
     /// Where events go; `None` = the process-wide [`EventBus::global`].
     pub events: Option<EventBus>,
+    /// How long an exchange waits while another attachment holds the
+    /// card's lock before failing with [`ChannelError::Locked`] (`None` =
+    /// as long as it takes, as pcscd does).
+    pub lock_wait: Option<Duration>,
+    /// Readers [`CardManager::attach_by_ifd`] also knows by name, besides
+    /// the USB and PC/SC readers it finds itself (a front end's simulated
+    /// readers, say).
+    pub readers: Vec<ListedReader>,
 }
 
 /// An attachment to a card (ISCardManage).
@@ -51,6 +60,7 @@ impl CardManager {
         options: AttachOptions,
     ) -> Result<CardManager> {
         let mut channel: Box<dyn CardChannel> = Box::new(channel);
+        channel.set_lock_wait(options.lock_wait);
         let status = channel.status()?;
         let extended = card_extended(options.extended, &status.atr);
         let attachment = Attachment {
@@ -69,37 +79,34 @@ impl CardManager {
         })
     }
 
-    /// Attaches by reader name (AttachByIFD): a ferroccid device name
-    /// (`sim`, `usb:…`, `usbip:…`), optionally followed by `#SLOT` for a
-    /// slot other than 0, driven directly through [`SlotChannel`]; or
-    /// `pcsc:READER`, a PC/SC reader through pcscd (its full name or a part
-    /// only it has), shared with other applications.
+    /// Attaches by reader name (AttachByIFD). The name is a ferroccid
+    /// device name (`sim`, `usb:…`, `usbip:…`, optionally `#SLOT` for a
+    /// slot other than 0), driven directly through [`SlotChannel`];
+    /// `pcsc:READER`, a PC/SC reader through pcscd; or the whole or a
+    /// unique part of a name `ferroccid list` or PC/SC shows (USB readers,
+    /// `options.readers`, pcscd's readers). An empty reader attaches too:
+    /// views answer [`ChannelError::NoCard`] until a card arrives.
+    ///
+    /// Errors: [`ChannelError::UnknownReader`] and
+    /// [`ChannelError::AmbiguousReader`] for a name that fits no or
+    /// several readers.
     pub fn attach_by_ifd(name: &str, options: AttachOptions) -> Result<CardManager> {
-        if let Some(reader) = name.strip_prefix("pcsc:") {
-            #[cfg(feature = "pcsc")]
-            {
-                let reader = super::pcsc::find_reader(reader)?;
-                return CardManager::attach_pcsc(&reader, ::pcsc::ShareMode::Shared, options);
+        match resolve(name, &options.readers)? {
+            Route::Direct { device, slot } => {
+                let (channel, _device) = SlotChannel::open(&device, slot)?;
+                CardManager::attach_by_handle(channel, options)
             }
-            #[cfg(not(feature = "pcsc"))]
-            {
-                let _ = reader;
-                return Err(Error::InvalidRequest(
-                    "pcsc: readers need ferroccid built with the pcsc feature",
-                ));
+            #[cfg(feature = "pcsc")]
+            Route::Pcsc(reader) => {
+                CardManager::attach_pcsc(&reader, ::pcsc::ShareMode::Shared, options)
             }
         }
-        let (device, index) = match name.rsplit_once('#') {
-            Some((device, index)) => (
-                device,
-                index
-                    .parse()
-                    .map_err(|_| Error::InvalidRequest("slot after # must be a number"))?,
-            ),
-            None => (name, 0),
-        };
-        let (channel, _sim) = SlotChannel::open(device, index)?;
-        CardManager::attach_by_handle(channel, options)
+    }
+
+    /// Makes an interface this crate does not define over this attachment
+    /// (CreateInterface): see [`CardInterface`].
+    pub fn create_interface<I: CardInterface>(&self) -> Result<I> {
+        I::create(self.clone())
     }
 
     /// The reader's name.
@@ -230,6 +237,18 @@ impl CardManager {
     pub fn subscribe(&self) -> Subscription {
         self.attachment.events.subscribe()
     }
+}
+
+/// An interface over an attachment that this crate does not define, the
+/// counterpart of the service provider's CreateInterface: an application
+/// or a card vendor implements it over the [`CardManager`] it is given
+/// (transmit, lock, status, reconnect, and the crate's own views), and
+/// gets it with [`CardManager::create_interface`]. It shares the
+/// attachment, its lock and its events with every other view.
+pub trait CardInterface: Sized {
+    /// Makes the interface over `card` (for example, SELECTs its
+    /// application).
+    fn create(card: CardManager) -> Result<Self>;
 }
 
 /// Exclusive use of a card; released on drop (leaving the card as is) or

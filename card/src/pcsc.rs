@@ -23,6 +23,20 @@
 //! still gets [`ChannelError::Timeout`] at its deadline, and the worker
 //! ends the late transaction as soon as it is granted — jobs sent to this
 //! channel in the meantime wait for that.
+//!
+//! An exchange while another handle holds a transaction waits inside
+//! libpcsclite, which retries SCARD_E_SHARING_VIOLATION every 100 ms for
+//! as long as it takes. With a lock wait set, the channel first polls the
+//! card the same way as for a begin, and answers [`ChannelError::Locked`]
+//! if it is still held at the deadline. A third party that takes the card
+//! between the poll and the exchange makes the exchange wait in
+//! libpcsclite until that transaction ends.
+//!
+//! # An empty reader
+//! SCardConnect needs a card. A channel to an empty reader holds no
+//! handle: its status is the reader's, exchanges answer
+//! [`ChannelError::NoCard`], and the first exchange after a card arrives
+//! connects to it.
 
 use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,9 +49,9 @@ use pcsc::{Attribute, Card, Context, Protocols, ReaderState, Scope, ShareMode, S
 
 use super::apdu::{EXTENDED_MAX_APDU, SHORT_MAX_APDU, SHORT_MAX_NC, SHORT_MAX_NE};
 use super::channel::{
-    CardChannel, ChannelStatus, Disposition, Initialization, Protocol, ProtocolChoice,
+    CardChannel, CardState, ChannelStatus, Disposition, Initialization, Protocol, ProtocolChoice,
 };
-use super::error::{ChannelError, Error, Result};
+use super::error::{ChannelError, Result};
 use super::events::{EventBus, EventKind};
 use ferroccid::ccid::secure::{PinModify, PinVerify};
 use ferroccid::part10::{
@@ -406,6 +420,10 @@ pub struct PcscChannel {
     /// The reader's card event counter when the card was last connected:
     /// a different count later means the card was swapped, not reset.
     card_events: Option<u32>,
+    /// Made to an empty reader, no card connected yet.
+    awaiting_card: bool,
+    /// How long an exchange retries while another handle holds the card.
+    lock_wait: Option<Duration>,
 }
 
 impl std::fmt::Debug for PcscChannel {
@@ -433,10 +451,37 @@ impl PcscChannel {
         let context = Context::establish(Scope::User).map_err(channel_error)?;
         let name = CString::new(reader)
             .map_err(|_| ChannelError::Other("reader name with a NUL byte".into()))?;
-        let card = context
-            .connect(&name, share_mode, Protocols::T0 | Protocols::T1)
+        match context.connect(&name, share_mode, Protocols::T0 | Protocols::T1) {
+            Ok(card) => Self::with_card(context, name, card, share_mode),
+            Err(pcsc::Error::NoSmartcard) => Ok(PcscChannel {
+                reader_name: name.to_string_lossy().into_owned(),
+                reader: name,
+                share_mode,
+                context,
+                worker: None,
+                limits: ReaderLimits::default(),
+                protocol: None,
+                card_events: None,
+                awaiting_card: true,
+                lock_wait: None,
+            }),
+            Err(e) => Err(channel_error(e)),
+        }
+    }
+
+    /// On a channel made to an empty reader: connects the card that has
+    /// arrived since, or says there is none.
+    fn connect_arrived_card(&mut self) -> std::result::Result<(), ChannelError> {
+        if !self.awaiting_card {
+            return Ok(());
+        }
+        let card = self
+            .context
+            .connect(&self.reader, self.share_mode, Protocols::T0 | Protocols::T1)
             .map_err(channel_error)?;
-        Self::with_card(context, name, card, share_mode)
+        self.start(card)?;
+        self.awaiting_card = false;
+        Ok(())
     }
 
     /// Wraps an open connection (AttachByHandle). `reader` is its reader's
@@ -458,8 +503,26 @@ impl PcscChannel {
         card: Card,
         share_mode: ShareMode,
     ) -> std::result::Result<Self, ChannelError> {
-        let limits = read_limits(&card);
-        let protocol = protocol_of(
+        let mut channel = PcscChannel {
+            reader_name: reader.to_string_lossy().into_owned(),
+            reader,
+            share_mode,
+            context,
+            worker: None,
+            limits: ReaderLimits::default(),
+            protocol: None,
+            card_events: None,
+            awaiting_card: false,
+            lock_wait: None,
+        };
+        channel.start(card)?;
+        Ok(channel)
+    }
+
+    /// Reads what the card's handle tells and hands it to a worker thread.
+    fn start(&mut self, card: Card) -> std::result::Result<(), ChannelError> {
+        self.limits = read_limits(&card);
+        self.protocol = protocol_of(
             card.status2_owned()
                 .ok()
                 .and_then(|status| status.protocol2()),
@@ -469,20 +532,9 @@ impl PcscChannel {
             .name("ferroccid-pcsc".into())
             .spawn(move || serve(card, rx))
             .map_err(|e| ChannelError::Other(format!("worker thread: {e}")))?;
-        Ok(PcscChannel {
-            reader_name: reader.to_string_lossy().into_owned(),
-            reader,
-            share_mode,
-            context,
-            worker: Some((tx, thread)),
-            limits,
-            protocol,
-            card_events: None,
-        })
-        .map(|mut channel| {
-            channel.card_events = channel.reader_state().ok().map(|s| s.events);
-            channel
-        })
+        self.worker = Some((tx, thread));
+        self.card_events = self.reader_state().ok().map(|s| s.events);
+        Ok(())
     }
 
     /// The PC/SC reader name.
@@ -491,10 +543,11 @@ impl PcscChannel {
     }
 
     fn sender(&self) -> std::result::Result<&Sender<Message>, ChannelError> {
-        self.worker
-            .as_ref()
-            .map(|(tx, _)| tx)
-            .ok_or(ChannelError::Detached)
+        match &self.worker {
+            Some((tx, _)) => Ok(tx),
+            None if self.awaiting_card => Err(ChannelError::NoCard),
+            None => Err(ChannelError::Detached),
+        }
     }
 
     /// Runs `f` on the worker's handle (or transaction) and waits for it.
@@ -569,6 +622,24 @@ impl PcscChannel {
         }
     }
 
+    /// Status from the reader's state, when no handle can tell: powered
+    /// or not, but the card's mode is this handle's to know.
+    fn status_from_reader(&self) -> std::result::Result<ChannelStatus, ChannelError> {
+        let now = self.reader_state()?;
+        Ok(ChannelStatus {
+            reader: self.reader_name.clone(),
+            state: match (now.present, now.powered) {
+                (false, _) => CardState::Absent,
+                (true, false) => CardState::Swallowed,
+                (true, true) => CardState::Powered,
+            },
+            present: now.present,
+            powered: now.powered,
+            protocol: None,
+            atr: if now.powered { now.atr } else { Vec::new() },
+        })
+    }
+
     fn refresh(&mut self) {
         let limits = self.run(|conn| {
             let card = conn.card();
@@ -609,8 +680,17 @@ impl CardChannel for PcscChannel {
         cmd: &[u8],
         resp: &mut [u8],
     ) -> std::result::Result<usize, ChannelError> {
-        let command = cmd.to_vec();
+        self.connect_arrived_card()?;
+        if let Some(deadline) = self.lock_wait.and_then(|t| Instant::now().checked_add(t)) {
+            // Free, or held by this handle's own transaction.
+            self.run(move |conn| wait_until_free(conn.card(), Some(deadline)))?
+                .map_err(|e| match e {
+                    ChannelError::Timeout => ChannelError::Locked,
+                    e => e,
+                })?;
+        }
         let room = resp.len().min(PCSC_MAX_RESPONSE);
+        let command = cmd.to_vec();
         let answer = self.run(move |conn| {
             let mut buf = vec![0u8; room];
             conn.card()
@@ -630,10 +710,23 @@ impl CardChannel for PcscChannel {
     }
 
     fn status(&mut self) -> std::result::Result<ChannelStatus, ChannelError> {
+        if self.awaiting_card {
+            return self.status_from_reader();
+        }
         let answer = self.run(|conn| conn.card().status2_owned())?;
         match answer {
             Ok(status) => {
                 let s = status.status();
+                let state = [
+                    (Status::SPECIFIC, CardState::Specific),
+                    (Status::NEGOTIABLE, CardState::Negotiable),
+                    (Status::POWERED, CardState::Powered),
+                    (Status::SWALLOWED, CardState::Swallowed),
+                    (Status::PRESENT, CardState::Present),
+                ]
+                .into_iter()
+                .find(|(bit, _)| s.contains(*bit))
+                .map_or(CardState::Absent, |(_, state)| state);
                 let present = s.intersects(
                     Status::PRESENT
                         | Status::SWALLOWED
@@ -644,6 +737,7 @@ impl CardChannel for PcscChannel {
                 let powered = s.intersects(Status::POWERED | Status::NEGOTIABLE | Status::SPECIFIC);
                 Ok(ChannelStatus {
                     reader: self.reader_name.clone(),
+                    state,
                     present,
                     powered,
                     protocol: if powered {
@@ -664,16 +758,7 @@ impl CardChannel for PcscChannel {
                 | pcsc::Error::ResetCard
                 | pcsc::Error::NoSmartcard
                 | pcsc::Error::UnpoweredCard,
-            ) => {
-                let now = self.reader_state()?;
-                Ok(ChannelStatus {
-                    reader: self.reader_name.clone(),
-                    present: now.present,
-                    powered: now.powered,
-                    protocol: None,
-                    atr: if now.powered { now.atr } else { Vec::new() },
-                })
-            }
+            ) => self.status_from_reader(),
             Err(e) => Err(channel_error(e)),
         }
     }
@@ -683,6 +768,9 @@ impl CardChannel for PcscChannel {
         init: Initialization,
         protocol: ProtocolChoice,
     ) -> std::result::Result<ChannelStatus, ChannelError> {
+        if self.awaiting_card {
+            self.connect_arrived_card()?;
+        }
         let share = self.share_mode;
         let protocols = pcsc_protocols(protocol);
         let init = match init {
@@ -698,6 +786,10 @@ impl CardChannel for PcscChannel {
     }
 
     fn disconnect(&mut self, disposition: Disposition) -> std::result::Result<(), ChannelError> {
+        if std::mem::take(&mut self.awaiting_card) {
+            // No card was ever connected: nothing to leave in any state.
+            return Ok(());
+        }
         let disposition = pcsc_disposition(disposition);
         let result = self.request(|reply| Message::Disconnect { disposition, reply }, None);
         if let Some((tx, thread)) = self.worker.take() {
@@ -711,6 +803,7 @@ impl CardChannel for PcscChannel {
         &mut self,
         timeout: Option<Duration>,
     ) -> std::result::Result<(), ChannelError> {
+        self.connect_arrived_card()?;
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         // The worker answers Timeout itself at the deadline; the margin
         // covers a begin stuck in libpcsclite after the card looked free.
@@ -724,6 +817,10 @@ impl CardChannel for PcscChannel {
     ) -> std::result::Result<(), ChannelError> {
         let disposition = pcsc_disposition(disposition);
         self.request(|reply| Message::End { disposition, reply }, None)
+    }
+
+    fn set_lock_wait(&mut self, wait: Option<Duration>) {
+        self.lock_wait = wait;
     }
 
     fn max_command_len(&self) -> usize {
@@ -776,26 +873,18 @@ impl CardChannel for PcscChannel {
     }
 }
 
-/// The PC/SC reader whose name is `wanted` or, failing that, the only one
-/// whose name contains it.
-pub(crate) fn find_reader(wanted: &str) -> Result<String> {
+/// The names of the PC/SC readers pcscd knows.
+pub(crate) fn reader_names() -> Result<Vec<String>> {
     let context = Context::establish(Scope::User).map_err(channel_error)?;
-    let readers = context.list_readers_owned().map_err(channel_error)?;
-    let names: Vec<String> = readers
+    let readers = match context.list_readers_owned() {
+        Ok(readers) => readers,
+        Err(pcsc::Error::NoReadersAvailable) => Vec::new(),
+        Err(e) => return Err(channel_error(e).into()),
+    };
+    Ok(readers
         .iter()
         .map(|r| r.to_string_lossy().into_owned())
-        .collect();
-    if names.iter().any(|n| n == wanted) {
-        return Ok(wanted.to_owned());
-    }
-    let mut matching = names.iter().filter(|n| n.contains(wanted));
-    match (matching.next(), matching.next()) {
-        (Some(one), None) => Ok(one.clone()),
-        (None, _) => Err(Error::Channel(ChannelError::ReaderUnavailable)),
-        (Some(_), Some(_)) => Err(Error::InvalidRequest(
-            "the reader name matches several PC/SC readers",
-        )),
-    }
+        .collect())
 }
 
 // ---------------------------------------------------------------- events

@@ -13,12 +13,24 @@
 //! counter can lag too: when a removal was seen and the reconnect finds
 //! the card back before the insertion was counted, that one increment is
 //! expected and absorbed when it comes.
+//!
+//! # The lock
+//! An exchange by a channel that does not hold the lock takes it for the
+//! length of that APDU, as pcscd does for a handle outside a transaction:
+//! while another attachment (this process or another) holds it, the
+//! exchange waits up to the lock wait and then fails with
+//! [`ChannelError::Locked`].
+//!
+//! # An empty reader
+//! A channel can be made to a slot with no card: it reports the slot
+//! empty, exchanges fail with [`ChannelError::NoCard`], and the first
+//! exchange after a card arrives powers it (there is no session to lose).
 
 use std::time::Duration;
 
 use super::apdu::{EXTENDED_MAX_APDU, SHORT_MAX_APDU, SHORT_MAX_NE};
 use super::channel::{
-    CardChannel, ChannelStatus, Disposition, Initialization, Protocol, ProtocolChoice,
+    CardChannel, CardState, ChannelStatus, Disposition, Initialization, Protocol, ProtocolChoice,
 };
 use super::error::ChannelError;
 use super::lock::{DeviceLock, DeviceLockGuard};
@@ -47,8 +59,12 @@ pub struct SlotChannel {
     /// insertion: the next increment of the counter is that insertion.
     insertion_pending: bool,
     connected: bool,
+    /// Made to an empty slot, no card connected yet.
+    awaiting_card: bool,
     lock: DeviceLock,
     guard: Option<DeviceLockGuard>,
+    /// How long an exchange waits for another holder of the lock.
+    lock_wait: Option<Duration>,
 }
 
 impl std::fmt::Debug for SlotChannel {
@@ -150,11 +166,20 @@ impl SlotChannel {
             removed: None,
             insertion_pending: false,
             connected: false,
+            awaiting_card: false,
             lock: DeviceLock::for_device(&name),
             guard: None,
+            lock_wait: None,
             name,
         };
-        channel.reconnect(Initialization::Leave, ProtocolChoice::Any)?;
+        match channel.reconnect(Initialization::Leave, ProtocolChoice::Any) {
+            Ok(_) => {}
+            Err(ChannelError::NoCard) => {
+                channel.connected = true;
+                channel.awaiting_card = true;
+            }
+            Err(e) => return Err(e),
+        }
         Ok(channel)
     }
 
@@ -166,8 +191,12 @@ impl SlotChannel {
         device: &str,
         index: usize,
     ) -> Result<(SlotChannel, ferroccid::OpenedDevice), ChannelError> {
-        let opened =
-            ferroccid::open(device).map_err(|e| ChannelError::Other(format!("{device}: {e}")))?;
+        let opened = ferroccid::open(device).map_err(|e| match e {
+            ferroccid::TransportError::NotFound(_) => {
+                ChannelError::UnknownReader(device.to_owned())
+            }
+            e => ChannelError::Other(format!("{device}: {e}")),
+        })?;
         let reader = Reader::open(opened.transport.clone()).map_err(channel_error)?;
         let channel = SlotChannel::connect(&reader, index, device)?;
         Ok((channel, opened))
@@ -176,6 +205,39 @@ impl SlotChannel {
     /// The slot handle.
     pub fn slot(&self) -> &Slot {
         &self.slot
+    }
+
+    /// The lock for one exchange, unless this channel holds it already.
+    fn exchange_lock(&self) -> Result<Option<DeviceLockGuard>, ChannelError> {
+        if self.guard.is_some() {
+            return Ok(None);
+        }
+        match self.lock.acquire(self.lock_wait) {
+            Ok(guard) => Ok(Some(guard)),
+            Err(ChannelError::Timeout) => Err(ChannelError::Locked),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// On a channel made to an empty slot: connects the card that has
+    /// arrived since, or says there is none.
+    fn connect_arrived_card(&mut self) -> Result<(), ChannelError> {
+        if self.awaiting_card {
+            self.reconnect(Initialization::Leave, ProtocolChoice::Any)?;
+        }
+        Ok(())
+    }
+
+    /// Checks that the exchange can go to the card this channel connected.
+    fn ready(&mut self) -> Result<(), ChannelError> {
+        if !self.connected {
+            return Err(ChannelError::Detached);
+        }
+        self.connect_arrived_card()?;
+        if self.swapped() || self.removed.is_some() {
+            return Err(self.removal_error());
+        }
+        Ok(())
     }
 
     /// Notes that the card was found gone (once per removal).
@@ -214,12 +276,8 @@ impl SlotChannel {
     /// PC_to_RDR_Secure with `ab_data`, checked like an exchange. The PIN
     /// is typed on the pad and never passes through this process.
     fn secure(&mut self, ab_data: &[u8]) -> Result<Vec<u8>, ChannelError> {
-        if !self.connected {
-            return Err(ChannelError::Detached);
-        }
-        if self.swapped() || self.removed.is_some() {
-            return Err(self.removal_error());
-        }
+        self.ready()?;
+        let _lock = self.exchange_lock()?;
         let mut response = vec![0u8; SHORT_MAX_NE + 2];
         match self.slot.secure(ab_data, &mut response) {
             Ok(n) => {
@@ -239,16 +297,32 @@ impl SlotChannel {
     fn protocol(&self) -> Option<u8> {
         self.slot.protocol()
     }
+
+    /// Leaves the card as `disposition` says, under the lock if this
+    /// channel holds it. EJECT unpowers: the driver sends no
+    /// PC_to_RDR_Mechanical, so a reader's eject mechanism is not used.
+    fn apply(&mut self, disposition: Disposition) -> Result<(), ChannelError> {
+        if self.awaiting_card {
+            // No card was ever connected: nothing to leave in any state.
+            return Ok(());
+        }
+        let result = match disposition {
+            Disposition::Leave => Ok(()),
+            Disposition::Reset => self.slot.reset().map(drop),
+            Disposition::Unpower | Disposition::Eject => self.slot.power_off(),
+        };
+        match result.map_err(channel_error) {
+            // The card went away: nothing is left to reset or unpower.
+            Err(ChannelError::NoCard) if disposition != Disposition::Leave => Ok(()),
+            other => other,
+        }
+    }
 }
 
 impl CardChannel for SlotChannel {
     fn transmit(&mut self, cmd: &[u8], resp: &mut [u8]) -> Result<usize, ChannelError> {
-        if !self.connected {
-            return Err(ChannelError::Detached);
-        }
-        if self.swapped() || self.removed.is_some() {
-            return Err(self.removal_error());
-        }
+        self.ready()?;
+        let _lock = self.exchange_lock()?;
         match self.slot.transmit(cmd, resp).map_err(channel_error) {
             Err(ChannelError::NoCard) => {
                 self.note_removal();
@@ -274,19 +348,31 @@ impl CardChannel for SlotChannel {
         } else {
             Vec::new()
         };
+        let protocol = if status.powered {
+            self.protocol().map(|p| match p {
+                0 => Protocol::T0,
+                1 => Protocol::T1,
+                other => Protocol::Other(other),
+            })
+        } else {
+            None
+        };
+        // CCID tells present, active or inactive; this handle's ATR and
+        // protocol tell the rest. A card another handle powered has no ATR
+        // here: powered, mode unknown.
+        let state = match (status.present, status.powered) {
+            (false, _) => CardState::Absent,
+            (true, false) => CardState::Swallowed,
+            (true, true) if atr.is_empty() => CardState::Powered,
+            (true, true) if protocol.is_some() => CardState::Specific,
+            (true, true) => CardState::Negotiable,
+        };
         Ok(ChannelStatus {
             reader: self.name.clone(),
+            state,
             present: status.present,
             powered: status.powered,
-            protocol: if status.powered {
-                self.protocol().map(|p| match p {
-                    0 => Protocol::T0,
-                    1 => Protocol::T1,
-                    other => Protocol::Other(other),
-                })
-            } else {
-                None
-            },
+            protocol,
             atr,
         })
     }
@@ -333,19 +419,15 @@ impl CardChannel for SlotChannel {
         self.insertions = now;
         self.removed = None;
         self.connected = true;
+        self.awaiting_card = false;
         self.status()
     }
 
     fn disconnect(&mut self, disposition: Disposition) -> Result<(), ChannelError> {
         self.connected = false;
+        let result = self.apply(disposition);
         self.guard = None;
-        match disposition {
-            Disposition::Leave => Ok(()),
-            Disposition::Reset => self.slot.reset().map(drop).map_err(channel_error),
-            Disposition::Unpower | Disposition::Eject => {
-                self.slot.power_off().map_err(channel_error)
-            }
-        }
+        result
     }
 
     fn begin_transaction(&mut self, timeout: Option<Duration>) -> Result<(), ChannelError> {
@@ -354,15 +436,13 @@ impl CardChannel for SlotChannel {
     }
 
     fn end_transaction(&mut self, disposition: Disposition) -> Result<(), ChannelError> {
-        let result = match disposition {
-            Disposition::Leave => Ok(()),
-            Disposition::Reset => self.slot.reset().map(drop).map_err(channel_error),
-            Disposition::Unpower | Disposition::Eject => {
-                self.slot.power_off().map_err(channel_error)
-            }
-        };
+        let result = self.apply(disposition);
         self.guard = None;
         result
+    }
+
+    fn set_lock_wait(&mut self, wait: Option<Duration>) {
+        self.lock_wait = wait;
     }
 
     fn max_command_len(&self) -> usize {

@@ -47,8 +47,12 @@ struct SimChannel {
     name: String,
     lock: DeviceLock,
     guard: Option<DeviceLockGuard>,
+    lock_wait: Option<Duration>,
     /// The insertion this connection was made to; `None` once disconnected.
     connected_to: Option<u64>,
+    /// Made to an empty slot: the first exchange after an insertion
+    /// connects, as the real channels do.
+    awaiting_card: bool,
 }
 
 impl SimChannel {
@@ -78,6 +82,11 @@ impl SimChannel {
         let powered = slot.card.is_powered();
         ChannelStatus {
             reader: self.name.clone(),
+            state: match (slot.card.is_present(), powered) {
+                (false, _) => CardState::Absent,
+                (true, false) => CardState::Swallowed,
+                (true, true) => CardState::Specific,
+            },
             present: slot.card.is_present(),
             powered,
             protocol: powered.then_some(match slot.card.protocol() {
@@ -95,6 +104,22 @@ impl SimChannel {
 
 impl CardChannel for SimChannel {
     fn transmit(&mut self, cmd: &[u8], resp: &mut [u8]) -> Result<usize, ChannelError> {
+        if self.awaiting_card {
+            if !self.slot.lock().unwrap().card.is_present() {
+                return Err(ChannelError::NoCard);
+            }
+            self.reconnect(Initialization::Leave, ProtocolChoice::Any)?;
+            self.awaiting_card = false;
+        }
+        // Outside a lock of its own, an exchange takes the lock for itself,
+        // as the real channels do.
+        let _exchange_lock = match &self.guard {
+            Some(_) => None,
+            None => Some(self.lock.acquire(self.lock_wait).map_err(|e| match e {
+                ChannelError::Timeout => ChannelError::Locked,
+                e => e,
+            })?),
+        };
         let mut slot = self.slot.lock().unwrap();
         self.check(&slot)?;
         slot.apdus += 1;
@@ -144,6 +169,10 @@ impl CardChannel for SimChannel {
 
     fn disconnect(&mut self, disposition: Disposition) -> Result<(), ChannelError> {
         let mut slot = self.slot.lock().unwrap();
+        if self.awaiting_card {
+            self.connected_to = None;
+            return Ok(());
+        }
         match disposition {
             Disposition::Leave => {}
             Disposition::Reset => {
@@ -162,11 +191,20 @@ impl CardChannel for SimChannel {
     }
 
     fn end_transaction(&mut self, disposition: Disposition) -> Result<(), ChannelError> {
-        if disposition == Disposition::Reset {
-            self.slot.lock().unwrap().card.warm_reset();
+        let mut slot = self.slot.lock().unwrap();
+        match disposition {
+            Disposition::Leave => {}
+            Disposition::Reset => {
+                slot.card.warm_reset();
+            }
+            Disposition::Unpower | Disposition::Eject => slot.card.power_off(),
         }
         self.guard = None;
         Ok(())
+    }
+
+    fn set_lock_wait(&mut self, wait: Option<Duration>) {
+        self.lock_wait = wait;
     }
 
     fn max_command_len(&self) -> usize {
@@ -221,19 +259,24 @@ impl SimFixture {
 }
 
 impl Fixture for SimFixture {
-    fn attach(&self, bus: &EventBus) -> CardManager {
+    fn attach_with(&self, options: AttachOptions) -> CardManager {
+        let mut slot = self.slot.lock().unwrap();
+        let present = slot.card.is_present();
+        // Connecting powers a card left unpowered, as the real channels do.
+        if present && !slot.card.is_powered() {
+            slot.atr = slot.card.power_on().expect("the demo card answers reset");
+        }
         let channel = SimChannel {
             slot: Arc::clone(&self.slot),
             level: self.level,
             name: self.name.clone(),
             lock: DeviceLock::for_device(&self.name),
             guard: None,
-            connected_to: Some(self.slot.lock().unwrap().insertions),
+            lock_wait: None,
+            connected_to: present.then_some(slot.insertions),
+            awaiting_card: !present,
         };
-        let options = AttachOptions {
-            extended: ExtendedLength::Yes,
-            events: Some(bus.clone()),
-        };
+        drop(slot);
         CardManager::attach_by_handle(channel, options).expect("attach")
     }
     fn remove_card(&self) {
@@ -295,12 +338,8 @@ impl SlotFixture {
 }
 
 impl Fixture for SlotFixture {
-    fn attach(&self, bus: &EventBus) -> CardManager {
+    fn attach_with(&self, options: AttachOptions) -> CardManager {
         let channel = SlotChannel::connect(&self.reader, 0, &self.name).expect("connect");
-        let options = AttachOptions {
-            extended: ExtendedLength::Yes,
-            events: Some(bus.clone()),
-        };
         CardManager::attach_by_handle(channel, options).expect("attach")
     }
     fn remove_card(&self) {

@@ -347,6 +347,7 @@ impl CardChannel for Scripted {
     fn status(&mut self) -> Result<ChannelStatus, ChannelError> {
         Ok(ChannelStatus {
             reader: "scripted".into(),
+            state: CardState::Specific,
             present: true,
             powered: true,
             protocol: Some(Protocol::T0),

@@ -1,25 +1,31 @@
-//! `ferroccid card [--reader NAME] <status|select|read|verify|change-pin|challenge>`:
+//! `ferroccid card [--reader NAME] <status|select|read|update|verify|change-pin|challenge|auth|lock|reconnect>`:
 //! bring-up commands on top of the card service layer (`ferroccid_card`).
 use super::apdu::spaced as hex;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::Subcommand;
+use clap::{Subcommand, ValueEnum};
 use ferroccid_card::{
-    AttachOptions, CardManager, Ef, ExtendedLength, FileInfo, Pin, PinStatus, Selection,
+    AttachOptions, CardManager, ChannelStatus, Disposition, Ef, ExtendedLength, FileInfo,
+    Initialization, ListedReader, Pin, PinStatus, ProtocolChoice, Selection,
 };
 
 /// Arguments of `ferroccid card`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Reader device name (`sim`, `usb:…`, `usbip:…`, `NAME#SLOT`), or
-    /// `pcsc:READER` for a PC/SC reader through pcscd (full name or a
-    /// unique part of it).
+    /// Reader: a device name (`sim`, `usb:…`, `usbip:…`, `NAME#SLOT`),
+    /// the whole or a unique part of a name `ferroccid list` or PC/SC
+    /// shows, or `pcsc:READER` for a PC/SC reader through pcscd only.
     #[arg(long, default_value = "sim")]
     pub reader: String,
     /// Use extended-length APDUs even if the ATR does not announce them.
     #[arg(long)]
     pub extended: bool,
+    /// Milliseconds a command waits while another program holds the
+    /// card's lock (default: as long as it takes).
+    #[arg(long, value_name = "MS")]
+    pub lock_wait: Option<u64>,
     /// What to do.
     #[command(subcommand)]
     pub action: Action,
@@ -80,6 +86,115 @@ pub enum Action {
         #[arg(long, default_value_t = 8)]
         len: usize,
     },
+    /// Select a transparent EF and write bytes into it (UPDATE BINARY).
+    Update {
+        /// FID path from the MF (`3F00/2F01`), or a FID.
+        path: String,
+        /// First byte to write.
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+        /// The bytes, in hex (default: stdin's bytes as they are).
+        #[arg(long)]
+        hex: Option<String>,
+        /// Verify this PIN reference (hex, e.g. 81) first, PIN prompted.
+        #[arg(long, value_parser = parse_byte)]
+        pin: Option<u8>,
+        /// Read the PIN from stdin instead of prompting (the bytes then
+        /// come from --hex).
+        #[arg(long, requires = "hex")]
+        stdin: bool,
+    },
+    /// Card authentication: INTERNAL AUTHENTICATE (the card's answer to a
+    /// challenge, printed as hex) or EXTERNAL AUTHENTICATE (a cryptogram).
+    Auth {
+        /// INTERNAL AUTHENTICATE over this challenge (hex).
+        #[arg(
+            long,
+            required_unless_present = "external",
+            conflicts_with = "external"
+        )]
+        internal: Option<String>,
+        /// EXTERNAL AUTHENTICATE with this cryptogram (hex).
+        #[arg(long)]
+        external: Option<String>,
+        /// Algorithm reference (P1), hex.
+        #[arg(long, default_value = "00", value_parser = parse_byte)]
+        algorithm: u8,
+        /// Key reference (P2), hex.
+        #[arg(long, default_value = "00", value_parser = parse_byte)]
+        key: u8,
+        /// Bytes expected from INTERNAL AUTHENTICATE (0: up to 256).
+        #[arg(long, default_value_t = 0)]
+        len: usize,
+    },
+    /// Hold the card's lock (SCardLock) for a while: other programs'
+    /// commands to this card wait or fail with "locked" meanwhile.
+    Lock {
+        /// Seconds to hold it (fractions allowed).
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Milliseconds to wait for the lock (default: as long as it takes).
+        #[arg(long, value_name = "MS")]
+        timeout: Option<u64>,
+        /// What to do with the card on unlock.
+        #[arg(long, value_enum, default_value_t = DispositionArg::Leave)]
+        then: DispositionArg,
+    },
+    /// Reset (or not) and reconnect, then print the status.
+    Reconnect {
+        /// leave: keep the session; warm: RST with power kept; cold: power cycle.
+        #[arg(long, value_enum, default_value_t = InitArg::Warm)]
+        init: InitArg,
+        /// The protocol to ask for.
+        #[arg(long, value_enum, default_value_t = ProtocolArg::Any)]
+        protocol: ProtocolArg,
+    },
+}
+
+/// `--then` values: SCARD_LEAVE_CARD … SCARD_EJECT_CARD.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum DispositionArg {
+    /// Leave the card as it is.
+    Leave,
+    /// Warm reset.
+    Reset,
+    /// Power the card off.
+    Unpower,
+    /// Eject (unpower where the reader has no mechanism).
+    Eject,
+}
+
+impl From<DispositionArg> for Disposition {
+    fn from(d: DispositionArg) -> Self {
+        match d {
+            DispositionArg::Leave => Disposition::Leave,
+            DispositionArg::Reset => Disposition::Reset,
+            DispositionArg::Unpower => Disposition::Unpower,
+            DispositionArg::Eject => Disposition::Eject,
+        }
+    }
+}
+
+/// `--init` values.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum InitArg {
+    /// No reset.
+    Leave,
+    /// Warm reset.
+    Warm,
+    /// Cold reset.
+    Cold,
+}
+
+/// `--protocol` values.
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum ProtocolArg {
+    /// Whichever the card and reader agree on.
+    Any,
+    /// T=0.
+    T0,
+    /// T=1.
+    T1,
 }
 
 fn parse_byte(text: &str) -> Result<u8, String> {
@@ -171,6 +286,17 @@ fn execute(args: Args) -> Result<(), String> {
             ExtendedLength::FromAtr
         },
         events: None,
+        lock_wait: args.lock_wait.map(Duration::from_millis),
+        // The simulated readers `ferroccid list` shows, by name too.
+        readers: super::list::readers()
+            .0
+            .into_iter()
+            .filter(|r| r.simulated)
+            .map(|r| ListedReader {
+                name: r.name,
+                device: r.device,
+            })
+            .collect(),
     };
     let card = CardManager::attach_by_ifd(&args.reader, options)
         .map_err(|e| format!("{}: {e}", args.reader))?;
@@ -183,15 +309,7 @@ fn execute(args: Args) -> Result<(), String> {
     match args.action {
         Action::Status => {
             let s = card.status().map_err(|e| e.to_string())?;
-            print(&mut out, &format!("reader      {}", s.reader));
-            print(&mut out, &format!("present     {}", s.present));
-            print(&mut out, &format!("powered     {}", s.powered));
-            if let Some(p) = s.protocol {
-                print(&mut out, &format!("protocol    {p:?}"));
-            }
-            if !s.atr.is_empty() {
-                print(&mut out, &format!("ATR         {}", hex(&s.atr)));
-            }
+            print(&mut out, &describe_status(&s));
         }
         Action::Select { path, aid } => {
             let info = match (path, aid) {
@@ -268,6 +386,106 @@ fn execute(args: Args) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             print(&mut out, &hex(&bytes));
         }
+        Action::Update {
+            path,
+            offset,
+            hex: bytes,
+            pin,
+            stdin,
+        } => {
+            if let Some(reference) = pin {
+                let pin = read_pin("PIN: ", stdin)?;
+                card.verifier()
+                    .verify(reference, &pin)
+                    .map_err(|e| e.to_string())?;
+            }
+            let data = match bytes {
+                Some(text) => parse_hex(&text)?,
+                None => {
+                    let mut data = Vec::new();
+                    std::io::stdin()
+                        .read_to_end(&mut data)
+                        .map_err(|e| format!("reading stdin: {e}"))?;
+                    data
+                }
+            };
+            files
+                .select_path(&parse_path(&path)?)
+                .map_err(|e| e.to_string())?;
+            files
+                .update_binary(Ef::Current, offset, &data)
+                .map_err(|e| e.to_string())?;
+            print(
+                &mut out,
+                &format!("{} bytes written at {offset}", data.len()),
+            );
+        }
+        Action::Auth {
+            internal,
+            external,
+            algorithm,
+            key,
+            len,
+        } => {
+            let auth = card.authenticator();
+            if let Some(challenge) = internal {
+                let answer = auth
+                    .internal_authenticate(algorithm, key, &parse_hex(&challenge)?, len)
+                    .map_err(|e| e.to_string())?;
+                print(&mut out, &hex(&answer));
+            } else if let Some(cryptogram) = external {
+                auth.external_authenticate(algorithm, key, &parse_hex(&cryptogram)?)
+                    .map_err(|e| e.to_string())?;
+                print(&mut out, "card accepted the cryptogram");
+            }
+        }
+        Action::Lock {
+            seconds,
+            timeout,
+            then,
+        } => {
+            let hold = Duration::try_from_secs_f64(seconds)
+                .map_err(|e| format!("--seconds {seconds}: {e}"))?;
+            let lock = card
+                .lock(timeout.map(Duration::from_millis))
+                .map_err(|e| e.to_string())?;
+            print(&mut out, &format!("locked for {seconds} s"));
+            let _ = out.flush();
+            std::thread::sleep(hold);
+            lock.unlock(then.into()).map_err(|e| e.to_string())?;
+            print(&mut out, "unlocked");
+        }
+        Action::Reconnect { init, protocol } => {
+            let init = match init {
+                InitArg::Leave => Initialization::Leave,
+                InitArg::Warm => Initialization::Warm,
+                InitArg::Cold => Initialization::Cold,
+            };
+            let protocol = match protocol {
+                ProtocolArg::Any => ProtocolChoice::Any,
+                ProtocolArg::T0 => ProtocolChoice::T0,
+                ProtocolArg::T1 => ProtocolChoice::T1,
+            };
+            let s = card.reconnect(init, protocol).map_err(|e| e.to_string())?;
+            print(&mut out, &describe_status(&s));
+        }
     }
     Ok(())
+}
+
+/// The lines of `card status` (and `card reconnect`).
+fn describe_status(s: &ChannelStatus) -> String {
+    let mut lines = vec![
+        format!("reader      {}", s.reader),
+        format!("state       {}", s.state.as_str()),
+        format!("present     {}", s.present),
+        format!("powered     {}", s.powered),
+    ];
+    if let Some(p) = s.protocol {
+        lines.push(format!("protocol    {p:?}"));
+    }
+    if !s.atr.is_empty() {
+        lines.push(format!("ATR         {}", hex(&s.atr)));
+    }
+    lines.join("\n")
 }

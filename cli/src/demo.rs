@@ -17,8 +17,8 @@ use ferroccid::protocols::atr::Atr;
 use ferroccid::{ProtocolPreference, Reader, ReaderError, Slot};
 use ferroccid::{Tap, TapHooks};
 use ferroccid_card::{
-    CardChannel, CardError, CardManager, ChannelError, ChannelStatus, Disposition, Ef, Error,
-    Initialization, Pin, Protocol, ProtocolChoice, Selection,
+    CardChannel, CardError, CardManager, CardState, ChannelError, ChannelStatus, Disposition, Ef,
+    Error, Initialization, Pin, Protocol, ProtocolChoice, Selection,
 };
 use ferroccid_sim::card::app::internal_authenticate;
 use ferroccid_sim::card::config::PRESET_AUTH_KEY;
@@ -447,6 +447,12 @@ impl CardChannel for SlotChannel {
         let atr = self.slot.atr();
         Ok(ChannelStatus {
             reader: self.reader_name.clone(),
+            state: match (status.present, status.powered) {
+                (false, _) => CardState::Absent,
+                (true, false) => CardState::Swallowed,
+                (true, true) if self.slot.protocol().is_some() => CardState::Specific,
+                (true, true) => CardState::Negotiable,
+            },
             present: status.present,
             powered: status.powered,
             protocol: self.slot.protocol().map(|t| match t {

@@ -75,12 +75,8 @@ fn from_usb(info: &TransportInfo) -> ListedReader {
         .class_descriptor
         .as_deref()
         .and_then(|raw| ClassDescriptor::parse(raw).ok());
-    let name = match (&info.manufacturer, &info.product) {
-        (Some(m), Some(p)) if !p.starts_with(m.as_str()) => format!("{m} {p}"),
-        (_, Some(p)) => p.clone(),
-        (Some(m), None) => m.clone(),
-        (None, None) => format!("USB reader {:04X}:{:04X}", info.vendor_id, info.product_id),
-    };
+    // The same name `card --reader` matches (ferroccid_card resolves it).
+    let name = ferroccid_card::usb_reader_name(info);
     ListedReader {
         name,
         vid_pid: format!("{:04X}:{:04X}", info.vendor_id, info.product_id),

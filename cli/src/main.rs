@@ -57,7 +57,7 @@ enum Command {
     /// pcscd bundle: `bundle`, `bundle refresh`, `install`, `uninstall`.
     #[command(flatten)]
     Bundle(bundle::Command),
-    /// ISO/IEC 7816-4 card operations: status, select, read, PIN, challenge.
+    /// ISO/IEC 7816-4 card operations: status, select, read, update, PIN, auth, lock, reconnect.
     Card(card::Args),
     /// Check a reader against CCID Rev 1.1, clause by clause.
     Check(check::Args),

@@ -119,3 +119,176 @@ fn bad_reader_name_fails_cleanly() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("ferroccid card: nonsense:x"));
 }
+
+fn failure_of(args: &[&str]) -> String {
+    let out = ferroccid().args(args).output().unwrap();
+    assert!(!out.status.success(), "{args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `--reader` takes the names `ferroccid list` shows (the 4-slot
+/// simulator is listed as "ferroccid simulator 4-slot (sysmoOCTSIM)"), as
+/// `apdu` does; a name that fits none or several is a clear error.
+#[test]
+fn readers_attach_by_the_names_list_shows() {
+    let text = stdout_of(&["card", "--reader", "sysmoOCTSIM", "status"], "");
+    assert!(text.contains("reader      sim:4-slot\n"), "{text}");
+    assert!(text.contains("state       specific"), "{text}");
+    let text = stdout_of(&["card", "--reader", "sysmooctsim#2", "status"], "");
+    assert!(text.contains("reader      sim:4-slot#2\n"), "{text}");
+    let err = failure_of(&["card", "--reader", "no such reader", "status"]);
+    assert!(
+        err.contains("no reader matches \"no such reader\""),
+        "{err}"
+    );
+    let err = failure_of(&["card", "--reader", "simulator", "status"]);
+    assert!(err.contains("matches several readers"), "{err}");
+    assert!(err.contains("(sim:pinpad)"), "{err}");
+}
+
+/// A simulator profile whose only slot is empty.
+fn empty_reader_profile() -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("card-cli-empty-{}.json", std::process::id()));
+    std::fs::write(
+        &path,
+        r#"{
+  "name": "empty",
+  "vid_pid": "08E6:3437",
+  "manufacturer": "Gemplus",
+  "product": "USB SmartCard Reader",
+  "descriptor": "36 21 00 01 00 07 03 00 00 00 A0 0F 00 00 A0 0F 00 00 00 00 2A 00 00 16 40 05 00 00 FE 00 00 00 00 00 00 00 00 00 00 00 30 02 01 00 0F 01 00 00 00 00 00 00 00 01",
+  "cards": [null]
+}"#,
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn status_of_an_empty_reader_succeeds() {
+    let profile = empty_reader_profile();
+    let reader = format!("sim:{}", profile.display());
+    let text = stdout_of(&["card", "--reader", &reader, "status"], "");
+    assert!(text.contains("state       absent"), "{text}");
+    assert!(text.contains("present     false"), "{text}");
+    assert!(!text.contains("ATR"), "{text}");
+    let err = failure_of(&["card", "--reader", &reader, "read", "3F00/2F00"]);
+    assert!(err.contains("no card in the reader"), "{err}");
+    let _ = std::fs::remove_file(profile);
+}
+
+#[test]
+fn update_writes_where_the_card_allows() {
+    assert_eq!(
+        stdout_of(&["card", "update", "3F00/2F01", "--hex", "41 42 43"], ""),
+        "3 bytes written at 0\n"
+    );
+    assert_eq!(
+        stdout_of(&["card", "update", "3F00/2F01", "--offset", "4"], "xyz"),
+        "3 bytes written at 4\n",
+        "bytes from stdin"
+    );
+    let err = failure_of(&["card", "update", "3F00/2F00", "--hex", "41"]);
+    assert!(err.contains("6982"), "EF 2F00 is never updatable: {err}");
+    let err = failure_of(&["card", "update", "3F00/5000/5001", "--hex", "41"]);
+    assert!(err.contains("6982"), "{err}");
+    assert_eq!(
+        stdout_of(
+            &[
+                "card",
+                "update",
+                "3F00/5000/5001",
+                "--hex",
+                "41",
+                "--pin",
+                "81",
+                "--stdin"
+            ],
+            "123456\n"
+        ),
+        "1 bytes written at 0\n"
+    );
+}
+
+#[test]
+fn reconnect_resets_and_prints_the_state() {
+    for init in ["leave", "warm", "cold"] {
+        let text = stdout_of(&["card", "reconnect", "--init", init], "");
+        assert!(text.contains("state       specific"), "{init}: {text}");
+        assert!(text.contains("ATR         3B"), "{init}: {text}");
+    }
+    let text = stdout_of(&["card", "reconnect", "--protocol", "t1"], "");
+    assert!(text.contains("protocol    T1"), "{text}");
+}
+
+#[test]
+fn auth_internal_answers_with_the_card_key() {
+    use ferroccid_sim::card::app::internal_authenticate;
+    use ferroccid_sim::card::CardConfig;
+    let challenge = [1u8, 2, 3, 4, 5, 6, 7, 8];
+    let text = stdout_of(&["card", "auth", "--internal", "0102030405060708"], "");
+    // Le 00 (len 0): the card's whole answer, 32 bytes.
+    let expected: Vec<String> =
+        internal_authenticate(&CardConfig::default().auth_key, &challenge, 32)
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect();
+    assert_eq!(text.trim(), expected.join(" "));
+    let err = failure_of(&["card", "auth", "--external", "00112233"]);
+    assert!(
+        err.contains("6D00"),
+        "no EXTERNAL AUTHENTICATE on the demo card: {err}"
+    );
+}
+
+/// Two processes: `card lock` holds the lock; another process's command
+/// fails with "locked" when it may not wait long enough, and goes through
+/// once the lock is released when it may.
+#[test]
+fn card_lock_excludes_another_process() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    // A lock directory of this test's own: other tests lock `sim` too.
+    let runtime = std::env::temp_dir().join(format!("card-cli-lock-{}", std::process::id()));
+    std::fs::create_dir_all(&runtime).unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("ferroccid");
+    let mut holder = std::process::Command::new(&bin)
+        .args(["card", "lock", "--seconds", "1.5"])
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(holder.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("locked for 1.5 s"), "{first}");
+    let locked_at = Instant::now();
+    let out = ferroccid()
+        .args(["card", "--lock-wait", "200", "select", "3F00"])
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another attachment holds the card's lock"),
+        "{err}"
+    );
+    let out = ferroccid()
+        .args(["card", "--lock-wait", "10000", "select", "3F00"])
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        locked_at.elapsed() >= Duration::from_millis(1000),
+        "the second command went through while the lock was held"
+    );
+    assert_eq!(lines.next().unwrap().unwrap(), "unlocked");
+    assert!(holder.wait().unwrap().success());
+    let _ = std::fs::remove_dir_all(runtime);
+}

@@ -36,8 +36,10 @@ use suite::{Fixture, SEED};
 const GEMPC_TWIN: &str = "36 21 00 01 00 07 03 00 00 00 A0 0F 00 00 A0 0F 00 00 00 00 2A 00 00 16 40 05 00 00 FE 00 00 00 00 00 00 00 00 00 00 00 30 02 01 00 0F 01 00 00 00 00 00 00 00 01";
 
 /// Readers of each pcscd that the suite tests take one each of (the
-/// suite has 10 tests; pcscd serves at most 16 readers).
-const SUITE_READERS: usize = 10;
+/// suite has 11 tests; the T=1 instance has 4 more, and the monitor's
+/// SCardGetStatusChange takes at most 16 reader states, the PnP one
+/// included).
+const SUITE_READERS: usize = 11;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -273,11 +275,7 @@ impl PcscdFixture {
 }
 
 impl Fixture for PcscdFixture {
-    fn attach(&self, bus: &EventBus) -> CardManager {
-        let options = AttachOptions {
-            extended: ExtendedLength::Yes,
-            events: Some(bus.clone()),
-        };
+    fn attach_with(&self, options: AttachOptions) -> CardManager {
         CardManager::attach_pcsc(&self.reader, ShareMode::Shared, options)
             .unwrap_or_else(|e| panic!("attach {} ({}): {e}", self.reader, self.device))
     }
@@ -303,6 +301,15 @@ impl Fixture for PcscdFixture {
     }
     fn unpower_stays(&self) -> bool {
         false
+    }
+    /// pcsc-lite implements SCARD_EJECT_CARD as a CT-BCS "eject ICC"
+    /// through the IFD handler's old v2 control entry, which a v3 bundle
+    /// such as ferroccid's does not have: the card is left as it is.
+    fn eject_acts_as(&self) -> Disposition {
+        Disposition::Leave
+    }
+    fn connected_state(&self) -> CardState {
+        CardState::Negotiable
     }
 }
 
@@ -332,6 +339,10 @@ fn run_whole_suite(kind: Kind) -> Vec<String> {
         (
             "events_from_threads_in_order",
             suite::events_from_threads_in_order,
+        ),
+        (
+            "file_management_and_data_objects",
+            suite::file_management_and_data_objects,
         ),
     ];
     let threads: Vec<_> = tests
@@ -550,13 +561,23 @@ fn attach_by_ifd_with_a_pcsc_name() {
     }
     assert_eq!(
         CardManager::attach_by_ifd("pcsc:no such reader", AttachOptions::default()).err(),
-        Some(Error::Channel(ChannelError::ReaderUnavailable))
+        Some(Error::Channel(ChannelError::UnknownReader(
+            "no such reader".into()
+        )))
     );
     // Every reader of this pcscd has "ferroccid" in its name.
     assert!(matches!(
         CardManager::attach_by_ifd("pcsc:ferroccid", AttachOptions::default()),
-        Err(Error::InvalidRequest(_))
+        Err(Error::Channel(ChannelError::AmbiguousReader(names))) if names.len() > 1
     ));
+    // Without the prefix, a PC/SC name (or a part only it has) is found
+    // among the PC/SC readers too.
+    for name in [fx.reader.clone(), "/lock.json".to_owned()] {
+        let card = CardManager::attach_by_ifd(&name, AttachOptions::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(card.status().unwrap().reader, fx.reader, "{name}");
+        card.detach(Disposition::Leave).unwrap();
+    }
 }
 
 /// `ferroccid monitor --reader pcsc:PART` prints the reader and its card

@@ -28,8 +28,12 @@ pub const SEED: u64 = 0x5EED_0001;
 
 /// A reader with the demo card, and ways to attach to it and to move the card.
 pub trait Fixture {
+    /// A new attachment made with `options`.
+    fn attach_with(&self, options: AttachOptions) -> CardManager;
     /// A new attachment; events go to `bus`.
-    fn attach(&self, bus: &EventBus) -> CardManager;
+    fn attach(&self, bus: &EventBus) -> CardManager {
+        self.attach_with(options(bus))
+    }
     fn remove_card(&self);
     fn insert_card(&self);
     fn atr(&self) -> Vec<u8>;
@@ -43,6 +47,27 @@ pub trait Fixture {
     /// SCARD_W_RESET_CARD; its reader state keeps PRESENT and the ATR.
     fn unpower_stays(&self) -> bool {
         true
+    }
+    /// What EJECT does to the card on this channel: the direct channel
+    /// unpowers (no reader here has a mechanism, and the driver sends no
+    /// PC_to_RDR_Mechanical).
+    fn eject_acts_as(&self) -> Disposition {
+        Disposition::Unpower
+    }
+    /// The state a connected card with a protocol in use is reported in:
+    /// SCARD_SPECIFIC, except that pcsc-lite names the ATR's mode instead
+    /// (NEGOTIABLE for a card without TA2, even once a protocol is set).
+    fn connected_state(&self) -> CardState {
+        CardState::Specific
+    }
+}
+
+/// The options of [`Fixture::attach`]: extended length, events to `bus`.
+pub fn options(bus: &EventBus) -> AttachOptions {
+    AttachOptions {
+        extended: ExtendedLength::Yes,
+        events: Some(bus.clone()),
+        ..AttachOptions::default()
     }
 }
 
@@ -524,6 +549,9 @@ pub fn status_reconnect_detach(fx: &dyn Fixture) {
             "security state lost with the power"
         );
     }
+    // Every disposition on the same reader (a test of its own would need
+    // one more reader than pcscd and its monitor take).
+    dispositions(fx);
 }
 
 pub fn removal_and_reconnect(fx: &dyn Fixture) {
@@ -571,11 +599,24 @@ pub fn removal_and_reconnect(fx: &dyn Fixture) {
         ],
         "each change once"
     );
+    // The same reader, empty, attached again (a test of its own would
+    // need one more reader than pcscd serves).
+    attach_to_an_empty_reader(fx);
 }
 
 pub fn lock_between_attachments(fx: &dyn Fixture) {
     let a = fx.attach(&EventBus::new());
     let b = fx.attach(&EventBus::new());
+    // Attached before A locks: pcsc-lite's SCardConnect waits for a
+    // transaction to end.
+    let c = fx.attach_with(AttachOptions {
+        lock_wait: Some(Duration::from_millis(150)),
+        ..options(&EventBus::new())
+    });
+    let d = fx.attach_with(AttachOptions {
+        lock_wait: Some(Duration::from_secs(10)),
+        ..options(&EventBus::new())
+    });
     let lock = a.lock(None).unwrap();
     // A's views still work under A's lock.
     a.file_access().select_fid(0x2F00).unwrap();
@@ -589,6 +630,28 @@ pub fn lock_between_attachments(fx: &dyn Fixture) {
         Some(Error::Channel(ChannelError::Timeout))
     );
     assert!(start.elapsed() >= Duration::from_millis(100));
+    // Not only B's lock: C's exchanges wait up to its lock wait, then fail.
+    // On a thread, so that an exchange that waits regardless of its lock
+    // wait fails this test instead of hanging it.
+    let (sent, answer) = std::sync::mpsc::channel();
+    let c = std::thread::spawn(move || {
+        let start = Instant::now();
+        let result = c.file_access().select_fid(0x2F00).err();
+        let _ = sent.send((result, start.elapsed()));
+        c
+    });
+    let (result, waited) = answer
+        .recv_timeout(Duration::from_secs(5))
+        .expect("an exchange under another's lock neither failed nor returned in 5 s");
+    assert_eq!(result, Some(Error::Channel(ChannelError::Locked)));
+    assert!(waited >= Duration::from_millis(150), "{waited:?}");
+    let c = c.join().unwrap();
+    // An exchange that may wait longer goes through once A lets go (the
+    // lock is released below, 150 ms after the exchange started waiting).
+    let exchanger = std::thread::spawn(move || {
+        let answered = d.file_access().select_fid(0x2F00).map(|_| Instant::now());
+        (answered, d)
+    });
     // B waits on another thread; A releases after 150 ms; B gets it, and
     // not before A let go (compared as instants: the waiting thread may
     // start late on a busy machine, so its own elapsed time proves nothing).
@@ -605,6 +668,16 @@ pub fn lock_between_attachments(fx: &dyn Fixture) {
         "B was granted the lock {:?} before A released it",
         released - granted
     );
+    let (answered, d) = exchanger.join().unwrap();
+    let answered = answered.expect("the exchange went through after the unlock");
+    assert!(
+        answered >= released,
+        "an exchange went through {:?} before A released the lock",
+        released - answered
+    );
+    drop(d);
+    // Without a lock held anywhere, exchanges pass at once.
+    c.file_access().select_fid(0x2F00).unwrap();
     // Dropping a lock releases it too.
     drop(a.lock(None).unwrap());
     drop(a.lock(Some(Duration::from_millis(10))).unwrap());
@@ -642,6 +715,241 @@ pub fn events_from_threads_in_order(fx: &dyn Fixture) {
     let got = late.drain();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].seq, 101);
+}
+
+/// LEAVE / RESET / UNPOWER / EJECT on detach and unlock, and reconnect's
+/// three initialisations, each judged by what survives: a verified PIN
+/// (security state) lives only while the card is neither reset nor
+/// unpowered.
+pub fn dispositions(fx: &dyn Fixture) {
+    let pin = Pin::from("123456");
+    let kept_by = |d: Disposition| match d {
+        Disposition::Eject => fx.eject_acts_as() == Disposition::Leave,
+        d => d == Disposition::Leave,
+    };
+    // Whether `card` still has the PIN verified; a reset or unpowered
+    // card is reconnected with a warm reset first, as an application would.
+    let pin_kept = |card: &CardManager| -> bool {
+        match card.verifier().pin_status(PIN_REF) {
+            Ok(PinStatus::Verified) => true,
+            Ok(PinStatus::TriesLeft(3)) => false,
+            Err(Error::Channel(ChannelError::CardReset | ChannelError::Unpowered)) => {
+                card.reconnect(Initialization::Warm, ProtocolChoice::Any)
+                    .unwrap();
+                assert_eq!(
+                    card.verifier().pin_status(PIN_REF).unwrap(),
+                    PinStatus::TriesLeft(3)
+                );
+                false
+            }
+            other => panic!("PIN status: {other:?}"),
+        }
+    };
+    let all = [
+        Disposition::Leave,
+        Disposition::Reset,
+        Disposition::Unpower,
+        Disposition::Eject,
+    ];
+    for d in all {
+        let card = fx.attach(&EventBus::new());
+        let other = fx.attach(&EventBus::new());
+        card.verifier().verify(PIN_REF, &pin).unwrap();
+        card.detach(d).unwrap();
+        if fx.unpower_stays() {
+            let unpowered = matches!(d, Disposition::Unpower)
+                || (d == Disposition::Eject && fx.eject_acts_as() == Disposition::Unpower);
+            let state = other.status().unwrap().state;
+            if unpowered {
+                assert_eq!(state, CardState::Swallowed, "detach {d:?}");
+            } else {
+                assert!(state >= CardState::Powered, "detach {d:?}: {state:?}");
+            }
+        }
+        assert_eq!(pin_kept(&other), kept_by(d), "detach {d:?}");
+        other.detach(Disposition::Leave).unwrap();
+    }
+    for d in all {
+        let card = fx.attach(&EventBus::new());
+        let other = fx.attach_with(AttachOptions {
+            lock_wait: Some(Duration::from_secs(5)),
+            ..options(&EventBus::new())
+        });
+        card.verifier().verify(PIN_REF, &pin).unwrap();
+        let unlocked = card.lock(None).unwrap().unlock(d);
+        if d == Disposition::Eject && fx.eject_acts_as() == Disposition::Leave {
+            // pcsc-lite answers SCARD_E_UNSUPPORTED_FEATURE, having
+            // released the lock and left the card.
+            assert_eq!(
+                unlocked,
+                Err(Error::Channel(ChannelError::Unsupported(
+                    "refused by PC/SC"
+                )))
+            );
+        } else {
+            unlocked.unwrap();
+        }
+        // The lock is free again: another attachment's exchange reaches
+        // the card (which may tell it of the reset or the power-off).
+        match other.file_access().select_fid(0x3F00) {
+            Ok(_) => {}
+            Err(Error::Channel(ChannelError::CardReset | ChannelError::Unpowered))
+                if !kept_by(d) => {}
+            other => panic!("unlock {d:?}, then another attachment: {other:?}"),
+        }
+        assert_eq!(pin_kept(&card), kept_by(d), "unlock {d:?}");
+        card.detach(Disposition::Leave).unwrap();
+        other.detach(Disposition::Leave).unwrap();
+    }
+    let card = fx.attach(&EventBus::new());
+    for (init, kept) in [
+        (Initialization::Leave, true),
+        (Initialization::Warm, false),
+        (Initialization::Cold, false),
+    ] {
+        card.verifier().verify(PIN_REF, &pin).unwrap();
+        let status = card.reconnect(init, ProtocolChoice::Any).unwrap();
+        assert!(
+            status.state >= fx.connected_state(),
+            "reconnect {init:?}: {status:?}"
+        );
+        assert_eq!(status.atr, fx.atr());
+        assert_eq!(pin_kept(&card), kept, "reconnect {init:?}");
+    }
+}
+
+/// CREATE / DELETE / DEACTIVATE / ACTIVATE FILE and GET / PUT DATA.
+pub fn file_management_and_data_objects(fx: &dyn Fixture) {
+    let card = fx.attach(&EventBus::new());
+    let files = card.file_access();
+    let aid: &[u8] = &[0xF0, 0x01, 0x02, 0x03];
+    files.select_fid(0x3F00).unwrap();
+    files
+        .create_file(&NewFile {
+            fid: 0x6100,
+            kind: NewFileKind::Df { name: Some(aid) },
+            sfi: None,
+        })
+        .unwrap();
+    // The new DF is selected: the EF goes inside it.
+    files
+        .create_file(&NewFile {
+            fid: 0x6101,
+            kind: NewFileKind::Transparent { size: 32 },
+            sfi: Some(Sfi::new(5).unwrap()),
+        })
+        .unwrap();
+    files.update_binary(Ef::Current, 0, b"hello").unwrap();
+    let info = files
+        .select_path(&[0x3F00, 0x6100, 0x6101])
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.size, Some(32));
+    assert_eq!(info.life_cycle, Some(LifeCycle::Activated));
+    assert_eq!(
+        files
+            .read_binary(Ef::Sfi(Sfi::new(5).unwrap()), 0, Some(5))
+            .unwrap(),
+        b"hello"
+    );
+    files
+        .create_file(&NewFile {
+            fid: 0x6102,
+            kind: NewFileKind::LinearFixed {
+                record_size: 4,
+                max_records: 2,
+            },
+            sfi: None,
+        })
+        .unwrap();
+    files.append_record(Ef::Current, b"one.").unwrap();
+    files.append_record(Ef::Current, b"two.").unwrap();
+    assert_eq!(
+        status_of(files.append_record(Ef::Current, b"3rd.")).0,
+        CardError::NotEnoughMemory
+    );
+    assert_eq!(
+        files.read_all_records(Ef::Current).unwrap(),
+        [b"one.".to_vec(), b"two.".to_vec()]
+    );
+    let exists = files.create_file(&NewFile {
+        fid: 0x6101,
+        kind: NewFileKind::Transparent { size: 1 },
+        sfi: None,
+    });
+    assert_eq!(status_of(exists).1, 0x6A89, "file already exists");
+    // Deactivated: SELECT warns 6283, use is refused; activated again: back.
+    files.deactivate_file(Some(0x6101)).unwrap();
+    assert_eq!(
+        status_of(files.select_fid(0x6101)).0,
+        CardError::FileDeactivated
+    );
+    assert_eq!(
+        status_of(files.read_binary(Ef::Current, 0, Some(5))).0,
+        CardError::ConditionsNotSatisfied
+    );
+    files.activate_file(None).unwrap();
+    assert_eq!(
+        files.read_binary(Ef::Current, 0, Some(5)).unwrap(),
+        b"hello"
+    );
+    files.delete_file(Some(0x6101)).unwrap();
+    assert_eq!(
+        status_of(files.select_fid(0x6101)).0,
+        CardError::FileNotFound
+    );
+    files.select_fid(0x3F00).unwrap();
+    files.delete_file(Some(0x6100)).unwrap();
+    assert_eq!(
+        status_of(files.select_df_name(aid)).0,
+        CardError::FileNotFound
+    );
+    assert_eq!(
+        status_of(files.delete_file(Some(0x3F00))).0,
+        CardError::ConditionsNotSatisfied,
+        "the MF stays"
+    );
+    // Data objects: absent until put, then kept over a reset.
+    assert_eq!(
+        status_of(files.get_data(0x5F50)).0,
+        CardError::ReferenceNotFound
+    );
+    files.put_data(0x5F50, b"https://example.org/").unwrap();
+    card.reconnect(Initialization::Warm, ProtocolChoice::Any)
+        .unwrap();
+    assert_eq!(files.get_data(0x5F50).unwrap(), b"https://example.org/");
+    assert_eq!(
+        status_of(files.put_data(0x0001, b"x")).0,
+        CardError::IncorrectP1P2
+    );
+}
+
+/// An attachment to an empty reader: the status says so, views answer
+/// NoCard, and the card that arrives later is used.
+pub fn attach_to_an_empty_reader(fx: &dyn Fixture) {
+    fx.remove_card();
+    let bus = EventBus::new();
+    let events = bus.subscribe();
+    let card = fx.attach(&bus);
+    let status = card.status().unwrap();
+    assert_eq!(status.state, CardState::Absent);
+    assert!(!status.present && !status.powered && status.atr.is_empty());
+    let files = card.file_access();
+    assert_eq!(
+        files.select_fid(0x2F00),
+        Err(Error::Channel(ChannelError::NoCard))
+    );
+    fx.insert_card();
+    files.select_fid(0x2F00).unwrap();
+    assert_eq!(files.read_binary(Ef::Current, 0, None).unwrap(), TEXT_2F00);
+    let status = card.status().unwrap();
+    assert!(status.protocol.is_some());
+    assert!(status.state >= fx.connected_state(), "{status:?}");
+    assert_eq!(
+        kinds(&events.drain()),
+        [EventKind::CardInserted],
+        "the arrival, once"
+    );
 }
 
 #[macro_export]
@@ -688,6 +996,10 @@ macro_rules! suite {
             #[test]
             fn events_from_threads_in_order() {
                 $crate::suite::events_from_threads_in_order(&$fixture);
+            }
+            #[test]
+            fn file_management_and_data_objects() {
+                $crate::suite::file_management_and_data_objects(&$fixture);
             }
         }
     };

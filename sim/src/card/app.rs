@@ -13,6 +13,8 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+mod admin;
+
 use super::apdu::Command;
 use super::fs::{Access, Body, FileIndex, FileSystem, RecordKind, MF};
 
@@ -22,6 +24,8 @@ pub mod sw {
     pub const OK: u16 = 0x9000;
     /// End of file or record reached before reading Ne bytes.
     pub const END_OF_FILE: u16 = 0x6282;
+    /// Selected file deactivated.
+    pub const FILE_DEACTIVATED: u16 = 0x6283;
     /// Wrong length.
     pub const WRONG_LENGTH: u16 = 0x6700;
     /// Logical channel not supported.
@@ -218,6 +222,8 @@ pub struct Application {
     pin_verified: bool,
     rng: SplitMix64,
     auth_key: Vec<u8>,
+    /// Data objects of GET DATA / PUT DATA, by tag.
+    data_objects: Vec<(u16, Vec<u8>)>,
 }
 
 impl Application {
@@ -233,6 +239,7 @@ impl Application {
             pin_verified: false,
             rng: SplitMix64(seed),
             auth_key,
+            data_objects: Vec::new(),
         }
     }
 
@@ -276,7 +283,7 @@ impl Application {
         }
         match ins {
             0xA4 | 0xB0 | 0xB1 | 0xD6 | 0xD7 | 0xB2 | 0xDC | 0xE2 | 0xC0 | 0x20 | 0x24 | 0x2C
-            | 0x84 | 0x88 => None,
+            | 0x84 | 0x88 | 0xE0 | 0xE4 | 0x04 | 0x44 | 0xCA | 0xDA => None,
             _ => Some(sw::INS_NOT_SUPPORTED),
         }
     }
@@ -284,7 +291,7 @@ impl Application {
     /// Whether the command with this INS sends data to the host without
     /// receiving any (case 2): decides the T=0 direction of P3.
     pub fn is_outgoing(ins: u8) -> bool {
-        matches!(ins, 0xB0 | 0xB2 | 0xC0 | 0x84)
+        matches!(ins, 0xB0 | 0xB2 | 0xC0 | 0x84 | 0xCA)
     }
 
     /// Executes one command APDU.
@@ -304,6 +311,12 @@ impl Application {
             0x2C => self.reset_retry_counter(cmd),
             0x84 => self.get_challenge(cmd),
             0x88 => self.internal_authenticate(cmd),
+            0xE0 => self.create_file(cmd),
+            0xE4 => self.delete_file(cmd),
+            0x04 => self.set_activation(cmd, false),
+            0x44 => self.set_activation(cmd, true),
+            0xCA => self.get_data(cmd),
+            0xDA => self.put_data(cmd),
             // GET RESPONSE only makes sense when a T=0 transport kept a
             // response; at this level there is none.
             _ => Response::status(sw::CONDITIONS_NOT_SATISFIED),
@@ -367,12 +380,16 @@ impl Application {
             self.current_ef = Some(target);
         }
         self.current_record = None;
-        match cmd.p2 & 0x0C {
+        let mut response = match cmd.p2 & 0x0C {
             0x00 => Response::ok(tlv(0x6F, &self.fcp_content(target))),
             0x04 => Response::ok(tlv(0x62, &self.fcp_content(target))),
             0x08 => Response::ok(tlv(0x64, &[])),
             _ => Response::status(sw::OK),
+        };
+        if self.fs.get(target).deactivated {
+            response.sw = sw::FILE_DEACTIVATED;
         }
+        response
     }
 
     /// FID search of SELECT P1=00: the current DF, its children, its parent
@@ -431,8 +448,22 @@ impl Application {
         {
             out.extend(tlv(0x84, name));
         }
-        out.extend(tlv(0x8A, &[0x05]));
+        // Life cycle status: operational, activated (05) or deactivated (04).
+        out.extend(tlv(0x8A, &[if file.deactivated { 0x04 } else { 0x05 }]));
         out
+    }
+
+    /// Whether the file may be read or written: its access condition, and
+    /// the file activated. The status word when not.
+    fn usable(&self, file: FileIndex, write: bool) -> Result<(), u16> {
+        let file = self.fs.get(file);
+        if file.deactivated {
+            Err(sw::CONDITIONS_NOT_SATISFIED)
+        } else if !self.allowed(if write { file.write } else { file.read }) {
+            Err(sw::SECURITY_NOT_SATISFIED)
+        } else {
+            Ok(())
+        }
     }
 
     fn allowed(&self, access: Access) -> bool {
@@ -534,10 +565,10 @@ impl Application {
         cmd: &Command,
         wrap_in_53: bool,
     ) -> Response {
-        let file = self.fs.get(ef);
-        if !self.allowed(file.read) {
-            return Response::status(sw::SECURITY_NOT_SATISFIED);
+        if let Err(sw) = self.usable(ef, false) {
+            return Response::status(sw);
         }
+        let file = self.fs.get(ef);
         let Body::Transparent(content) = &file.body else {
             return Response::status(sw::INCOMPATIBLE_FILE);
         };
@@ -577,12 +608,12 @@ impl Application {
         if data.is_empty() {
             return Response::status(sw::WRONG_LENGTH);
         }
-        let allowed = self.allowed(self.fs.get(ef).write);
+        let usable = self.usable(ef, true);
         let Body::Transparent(content) = &mut self.fs.get_mut(ef).body else {
             return Response::status(sw::INCOMPATIBLE_FILE);
         };
-        if !allowed {
-            return Response::status(sw::SECURITY_NOT_SATISFIED);
+        if let Err(sw) = usable {
+            return Response::status(sw);
         }
         if offset >= content.len() {
             return Response::status(sw::WRONG_OFFSET);
@@ -602,13 +633,10 @@ impl Application {
             31 => return Err(sw::WRONG_P1P2),
             sfi => self.select_sfi(sfi)?,
         };
-        let file = self.fs.get(ef);
-        if !matches!(file.body, Body::Records { .. }) {
+        if !matches!(self.fs.get(ef).body, Body::Records { .. }) {
             return Err(sw::INCOMPATIBLE_FILE);
         }
-        if !self.allowed(if write { file.write } else { file.read }) {
-            return Err(sw::SECURITY_NOT_SATISFIED);
-        }
+        self.usable(ef, write)?;
         Ok(ef)
     }
 

@@ -65,6 +65,9 @@ pub struct File {
     pub write: Access,
     /// Contents.
     pub body: Body,
+    /// Life cycle "operational, deactivated" (DEACTIVATE FILE, ISO/IEC
+    /// 7816-9 §8.4) rather than "activated".
+    pub deactivated: bool,
 }
 
 impl File {
@@ -114,6 +117,7 @@ impl FileSystem {
                     name: None,
                     children: Vec::new(),
                 },
+                deactivated: false,
             }],
         }
     }
@@ -140,6 +144,18 @@ impl FileSystem {
         &mut self.files[index]
     }
 
+    /// Unlinks `index` (and with it everything under it) from its parent
+    /// DF (DELETE FILE, ISO/IEC 7816-9 §8.3). The arena keeps the entry,
+    /// so other indexes stay valid; nothing reaches it any more.
+    pub fn remove(&mut self, index: FileIndex) {
+        let Some(parent) = self.files[index].parent else {
+            return;
+        };
+        if let Body::Dedicated { children, .. } = &mut self.files[parent].body {
+            children.retain(|&c| c != index);
+        }
+    }
+
     /// Children of a DF (empty for an EF).
     pub fn children(&self, df: FileIndex) -> &[FileIndex] {
         match &self.files[df].body {
@@ -164,12 +180,27 @@ impl FileSystem {
             .find(|&c| self.files[c].sfi == Some(sfi))
     }
 
-    /// First DF whose name starts with `name` (exact or right-truncated).
+    /// First DF whose name starts with `name` (exact or right-truncated),
+    /// among the files still in the tree.
     pub fn df_by_name(&self, name: &[u8]) -> Option<FileIndex> {
-        self.files.iter().position(|f| match &f.body {
-            Body::Dedicated { name: Some(n), .. } => !name.is_empty() && n.starts_with(name),
+        (0..self.files.len()).find(|&i| match &self.files[i].body {
+            Body::Dedicated { name: Some(n), .. } => {
+                !name.is_empty() && n.starts_with(name) && self.in_tree(i)
+            }
             _ => false,
         })
+    }
+
+    /// Whether `index` is still reachable from the MF (not deleted, nor
+    /// under a deleted DF).
+    fn in_tree(&self, mut index: FileIndex) -> bool {
+        while let Some(parent) = self.files[index].parent {
+            if !self.children(parent).contains(&index) {
+                return false;
+            }
+            index = parent;
+        }
+        index == MF
     }
 
     /// The default personalisation used by the demo and the tests:
@@ -194,6 +225,7 @@ impl FileSystem {
             read,
             write,
             body,
+            deactivated: false,
         };
         fs.add(
             MF,
