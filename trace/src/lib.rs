@@ -279,35 +279,49 @@ fn usbmon_urb(packet: &[u8], header_len: usize, e: Endian) -> Option<Urb> {
     })
 }
 
-/// The configuration descriptor a capture holds: the answer to the first
-/// GET_DESCRIPTOR(CONFIGURATION) request whose submission and completion
-/// are both in it (the kernel's, when the capture began before the
-/// device was plugged in, or the one `--pcap` captures start with).
+/// The configuration descriptor a capture holds: the first whole answer
+/// (all of its wTotalLength) to a GET_DESCRIPTOR(CONFIGURATION) request
+/// whose submission and completion are both in it (the kernel's, when the
+/// capture began before the device was plugged in, or the one `--pcap`
+/// captures start with).
 pub fn configuration_descriptor(urbs: &[Urb]) -> Option<Vec<u8>> {
-    get_descriptor(urbs, 2, 9)
+    get_descriptor(urbs, 2, |d| {
+        d.len() >= 9 && d.len() >= usize::from(u16::from_le_bytes([d[2], d[3]]))
+    })
 }
 
-/// The device descriptor a capture holds (GET_DESCRIPTOR(DEVICE)).
+/// The device descriptor a capture holds (GET_DESCRIPTOR(DEVICE), the
+/// whole 18 bytes, not the kernel's first 8-byte read).
 pub fn device_descriptor(urbs: &[Urb]) -> Option<Vec<u8>> {
-    get_descriptor(urbs, 1, 18)
+    get_descriptor(urbs, 1, |d| d.len() >= 18)
 }
 
-/// The answer, at least `min_len` long, to the first standard
-/// GET_DESCRIPTOR request of descriptor type `kind` in the capture.
-fn get_descriptor(urbs: &[Urb], kind: u8, min_len: usize) -> Option<Vec<u8>> {
-    let requests: HashMap<u64, [u8; 8]> = urbs
-        .iter()
-        .filter(|u| u.transfer == 2 && u.event == b'S')
-        .filter_map(|u| Some((u.id, u.setup?)))
-        .collect();
-    urbs.iter()
-        .filter(|u| u.transfer == 2 && u.event == b'C' && u.data.len() >= min_len)
-        .find(|u| {
-            requests
-                .get(&u.id)
-                .is_some_and(|s| s[..4] == [0x80, 0x06, 0x00, kind])
-        })
-        .map(|u| u.data.clone())
+/// The first answer `whole` accepts to a standard GET_DESCRIPTOR request
+/// of descriptor type `kind`. Control transfers on a device's endpoint 0
+/// run one at a time, so a completion answers the device's last control
+/// submission (usbmon's URB ids are not used: QEMU's captures write 0).
+fn get_descriptor(urbs: &[Urb], kind: u8, whole: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
+    let mut last_setup: HashMap<(u16, u8), [u8; 8]> = HashMap::new();
+    for urb in urbs.iter().filter(|u| u.transfer == 2) {
+        let device = (urb.bus, urb.device);
+        match urb.event {
+            b'S' => {
+                if let Some(setup) = urb.setup {
+                    last_setup.insert(device, setup);
+                }
+            }
+            b'C' => {
+                let asked = last_setup
+                    .remove(&device)
+                    .is_some_and(|s| s[..4] == [0x80, 0x06, 0x00, kind]);
+                if asked && whole(&urb.data) {
+                    return Some(urb.data.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The URBs of a pcap capture. A record cut short (a capture still being
