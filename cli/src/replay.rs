@@ -39,6 +39,10 @@ pub struct Args {
     /// Print one JSON object per command, and a summary.
     #[arg(long)]
     pub json: bool,
+    /// Also write the replayed traffic to this pcapng file (usbmon link
+    /// type), to diff with the recording in Wireshark or `ferroccid trace`.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<std::path::PathBuf>,
 }
 
 fn parse_mask(text: &str) -> Result<(usize, usize, usize), String> {
@@ -102,9 +106,23 @@ fn replay(args: &Args) -> Result<bool, String> {
     }
     let name = resolve(&args.reader)?;
     let device = open_name(&name).map_err(|e| format!("cannot open {name}: {e}"))?;
-    let transport = device.transport.clone();
+    let capture = match &args.pcap {
+        Some(path) => {
+            let file =
+                std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let capture =
+                super::apdu::Capture::new(device.transport.clone(), std::io::BufWriter::new(file))
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            Some(std::sync::Arc::new(capture))
+        }
+        None => None,
+    };
+    let transport: &dyn Transport = match &capture {
+        Some(capture) => capture.as_ref(),
+        None => device.transport.as_ref(),
+    };
     let mut session = Session {
-        transport: &*transport,
+        transport,
         seq: 0,
         buffer: vec![0u8; HEADER_LEN + 65_538 + 512],
     };
@@ -180,6 +198,7 @@ fn replay(args: &Args) -> Result<bool, String> {
     } else {
         println!("{summary}");
     }
+    super::apdu::check_capture(capture.as_ref(), args.pcap.as_deref())?;
     Ok(different == 0)
 }
 

@@ -235,3 +235,27 @@ fn sim_replay_serves_a_recorded_session_as_a_reader() {
     let _ = sim.wait();
     let _ = std::fs::remove_file(pcap);
 }
+
+#[test]
+fn a_replay_can_itself_be_captured_and_replayed() {
+    let first = record("sim:tpdu-t1", "first.pcapng");
+    let second = temp("second.pcapng");
+    let (code, lines) = replay(
+        &first,
+        &[
+            "--reader",
+            "sim:tpdu-t1",
+            "--pcap",
+            second.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{lines:?}");
+    let (code, lines) = replay(&second, &["--reader", "sim:tpdu-t1"]);
+    assert_eq!(code, Some(0), "{lines:?}");
+    assert_eq!(
+        lines.last().unwrap(),
+        "6 commands: 6 answered as recorded, 0 differently, 0 without a recorded answer"
+    );
+    let _ = std::fs::remove_file(first);
+    let _ = std::fs::remove_file(second);
+}
