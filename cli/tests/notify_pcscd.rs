@@ -88,6 +88,7 @@ fn subscribers_get_the_same_ordered_pin_and_card_events_and_never_a_pin() {
         .arg(&dir)
         .arg(&lib)
         .arg("sim:tpdu")
+        .arg("sim:pinpad")
         .env("FERROCCID_SIM_CONTROL", &control)
         .env("FERROCCID_LOG", "trace")
         .status()
@@ -107,14 +108,33 @@ fn subscribers_get_the_same_ordered_pin_and_card_events_and_never_a_pin() {
         .unwrap();
     assert!(greeting.contains("\"subscribed\":true"), "{greeting}");
 
-    const EXPECTED: usize = 6;
+    const EXPECTED: usize = 8;
     let monitors = [subscriber(&socket, EXPECTED), subscriber(&socket, EXPECTED)];
     // Both are in once the bundle greeted them (they say so on stderr).
     std::thread::sleep(Duration::from_millis(500));
 
     std::env::set_var("PCSCLITE_CSOCK_NAME", dir.join("run/pcscd.comm"));
     let context = pcsc::Context::establish(pcsc::Scope::System).expect("PC/SC context");
-    let reader = c"ferroccid sim:tpdu 00 00";
+    // pcscd answers before it has started every reader, and numbers them
+    // in the order it reads its configuration.
+    wait_until("both readers", Duration::from_secs(10), || {
+        let mut names = [0u8; 2048];
+        context
+            .list_readers(&mut names)
+            .is_ok_and(|list| list.count() == 2)
+    });
+    let named = |part: &str| -> std::ffi::CString {
+        let mut names = [0u8; 2048];
+        let found = context
+            .list_readers(&mut names)
+            .unwrap()
+            .find(|n| n.to_string_lossy().contains(part))
+            .unwrap_or_else(|| panic!("no reader named like {part}"))
+            .to_owned();
+        found
+    };
+    let tpdu = named("sim:tpdu");
+    let reader = tpdu.as_c_str();
     let card = context
         .connect(reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
         .expect("connect to the simulated card");
@@ -145,6 +165,63 @@ fn subscribers_get_the_same_ordered_pin_and_card_events_and_never_a_pin() {
             && state[0].event_state().contains(pcsc::State::EMPTY)
     });
     std::fs::remove_file(&absent).unwrap();
+    wait_until("card back", Duration::from_secs(5), || {
+        let state = &mut [pcsc::ReaderState::new(reader, pcsc::State::UNAWARE)];
+        context
+            .get_status_change(Duration::from_millis(200), state)
+            .is_ok()
+            && state[0].event_state().contains(pcsc::State::PRESENT)
+    });
+
+    // The PIN pad's verify and modify (PC/SC part 10), on the pinpad reader:
+    // the simulated user types 123456, then 654321 as the new PIN.
+    let pinpad = named("sim:pinpad");
+    let card = context
+        .connect(&pinpad, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+        .expect("connect to the pinpad reader's card");
+    let mut buf = [0u8; 258];
+    let features = card
+        .control(pcsc::ctl_code(3400), &[], &mut buf)
+        .unwrap()
+        .to_vec();
+    let code = |tag: u8| -> u32 {
+        let tlv = features
+            .chunks(6)
+            .find(|tlv| tlv[0] == tag)
+            .unwrap_or_else(|| panic!("feature {tag:#x} not listed: {features:02X?}"));
+        u32::from_be_bytes([tlv[2], tlv[3], tlv[4], tlv[5]])
+    };
+    // PIN_VERIFY_STRUCTURE: ASCII PIN in a 6-byte block at offset 0.
+    let mut verify = vec![
+        30, 0, 0x82, 0x06, 0x00, 0x08, 0x04, 0x02, 0x01, 0x09, 0x04, 0x00, 0, 0, 0,
+    ];
+    let template = [
+        0x00, 0x20, 0x00, 0x81, 0x06, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+    ];
+    verify.extend_from_slice(&(template.len() as u32).to_le_bytes());
+    verify.extend_from_slice(&template);
+    let answer = card
+        .control(code(0x06) as _, &verify, &mut buf)
+        .unwrap()
+        .to_vec();
+    assert_eq!(answer, [0x90, 0x00]);
+    // PIN_MODIFY_STRUCTURE: current PIN at byte 0, new at byte 6, confirmed.
+    let mut modify = vec![
+        30, 0, 0x82, 0x06, 0x00, 0x00, 0x06, 0x08, 0x04, 0x03, 0x02, 0x03, 0x09, 0x04, 0x00, 0x01,
+        0x02, 0, 0, 0,
+    ];
+    let template = [
+        0x00, 0x24, 0x00, 0x81, 0x0C, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+        0xFF, 0xFF,
+    ];
+    modify.extend_from_slice(&(template.len() as u32).to_le_bytes());
+    modify.extend_from_slice(&template);
+    let answer = card
+        .control(code(0x07) as _, &modify, &mut buf)
+        .unwrap()
+        .to_vec();
+    assert_eq!(answer, [0x90, 0x00]);
+    drop(card);
 
     let mut seen = Vec::new();
     for monitor in monitors {
@@ -169,7 +246,9 @@ fn subscribers_get_the_same_ordered_pin_and_card_events_and_never_a_pin() {
             "pin-changed 129",
             "pin-verified 129",
             "card-removed",
-            "card-inserted"
+            "card-inserted",
+            "pin-verified 129",
+            "pin-changed 129"
         ]
     );
     assert_eq!(
@@ -178,9 +257,13 @@ fn subscribers_get_the_same_ordered_pin_and_card_events_and_never_a_pin() {
     );
     let seqs: Vec<u64> = seen[0].iter().map(|v| v["seq"].as_u64().unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
-    assert!(seen[0]
+    let readers: Vec<&str> = seen[0]
         .iter()
-        .all(|v| v["reader"] == "sim:tpdu" && v["slot"] == 0));
+        .map(|v| v["reader"].as_str().unwrap())
+        .collect();
+    assert_eq!(readers[..6], ["sim:tpdu"; 6]);
+    assert_eq!(readers[6..], ["sim:pinpad"; 2], "the PIN pad's events");
+    assert!(seen[0].iter().all(|v| v["slot"] == 0));
 
     // Many events while the stalled client still reads nothing: the APDUs go
     // on, and the bundle lets that client go instead of waiting for it.
