@@ -505,7 +505,17 @@ fn apdu_cases_at_every_exchange_level() {
     ];
     for &(device, protocols, extended) in cases {
         let reader = reader_name(&ctx, device);
-        let card = ctx.connect(&reader, ShareMode::Shared, protocols).unwrap();
+        // Tests run side by side on one pcscd: another may hold this card
+        // in the other protocol (ProtoMismatch) until it disconnects.
+        let start = std::time::Instant::now();
+        let card = loop {
+            match ctx.connect(&reader, ShareMode::Shared, protocols) {
+                Err(pcsc::Error::ProtoMismatch) if start.elapsed() < Duration::from_secs(10) => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                other => break other.unwrap(),
+            }
+        };
         apdu_cases(&card, extended, device);
         leave(card);
     }
