@@ -1,7 +1,10 @@
 //! `ferroccid bench` on the simulated reader and over USB/IP: the JSON object's
 //! counts and percentiles are consistent with the run asked for, the responses
 //! are the card's, and bad input is refused. (Timings are printed, not asserted.)
+#[path = "support/usbip_export.rs"]
+mod usbip_export;
 use assert_cmd::Command;
+use usbip_export::UsbIpExport;
 
 fn bench(args: &[&str]) -> serde_json::Value {
     let out = Command::cargo_bin("ferroccid")
@@ -79,26 +82,10 @@ fn bad_input_is_refused() {
 
 #[test]
 fn a_reader_over_usbip_is_benched_too() {
-    let port = 20000 + ((std::process::id() + 7919) % 20000) as u16;
-    let address = format!("127.0.0.1:{port}");
-    let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_ferroccid"))
-        .args(["sim", "--usbip", &address, "--profile", "tpdu"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = std::time::Instant::now();
-    while std::net::TcpStream::connect(&address).is_err() {
-        assert!(
-            start.elapsed().as_secs() < 10,
-            "the USB/IP export did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let reader = format!("usbip:{address}/1-1");
+    let export = UsbIpExport::start(&["--profile".as_ref(), "tpdu".as_ref()]);
+    let reader = export.reader();
     let figures = bench(&["-n", "200", "--reader", &reader]);
-    let _ = sim.kill();
-    let _ = sim.wait();
+    drop(export);
     check(&figures, 200);
     eprintln!("{reader}: {figures}");
 }

@@ -3,8 +3,11 @@
 //! byte reported, on another; `--mask` hides what the user marks; the host side
 //! of every real libccid log in ../shared/corpus/logs is replayed, command for
 //! command as `ferroccid trace` reads them.
+#[path = "support/usbip_export.rs"]
+mod usbip_export;
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
+use usbip_export::UsbIpExport;
 
 fn ferroccid() -> Command {
     Command::cargo_bin("ferroccid").expect("ferroccid binary")
@@ -91,25 +94,10 @@ fn masks_hide_what_the_user_marks() {
 #[test]
 fn a_session_replays_on_a_reader_over_usbip() {
     let pcap = record("sim:tpdu-t1", "usbip.pcapng");
-    let port = 20000 + ((std::process::id() + 104_729) % 20000) as u16;
-    let address = format!("127.0.0.1:{port}");
-    let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_ferroccid"))
-        .args(["sim", "--usbip", &address, "--profile", "tpdu-t1"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = std::time::Instant::now();
-    while std::net::TcpStream::connect(&address).is_err() {
-        assert!(
-            start.elapsed().as_secs() < 10,
-            "the USB/IP export did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let (code, lines) = replay(&pcap, &["--reader", &format!("usbip:{address}/1-1")]);
-    let _ = sim.kill();
-    let _ = sim.wait();
+    let export = UsbIpExport::start(&["--profile".as_ref(), "tpdu-t1".as_ref()]);
+    let reader = export.reader();
+    let (code, lines) = replay(&pcap, &["--reader", &reader]);
+    drop(export);
     assert_eq!(code, Some(0), "{lines:?}");
     let _ = std::fs::remove_file(pcap);
 }
@@ -167,26 +155,8 @@ fn sim_replay_serves_a_recorded_session_as_a_reader() {
         .output()
         .unwrap();
     let recorded = String::from_utf8(recorded.stdout).unwrap();
-    let port = 20000 + ((std::process::id() + 7_777) % 20000) as u16;
-    let address = format!("127.0.0.1:{port}");
-    let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_ferroccid"))
-        .arg("sim")
-        .arg("--replay")
-        .arg(&pcap)
-        .args(["--usbip", &address])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = std::time::Instant::now();
-    while std::net::TcpStream::connect(&address).is_err() {
-        assert!(
-            start.elapsed().as_secs() < 10,
-            "the replayed reader was not exported"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let reader = format!("usbip:{address}/1-1");
+    let export = UsbIpExport::start(&["--replay".as_ref(), pcap.as_os_str()]);
+    let reader = export.reader();
     // The driver talks to it as to a reader, and gets the recorded answers,
     // the recorded "random" challenge included.
     let out = ferroccid()
@@ -231,8 +201,7 @@ fn sim_replay_serves_a_recorded_session_as_a_reader() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("command not supported"));
-    let _ = sim.kill();
-    let _ = sim.wait();
+    drop(export);
     let _ = std::fs::remove_file(pcap);
 }
 

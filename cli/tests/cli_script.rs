@@ -4,9 +4,12 @@
 //! captures reused in later commands, repeats, resets, the first mismatch
 //! stopping the run (or not, with --keep-going), the JSON transcript, and
 //! scripts that do not parse.
+#[path = "support/usbip_export.rs"]
+mod usbip_export;
 use assert_cmd::Command;
 use std::io::Write as _;
 use std::process::Output;
+use usbip_export::UsbIpExport;
 
 fn ferroccid() -> Command {
     Command::cargo_bin("ferroccid").expect("ferroccid binary")
@@ -180,26 +183,10 @@ fn a_script_that_does_not_parse_is_refused_before_the_card_is_touched() {
 
 #[test]
 fn a_script_runs_on_a_reader_over_usbip() {
-    let port = 20000 + (std::process::id() % 20000) as u16;
-    let address = format!("127.0.0.1:{port}");
-    let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_ferroccid"))
-        .args(["sim", "--usbip", &address, "--profile", "tpdu-t1"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = std::time::Instant::now();
-    while std::net::TcpStream::connect(&address).is_err() {
-        assert!(
-            start.elapsed().as_secs() < 10,
-            "the USB/IP export did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let reader = format!("usbip:{address}/1-1");
+    let export = UsbIpExport::start(&["--profile".as_ref(), "tpdu-t1".as_ref()]);
+    let reader = export.reader();
     let out = run(CHECKED, "usbip", &["--reader", &reader]);
-    let _ = sim.kill();
-    let _ = sim.wait();
+    drop(export);
     assert!(
         out.status.success(),
         "{}",

@@ -101,6 +101,36 @@ impl ReplayedReader {
     }
 }
 
+impl ReplayedReader {
+    /// Waits up to `timeout` for `take` to find something in the pending
+    /// answers; cancellable.
+    fn wait<R>(
+        &self,
+        timeout: Duration,
+        mut take: impl FnMut(&mut VecDeque<Vec<u8>>) -> Option<R>,
+    ) -> Result<R, TransportError> {
+        let deadline = Instant::now() + timeout;
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if self.cancelled.load(Ordering::Acquire) {
+                return Err(TransportError::Cancelled);
+            }
+            if let Some(found) = take(&mut pending) {
+                return Ok(found);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(TransportError::Timeout);
+            }
+            pending = self
+                .arrived
+                .wait_timeout(pending, left.min(Duration::from_millis(100)))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
 /// A reader's answer to a command it does not know (CCID §6.2): the
 /// message type that answers it, bStatus failed, bError 00; GetSlotStatus
 /// says the card is there and active.
@@ -135,53 +165,21 @@ impl Transport for ReplayedReader {
     }
 
     fn bulk_in(&self, buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
-        let deadline = Instant::now() + timeout;
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            if self.cancelled.load(Ordering::Acquire) {
-                return Err(TransportError::Cancelled);
-            }
-            if let Some(answer) = pending.pop_front() {
-                if answer.len() > buf.len() {
-                    return Err(TransportError::Overflow {
-                        received: answer.len(),
-                        capacity: buf.len(),
-                    });
-                }
-                buf[..answer.len()].copy_from_slice(&answer);
-                return Ok(answer.len());
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(TransportError::Timeout);
-            }
-            pending = self
-                .arrived
-                .wait_timeout(pending, left.min(Duration::from_millis(100)))
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+        let answer = self.wait(timeout, VecDeque::pop_front)?;
+        if answer.len() > buf.len() {
+            return Err(TransportError::Overflow {
+                received: answer.len(),
+                capacity: buf.len(),
+            });
         }
+        buf[..answer.len()].copy_from_slice(&answer);
+        Ok(answer.len())
     }
 
     /// No card ever moves in a recording served this way: the wait runs
     /// out (or is cancelled), as on a reader whose card stays put.
     fn interrupt_in(&self, _buf: &mut [u8], timeout: Duration) -> Result<usize, TransportError> {
-        let deadline = Instant::now() + timeout;
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            if self.cancelled.load(Ordering::Acquire) {
-                return Err(TransportError::Cancelled);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(TransportError::Timeout);
-            }
-            pending = self
-                .arrived
-                .wait_timeout(pending, left.min(Duration::from_millis(100)))
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
+        self.wait(timeout, |_| None::<()>).map(|()| 0)
     }
 
     fn control_in(
